@@ -1,0 +1,93 @@
+"""The stub's app factory: ``create_app(settings)`` builds everything; nothing at import."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend_stub.clock import Clock, SystemClock
+from backend_stub.db import Database
+from backend_stub.envelope import error_body, ok, request_id
+from backend_stub.errors import ApiError
+from backend_stub.settings import StubSettings
+
+log = logging.getLogger("backend_stub")
+
+
+def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
+    fields: dict[str, str] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+        fields[".".join(loc) or "body"] = str(err.get("msg", "invalid"))
+    return {"fields": fields}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            error_body(request, exc.code, exc.message, exc.details),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            error_body(request, "VALIDATION_FAILED",
+                       "The request is not valid; fix the fields named in details.",
+                       _validation_details(exc)),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
+            exc.status_code, "HTTP_ERROR")
+        message = ("No such resource; check the path." if exc.status_code == 404
+                   else str(exc.detail))
+        return JSONResponse(error_body(request, code, message), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"request_id": request_id(request)})
+        return JSONResponse(
+            error_body(request, "INTERNAL",
+                       "The governance stub failed to handle this request; retry later."),
+            status_code=500,
+        )
+
+
+def create_app(settings: StubSettings | None = None, *, clock: Clock | None = None,
+               database: Database | None = None) -> FastAPI:
+    settings = settings or StubSettings()
+    clock = clock or SystemClock()
+    db = database or Database(settings.database_url)
+
+    app = FastAPI(title="WAOOAW governance stub", version="1.0.0")
+    app.state.settings = settings
+    app.state.clock = clock
+    app.state.db = db
+
+    @app.middleware("http")
+    async def _request_id(request: Request, call_next: Any) -> Any:
+        rid = request_id(request)
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = rid
+        return response
+
+    install_error_handlers(app)
+
+    @app.get("/v1/health", tags=["health"])
+    def health(request: Request) -> JSONResponse:
+        return ok(request, {"status": "ok"})
+
+    # Feature packages install their migrations, routers and services here.
+    # (Filled in by backend_stub.oauth, backend_stub.api, backend_stub.components.)
+    return app

@@ -1,0 +1,67 @@
+"""The stub's one typed settings object (env prefix ``GOVSTUB_``, CLI flags override)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("waooaw-governor-stub", "WAOOAW"))
+
+
+class StubSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GOVSTUB_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # None means a SQLite file in ``data_dir``; ``postgresql+psycopg://...`` runs on PostgreSQL.
+    db_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    demo: bool = False
+    demo_activity: float | None = Field(default=None, gt=0)
+    # The issuer and the base of every absolute URL; defaults to http://host:port.
+    public_url: str | None = None
+    # Key for event HMACs and attachment encryption; generated and kept in data_dir if unset.
+    secret_key: SecretStr | None = None
+    access_token_ttl: int = Field(default=900, gt=0)
+    refresh_token_ttl: int = Field(default=30 * 24 * 3600, gt=0)
+    # A confidential resource-server client allowed to call the introspection endpoint.
+    introspection_client_id: str = "governance-rs"
+    introspection_client_secret: SecretStr = SecretStr("governance-rs-secret")
+    login_attempts_per_minute: int = Field(default=10, gt=0)
+    requests_per_minute: int = Field(default=6000, gt=0)
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    log_level: str = "INFO"
+    # Kill switches: each turns a core component into a pass-through.
+    disable_cache: bool = False
+    disable_metrics: bool = False
+    disable_tracing: bool = False
+    disable_rate_limit: bool = False
+    disable_auth: bool = False  # only honoured by benchmarks measuring validation overhead
+
+    @field_validator("db_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                f"GOVSTUB_DB_URL {value!r} is not supported: use sqlite:///PATH "
+                "or postgresql+psycopg://USER@HOST/DB"
+            )
+        return value
+
+    @property
+    def issuer(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'governance.db'}"
