@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import (
+    REDIS_URL,
+    drop_postgres_database,
+    fresh_postgres_database,
+    require_service,
+)
+from tests.support.stub_process import StubProcess
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (skips, or fails in CI, when unreachable)."""
+    url = fresh_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The machine's Redis (skips, or fails in CI, when unreachable)."""
+    require_service("Redis", "127.0.0.1", 6379)
+    return REDIS_URL
+
+
+@pytest.fixture
+def stub(tmp_path: Path) -> Iterator[StubProcess]:
+    """The real stub with demo data, in its own process on a free loopback port."""
+    proc = StubProcess(tmp_path / "stub").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
