@@ -1,0 +1,64 @@
+"""Errors of the sync engine.
+
+Hierarchy::
+
+    SyncError                   anything the engine reports
+    ├── SignInRequired          no usable session: sign in again (cache and outbox are kept)
+    │   └── RefreshRefused      the server refused the refresh token (revoked, reused, expired)
+    ├── AuthFlowError           a sign-in flow failed (state mismatch, denied, expired code)
+    ├── ServerUnreachable       network error or 5xx: retried with backoff
+    ├── RateLimitedByServer     429: wait for ``retry_after`` seconds
+    ├── ApiRejected             the server answered a contract error (code, message, details)
+    ├── InvalidDecision         refused locally before queueing (reason too long, ...)
+    └── StoreError              the local database cannot be used (path, corruption)
+
+Messages name the object and say what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SyncError(Exception):
+    pass
+
+
+class SignInRequired(SyncError):
+    pass
+
+
+class RefreshRefused(SignInRequired):
+    pass
+
+
+class AuthFlowError(SyncError):
+    pass
+
+
+class ServerUnreachable(SyncError):
+    pass
+
+
+class RateLimitedByServer(SyncError):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ApiRejected(SyncError):
+    def __init__(self, status: int, code: str, message: str,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidDecision(SyncError):
+    pass
+
+
+class StoreError(SyncError):
+    pass
