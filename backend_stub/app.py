@@ -90,4 +90,7 @@ def create_app(settings: StubSettings | None = None, *, clock: Clock | None = No
 
     # Feature packages install their migrations, routers and services here.
     # (Filled in by backend_stub.oauth, backend_stub.api, backend_stub.components.)
+    from backend_stub.oauth import install_oauth
+
+    install_oauth(app)
     return app

@@ -1,0 +1,289 @@
+"""The thin FastAPI adapter: reads the HTTP request, hands it to Authlib in a worker thread
+(the store does blocking I/O), and turns Authlib's ``(status, body, headers)`` into a response.
+
+OAuth endpoints answer in RFC 6749 form, not in the API's envelope (contract).
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from importlib import resources
+from string import Template
+from typing import Any
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from backend_stub.oauth.keys import ALGORITHM, KeyRing
+from backend_stub.oauth.passwords import DUMMY_HASH, verify_password
+from backend_stub.oauth.ratelimit import LoginLimiter
+from backend_stub.oauth.server import (
+    SCOPES,
+    GovernanceAuthorizationServer,
+    PlainOAuth2Request,
+)
+from backend_stub.oauth.store import OAuthStore, User
+
+# Hidden inputs the login form carries from the authorization request to its POST.
+_AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "scope", "state",
+                     "code_challenge", "code_challenge_method")
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass
+class OAuthService:
+    """What the routes need; kept on ``app.state.oauth``."""
+
+    server: GovernanceAuthorizationServer
+    store: OAuthStore
+    keys: KeyRing
+    limiter: LoginLimiter
+    issuer: str
+
+    def check_password(self, username: str, password: str) -> User | None:
+        user = self.store.get_user(username.strip())
+        ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+        return user if user and ok else None
+
+    def metadata(self) -> dict[str, Any]:
+        base = self.issuer
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/oauth/authorize",
+            "token_endpoint": f"{base}/oauth/token",
+            "device_authorization_endpoint": f"{base}/oauth/device_authorization",
+            "revocation_endpoint": f"{base}/oauth/revoke",
+            "introspection_endpoint": f"{base}/oauth/introspect",
+            "jwks_uri": f"{base}/oauth/jwks.json",
+            "scopes_supported": list(SCOPES),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token",
+                                      "urn:ietf:params:oauth:grant-type:device_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic",
+                                                           "client_secret_post"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                              "client_secret_post"],
+            "token_endpoint_auth_signing_alg_values_supported": [ALGORITHM],
+            "authorization_response_iss_parameter_supported": False,
+        }
+
+
+def _template(name: str) -> Template:
+    text = resources.files("backend_stub.oauth").joinpath("templates", name).read_text("utf-8")
+    return Template(text)
+
+
+def _page(title: str, body: str, status: int = 200,
+          headers: dict[str, str] | None = None) -> HTMLResponse:
+    page = _template("base.html").substitute(title=html.escape(title), body=body)
+    # The login pages must never be framed (clickjacking) nor cached.
+    base_headers = {"X-Frame-Options": "DENY",
+                    "Content-Security-Policy": "frame-ancestors 'none'", **_NO_STORE}
+    return HTMLResponse(page, status_code=status, headers={**base_headers, **(headers or {})})
+
+
+def _message(heading: str, message: str, status: int,
+             headers: dict[str, str] | None = None) -> HTMLResponse:
+    body = _template("message.html").substitute(heading=html.escape(heading),
+                                                message=html.escape(message))
+    return _page(heading, body, status, headers)
+
+
+def _error_block(message: str | None) -> str:
+    return f'<p class="error" role="alert">{html.escape(message)}</p>' if message else ""
+
+
+def _to_response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
+    status, body, headers = result
+    hdrs = dict(headers)
+    if isinstance(body, dict):
+        hdrs.pop("Content-Type", None)
+        return JSONResponse(body, status_code=status, headers=hdrs)
+    return Response(body or b"", status_code=status, headers=hdrs)
+
+
+async def _oauth_request(request: Request) -> PlainOAuth2Request:
+    query: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        query.setdefault(key, []).append(value)
+    form: dict[str, list[str]] = {}
+    if request.method == "POST":
+        data = await request.form()
+        for key, item in data.multi_items():
+            if isinstance(item, str):  # file uploads have no place in OAuth forms
+                form.setdefault(key, []).append(item)
+    return PlainOAuth2Request(request.method, str(request.url), request.headers, query, form)
+
+
+def _service(request: Request) -> OAuthService:
+    service: OAuthService = request.app.state.oauth
+    return service
+
+
+def _authorize_error(service: OAuthService, oauth_req: PlainOAuth2Request,
+                     error: OAuth2Error) -> Response:
+    if error.redirect_uri:
+        # The redirect URI was validated: RFC 6749 §4.1.2.1 says report the error there.
+        return _to_response(service.server.handle_error_response(oauth_req, error))
+    # Unknown client or unregistered redirect URI: never redirect (open-redirector defence).
+    return _message("Sign-in link not valid",
+                    f"{error.description or error.error}. Return to the Governor app and "
+                    "start sign-in again.", 400)
+
+
+def _login_form(oauth_req: PlainOAuth2Request, *, error: str | None = None,
+                username: str = "", status: int = 200,
+                headers: dict[str, str] | None = None) -> HTMLResponse:
+    data = oauth_req.payload.data
+    hidden = "\n".join(
+        f'  <input type="hidden" name="{name}" value="{html.escape(data[name])}">'
+        for name in _AUTHORIZE_PARAMS if data.get(name)
+    )
+    scopes = (data.get("scope") or " ".join(SCOPES)).split()
+    body = _template("login.html").substitute(
+        client_note=html.escape(f"The Governor app asks for: {', '.join(scopes)}."),
+        error=_error_block(error), action="/oauth/authorize", hidden=hidden,
+        username=html.escape(username),
+    )
+    return _page("Sign in", body, status, headers)
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(tags=["oauth"])
+
+    @router.get("/.well-known/oauth-authorization-server")
+    async def metadata(request: Request) -> JSONResponse:
+        return JSONResponse(_service(request).metadata())
+
+    @router.get("/oauth/jwks.json")
+    async def jwks(request: Request) -> JSONResponse:
+        return JSONResponse(_service(request).keys.jwks(),
+                            headers={"Cache-Control": "public, max-age=60"})
+
+    @router.get("/oauth/authorize", response_model=None)
+    async def authorize_form(request: Request) -> Response:
+        service = _service(request)
+        oauth_req = await _oauth_request(request)
+        try:
+            await run_in_threadpool(service.server.get_consent_grant, oauth_req)
+        except OAuth2Error as error:
+            return _authorize_error(service, oauth_req, error)
+        return _login_form(oauth_req)
+
+    @router.post("/oauth/authorize", response_model=None)
+    async def authorize_submit(request: Request) -> Response:
+        service = _service(request)
+        oauth_req = await _oauth_request(request)
+        try:
+            grant = await run_in_threadpool(service.server.get_consent_grant, oauth_req)
+        except OAuth2Error as error:
+            return _authorize_error(service, oauth_req, error)
+        username = oauth_req.form.get("username", "")
+        password = oauth_req.form.get("password", "")
+        keys = LoginLimiter.keys(username, request.client.host if request.client else None)
+        wait = service.limiter.retry_after(keys)
+        if wait is not None:
+            return _login_form(oauth_req, username=username, status=429,
+                               error=f"Too many failed sign-in attempts. Wait {wait} seconds "
+                                     "and try again.",
+                               headers={"Retry-After": str(wait)})
+        user = await run_in_threadpool(service.check_password, username, password)
+        if user is None:
+            service.limiter.record_failure(keys)
+            return _login_form(oauth_req, username=username, status=401,
+                               error="Wrong username or password; check both and try again.")
+        result = await run_in_threadpool(service.server.create_authorization_response,
+                                         oauth_req, user, grant)
+        return _to_response(result)
+
+    @router.post("/oauth/token", response_model=None)
+    async def token(request: Request) -> Response:
+        service = _service(request)
+        oauth_req = await _oauth_request(request)
+        return _to_response(await run_in_threadpool(service.server.create_token_response,
+                                                    oauth_req))
+
+    @router.post("/oauth/device_authorization", response_model=None)
+    async def device_authorization(request: Request) -> Response:
+        service = _service(request)
+        oauth_req = await _oauth_request(request)
+        return _to_response(await run_in_threadpool(
+            service.server.create_endpoint_response, "device_authorization", oauth_req))
+
+    @router.post("/oauth/revoke", response_model=None)
+    async def revoke(request: Request) -> Response:
+        service = _service(request)
+        oauth_req = await _oauth_request(request)
+        return _to_response(await run_in_threadpool(
+            service.server.create_endpoint_response, "revocation", oauth_req))
+
+    @router.post("/oauth/introspect", response_model=None)
+    async def introspect(request: Request) -> Response:
+        service = _service(request)
+        oauth_req = await _oauth_request(request)
+        return _to_response(await run_in_threadpool(
+            service.server.create_endpoint_response, "introspection", oauth_req))
+
+    @router.get("/oauth/device", response_model=None)
+    async def device_form(request: Request, user_code: str = "") -> Response:
+        return _device_form(user_code=user_code)
+
+    @router.post("/oauth/device", response_model=None)
+    async def device_submit(request: Request) -> Response:
+        service = _service(request)
+        form = await request.form()
+        user_code = normalise_user_code(str(form.get("user_code", "")))
+        username = str(form.get("username", ""))
+        password = str(form.get("password", ""))
+        approve = str(form.get("decision", "approve")) != "deny"
+        keys = LoginLimiter.keys(username, request.client.host if request.client else None)
+        wait = service.limiter.retry_after(keys)
+        if wait is not None:
+            return _device_form(user_code=user_code, username=username, status=429,
+                                error=f"Too many failed sign-in attempts. Wait {wait} "
+                                      "seconds and try again.",
+                                headers={"Retry-After": str(wait)})
+        user = await run_in_threadpool(service.check_password, username, password)
+        if user is None:
+            service.limiter.record_failure(keys)
+            return _device_form(user_code=user_code, username=username, status=401,
+                                error="Wrong username or password; check both and try again.")
+        record = await run_in_threadpool(service.store.get_device_by_user_code, user_code)
+        now = service.server.now()
+        if record is None or record.status != "pending" or now >= record.expires_at:
+            return _device_form(user_code=user_code, username=username, status=400,
+                                error="This code is unknown, expired or already used; check "
+                                      "the code on the device or start again there.")
+        await run_in_threadpool(service.store.decide_device_code, user_code, user.sub, approve)
+        if approve:
+            return _message("Device connected",
+                            "You can return to the device; it will finish signing in.", 200)
+        return _message("Request denied", "The device was not signed in.", 200)
+
+    return router
+
+
+def normalise_user_code(raw: str) -> str:
+    """People type codes loosely: ignore case, spaces and dashes."""
+    letters = "".join(ch for ch in raw.upper() if ch.isalnum())
+    return f"{letters[:4]}-{letters[4:]}" if len(letters) == 8 else raw.strip().upper()
+
+
+def _device_form(*, user_code: str = "", username: str = "", error: str | None = None,
+                 status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    body = _template("device.html").substitute(
+        error=_error_block(error), action="/oauth/device", user_code=html.escape(user_code),
+        username=html.escape(username))
+    return _page("Connect a device", body, status, headers)
+
+
+def authorize_url(base: str, **params: str) -> str:
+    """Build an authorization request URL (tests and docs)."""
+    return f"{base}/oauth/authorize?{urlencode(params)}"
