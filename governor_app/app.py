@@ -1,0 +1,99 @@
+"""Builds the Flet page from a ``GovernorClient`` and serves it.
+
+One client per process (one device, one local store, one outbox); every Flet session
+(a desktop window or a browser tab) renders from it through its own ``Shell``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+import flet as ft
+
+from governor_app.profile import AppProfile
+from governor_app.views.shell import Shell
+from sync.facade import GovernorClient
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class GovernorApp:
+    """The Flet entry point: ``main(page)`` mounts a ``Shell`` on each new session."""
+
+    def __init__(self, client: GovernorClient, *, clock: Clock = utc_now,
+                 step_up_for_veto: bool = False, undo_seconds: float = 5.0) -> None:
+        self.client = client
+        self.clock = clock
+        self.step_up_for_veto = step_up_for_veto
+        self.undo_seconds = undo_seconds
+
+    async def main(self, page: ft.Page) -> None:
+        shell = Shell(page, self.client, clock=self.clock,
+                      step_up_for_veto=self.step_up_for_veto, undo_seconds=self.undo_seconds)
+        await shell.mount()
+
+
+async def serve(app: GovernorApp, profile: AppProfile, *, web: bool,
+                before_serve: Callable[[], Awaitable[None]] | None = None,
+                on_listening: Callable[[str], None] | None = None) -> None:
+    """Start the client, run ``before_serve`` (the demo's sign-in), serve the app until
+    SIGINT/SIGTERM (or the desktop window closes), then stop the client."""
+    await app.client.start()
+    try:
+        if before_serve is not None:
+            await before_serve()
+        port = profile.port
+        if web:
+            # Serve, never open a browser: the launcher prints the URL instead.
+            os.environ["FLET_FORCE_WEB_SERVER"] = "1"
+            os.environ.setdefault("FLET_SERVER_IP", profile.host)
+            if port == 0:
+                port = _free_port(profile.host)
+        watcher = None
+        if web and on_listening is not None:
+            url = f"http://{profile.host}:{port}"
+            watcher = asyncio.create_task(_announce_when_listening(profile.host, port, url,
+                                                                   on_listening))
+        try:
+            await ft.run_async(
+                app.main,
+                host=profile.host,
+                port=port,
+                view=ft.AppView.WEB_BROWSER if web else ft.AppView.FLET_APP,
+                assets_dir=str(profile.assets_dir),
+                web_renderer=ft.WebRenderer(profile.web_renderer),
+                route_url_strategy=ft.RouteUrlStrategy(profile.route_url_strategy),
+                no_cdn=True,
+            )
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+    finally:
+        await app.client.stop()
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+async def _announce_when_listening(host: str, port: int, url: str,
+                                   on_listening: Callable[[str], None]) -> None:
+    while True:
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            on_listening(url)
+            return
+        await asyncio.sleep(0.05)

@@ -1,0 +1,214 @@
+"""``governor demo|app``: the launcher.
+
+``governor demo [--web] [--port P] [--no-auto-login]`` starts the stub with demo data on a
+free loopback port, points the app at it, signs in as the demo governor through the real
+sign-in flow, prints both URLs and stops both on Ctrl-C or SIGTERM.
+
+``governor app --server URL [--web] [--port P]`` runs the app against a server: a desktop
+window where a Flet desktop client can run, else the web app on 127.0.0.1 (no CDN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from governor_app.errors import GovernorAppError, StubStartError
+from governor_app.profile import AppProfile, load_profile
+from sync.facade import GovernorClient
+
+DEMO_USER = ("governor", "governor")
+
+
+def desktop_available() -> bool:
+    """A Flet desktop client can run: flet-desktop is installed (it is never downloaded
+    here) and there is a display to open a window on."""
+    if importlib.util.find_spec("flet_desktop") is None:
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def wants_web(profile: AppProfile, force_web: bool) -> bool:
+    if force_web or profile.view == "web":
+        return True
+    return not desktop_available()
+
+
+def build_client(profile: AppProfile, data_dir: Path | None, fake: int | None = None
+                 ) -> GovernorClient:
+    """The one place the real engine is constructed (``fake``: an in-memory client with
+    that many requests, for screenshots and UI benchmarks)."""
+    if fake is not None:
+        from governor_app.testing import FakeGovernorClient
+
+        return FakeGovernorClient(approvals=fake)
+    from sync.engine import SyncEngine
+
+    from sync.settings import GovernorSettings
+
+    values: dict[str, object] = {"server_url": profile.server_url,
+                                 "sync_interval": profile.sync_interval}
+    if data_dir is not None:
+        values["data_dir"] = data_dir
+    settings = GovernorSettings(**values)  # type: ignore[arg-type]
+    return SyncEngine(settings)
+
+
+class StubChild:
+    """The demo's stub in its own process group, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = {**os.environ, "GOVSTUB_DATA_DIR": str(self.data_dir)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "backend_stub.cli", "--host", "127.0.0.1",
+             "--port", str(self.port), "--demo"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+            start_new_session=True)
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.output.append(line)
+                if "governance stub listening on" in line:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise StubStartError("The demo stub did not start; its output:\n"
+                                     + "".join(self.output[-20:]))
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            proc.wait(5)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
+            auto_login: bool = False, fake: int | None = None,
+            step_up_for_veto: bool = False) -> None:
+    from governor_app.app import GovernorApp, serve
+
+    client = build_client(profile, data_dir, fake)
+    app = GovernorApp(client, step_up_for_veto=step_up_for_veto)
+
+    async def before_serve() -> None:
+        if auto_login and client.account() is None:
+            await client.sign_in_with_password(*DEMO_USER)
+            try:
+                await client.sync_now()
+            except Exception as exc:  # the app shows sync errors itself
+                _say(f"first sync failed: {exc}")
+
+    def listening(url: str) -> None:
+        _say(f"governor app: {url}")
+
+    if not web:
+        _say("governor app: opening a desktop window")
+    asyncio.run(serve(app, profile, web=web, before_serve=before_serve,
+                      on_listening=listening))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="governor", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--web", action="store_true", help="serve the web app, never a window")
+    common.add_argument("--port", type=int, default=None, help="the app's port (web mode)")
+    common.add_argument("--data-dir", type=Path, default=None,
+                        help="the app's local data (cache, outbox); GOVERNOR_DATA_DIR")
+    common.add_argument("--profile", type=Path, default=None, help="run profile (flet.toml)")
+    common.add_argument("--fake-client", type=int, default=None, help=argparse.SUPPRESS)
+    demo = sub.add_parser("demo", parents=[common],
+                          help="the stub with demo data and the app, signed in")
+    demo.add_argument("--no-auto-login", action="store_true",
+                      help="open on the sign-in screen instead of the dashboard")
+    demo.add_argument("--stub-port", type=int, default=None, help="the stub's port")
+    app = sub.add_parser("app", parents=[common], help="the app against a server")
+    app.add_argument("--server", default=None, help="the governance server's URL")
+    args = parser.parse_args(argv)
+
+    # SIGTERM before the app runs must still stop the stub: make it an interrupt.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stub: StubChild | None = None
+    try:
+        profile_path = args.profile
+        if args.command == "demo":
+            stub_port = args.stub_port or _free_port()
+            stub_dir = Path(tempfile.mkdtemp(prefix="governor-demo-stub-"))
+            data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="governor-demo-app-"))
+            stub = StubChild(stub_dir, stub_port)
+            stub.start()
+            _say(f"governance stub: {stub.url}")
+            profile = load_profile(profile_path, server_url=stub.url, port=args.port)
+            run_app(profile, web=wants_web(profile, args.web), data_dir=data_dir,
+                    auto_login=not args.no_auto_login, fake=args.fake_client)
+        else:
+            profile = load_profile(profile_path, server_url=args.server, port=args.port)
+            run_app(profile, web=wants_web(profile, args.web), data_dir=args.data_dir,
+                    fake=args.fake_client)
+    except KeyboardInterrupt:
+        pass
+    except GovernorAppError as exc:
+        print(f"governor: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if stub is not None:
+            stub.stop()
+            _say("governance stub stopped")
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,344 @@
+"""The frame around every screen: navigation (bar on a phone, rail on a desktop), the
+connection banner, the account menu, keyboard shortcuts, and re-rendering on change.
+
+Screens are functions ``build(shell) -> ft.Control`` registered in ``ROUTES``; they read
+view models from ``governor_app.state`` and call back into the shell to act.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import flet as ft
+
+from governor_app import state
+from sync.facade import GovernorClient, Topic
+from sync.models import SCOPE_VETO, SCOPE_WRITE, Account
+
+log = logging.getLogger(__name__)
+
+PHONE_MAX_WIDTH = 720
+
+
+@dataclass(frozen=True)
+class Destination:
+    route: str
+    label: str
+    icon: ft.IconData
+    on_phone_bar: bool
+
+
+DESTINATIONS: tuple[Destination, ...] = (
+    Destination("/dashboard", "Dashboard", ft.Icons.DASHBOARD_OUTLINED, True),
+    Destination("/approvals", "Approvals", ft.Icons.FACT_CHECK_OUTLINED, True),
+    Destination("/seeds", "Seeds", ft.Icons.SPA_OUTLINED, True),
+    Destination("/notifications", "Notifications", ft.Icons.NOTIFICATIONS_OUTLINED, True),
+    Destination("/agents", "Agents", ft.Icons.SMART_TOY_OUTLINED, False),
+    Destination("/violations", "Violations", ft.Icons.GPP_MAYBE_OUTLINED, False),
+    Destination("/outbox", "Outbox", ft.Icons.OUTBOX_OUTLINED, False),
+    Destination("/settings", "Settings", ft.Icons.SETTINGS_OUTLINED, False),
+)
+MORE = Destination("/more", "More", ft.Icons.MORE_HORIZ, True)
+
+Builder = Callable[["Shell"], ft.Control]
+
+
+class Shell:
+    """One session's UI. ``route`` is the screen shown; ``go`` changes it."""
+
+    def __init__(self, page: ft.Page, client: GovernorClient, *,
+                 clock: Callable[[], datetime], step_up_for_veto: bool = False,
+                 undo_seconds: float = 5.0) -> None:
+        self.page = page
+        self.client = client
+        self.clock = clock
+        self.step_up_for_veto = step_up_for_veto
+        self.undo_seconds = undo_seconds
+        self.route = "/dashboard"
+        # Per-screen memory that survives re-renders (filters, form drafts).
+        self.memory: dict[str, Any] = {}
+        # Live texts (countdowns, ages) refreshed every second without a re-render.
+        self.tickers: list[tuple[ft.Text, Callable[[], str]]] = []
+        self.shortcuts: dict[str, Callable[[], Any]] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._body = ft.Container(expand=True)
+        self._banner = ft.Container()
+        self._nav_host = ft.Container()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._pending_topics: set[Topic] = set()
+        self._render_scheduled = False
+        self._closed = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def mount(self) -> None:
+        page = self.page
+        page.title = "WAOOAW Governor"
+        page.theme = ft.Theme(color_scheme_seed="#1F4E99")
+        page.dark_theme = ft.Theme(color_scheme_seed="#1F4E99")
+        page.theme_mode = ft.ThemeMode(self.memory.get("theme", "light"))
+        page.padding = 0
+        page.on_resize = self._on_resize
+        page.on_keyboard_event = self._on_key
+        page.on_close = self._on_close
+        page.on_disconnect = self._on_close
+        self._unsubscribe = self.client.subscribe(self._on_client_change)
+        account = self.client.account()
+        if account is None and not self.client.status().signed_in:
+            self.route = "/sign-in"
+        page.add(ft.SafeArea(content=ft.Column([self._banner, self._nav_host], spacing=0,
+                                               expand=True), expand=True))
+        self._render()
+        self._tick_task = asyncio.create_task(self._tick())
+
+    def _on_close(self, e: Any = None) -> None:
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+
+    # --- facts the screens use ---------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock()
+
+    @property
+    def account(self) -> Account | None:
+        return self.client.account()
+
+    def can(self, scope: str) -> bool:
+        account = self.account
+        return account is not None and account.can(scope)
+
+    @property
+    def can_decide(self) -> bool:
+        return self.can(SCOPE_WRITE)
+
+    @property
+    def can_veto(self) -> bool:
+        return self.can(SCOPE_VETO)
+
+    @property
+    def is_phone(self) -> bool:
+        width = self.page.width
+        return width is not None and width < PHONE_MAX_WIDTH
+
+    # --- navigation --------------------------------------------------------------------
+    def go(self, route: str) -> None:
+        self.route = route
+        self.tickers = []
+        self.shortcuts = {}
+        self._render()
+        self.page.update()
+
+    def back(self, fallback: str) -> None:
+        self.go(fallback)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a coroutine on the page's loop; errors become a snack bar, not a crash."""
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception as exc:  # shown to the governor in words
+                log.exception("background action failed")
+                self.snack(str(exc) or exc.__class__.__name__)
+        asyncio.get_running_loop().create_task(guarded())
+
+    def snack(self, message: str, action: str | None = None,
+              on_action: Callable[[], Any] | None = None, seconds: float = 4.0) -> None:
+        bar = ft.SnackBar(ft.Text(message), action=action,
+                          on_action=(lambda e: on_action()) if on_action else None,
+                          duration=ft.Duration(milliseconds=int(seconds * 1000)))
+        self.page.show_dialog(bar)
+
+    def dialog(self, dlg: ft.AlertDialog) -> None:
+        self.page.show_dialog(dlg)
+
+    def close_dialog(self) -> None:
+        with contextlib.suppress(Exception):
+            self.page.pop_dialog()
+
+    # --- rendering ---------------------------------------------------------------------
+    def _render(self) -> None:
+        from governor_app.views.routes import resolve
+
+        builder, topics = resolve(self.route)
+        self._screen_topics = topics
+        self.tickers = []
+        try:
+            content = builder(self)
+        except Exception as exc:  # a broken screen must not blank the app
+            log.exception("screen %s failed", self.route)
+            content = ft.Text(f"This screen failed to render ({exc}). Go back and retry.")
+        self._body.content = ft.Container(content, padding=ft.Padding.all(12), expand=True)
+        self._render_banner()
+        self._render_nav()
+
+    def _render_banner(self) -> None:
+        conn = state.connection_view(self.client.status(), self.now())
+        if self.route == "/sign-in" or (conn.online and not conn.detail):
+            self._banner.content = None
+            self._banner.visible = False
+            return
+        self._banner.visible = True
+        color = ft.Colors.AMBER_100 if not conn.online else ft.Colors.RED_50
+        text = ft.Text(f"{conn.label}. {conn.synced}. {conn.detail or ''}", size=13,
+                       color=ft.Colors.BLACK)
+        self.tickers.append((text, lambda: self._banner_text()))
+        self._banner.content = ft.Semantics(
+            identifier="connection-banner", container=True,
+            content=ft.Container(ft.Row([ft.Icon(ft.Icons.CLOUD_OFF if not conn.online
+                                                 else ft.Icons.ERROR_OUTLINE,
+                                                 color=ft.Colors.BLACK),
+                                         ft.Container(text, expand=True)]),
+                                 bgcolor=color,
+                                 padding=ft.Padding.symmetric(vertical=8, horizontal=12)))
+
+    def _banner_text(self) -> str:
+        conn = state.connection_view(self.client.status(), self.now())
+        return f"{conn.label}. {conn.synced}. {conn.detail or ''}"
+
+    def _badges(self) -> dict[str, int]:
+        unread = sum(1 for n in self.client.notifications() if not n.read)
+        dash = self.client.dashboard()
+        pending = dash.dashboard.pending_approvals if dash else 0
+        outbox = self.client.status().pending_count
+        return {"/approvals": pending, "/notifications": unread, "/outbox": outbox,
+                "/more": outbox}
+
+    def _icon(self, dest: Destination, badges: dict[str, int]) -> ft.Control:
+        count = badges.get(dest.route, 0)
+        icon = ft.Icon(dest.icon)
+        if count:
+            icon.badge = ft.Badge(label=str(count))
+        return icon
+
+    def _render_nav(self) -> None:
+        if self.route == "/sign-in":
+            self._nav_host.content = self._body
+            self._nav_host.expand = True
+            return
+        badges = self._badges()
+        top = self._app_bar()
+        current = self.route.split("/")[1] if self.route != "/" else "dashboard"
+        if self.is_phone:
+            dests = [d for d in DESTINATIONS if d.on_phone_bar] + [MORE]
+            index = next((i for i, d in enumerate(dests) if d.route == f"/{current}"),
+                         len(dests) - 1)
+            bar = ft.NavigationBar(
+                selected_index=index,
+                destinations=[ft.NavigationBarDestination(icon=self._icon(d, badges),
+                                                          label=d.label) for d in dests],
+                on_change=lambda e: self.go(dests[e.control.selected_index].route),
+            )
+            self._nav_host.content = ft.Column([top, self._body, bar], spacing=0, expand=True)
+        else:
+            dests = list(DESTINATIONS)
+            rail_index = next((i for i, d in enumerate(dests) if d.route == f"/{current}"),
+                              None)
+            rail = ft.NavigationRail(
+                selected_index=rail_index,
+                label_type=ft.NavigationRailLabelType.ALL,
+                destinations=[ft.NavigationRailDestination(icon=self._icon(d, badges),
+                                                           label=d.label) for d in dests],
+                on_change=lambda e: self.go(dests[e.control.selected_index].route),
+            )
+            self._nav_host.content = ft.Column(
+                [top, ft.Row([rail, ft.VerticalDivider(width=1), self._body], expand=True,
+                             vertical_alignment=ft.CrossAxisAlignment.START)],
+                spacing=0, expand=True)
+        self._nav_host.expand = True
+
+    def _app_bar(self) -> ft.Control:
+        account = self.account
+        conn = state.connection_view(self.client.status(), self.now())
+        chip = ft.Semantics(
+            identifier="connection-state", label=f"Connection: {conn.label}",
+            content=ft.Container(
+                ft.Row([ft.Icon(ft.Icons.CLOUD_DONE if conn.online else ft.Icons.CLOUD_OFF,
+                                size=16),
+                        ft.Text(conn.label, size=12)], spacing=4, tight=True),
+                padding=ft.Padding.symmetric(vertical=4, horizontal=8), border_radius=12,
+                bgcolor=ft.Colors.GREEN_100 if conn.online else ft.Colors.AMBER_200))
+        items: list[ft.PopupMenuItem] = []
+        if account is not None:
+            items = [
+                ft.PopupMenuItem(content=ft.Text(f"Signed in as {account.username}")),
+                ft.PopupMenuItem(content=ft.Text("Scopes: " + ", ".join(sorted(
+                    account.scopes)))),
+                ft.PopupMenuItem(content=ft.Text("Sign out"),
+                                 on_click=lambda e: self.spawn(self.sign_out())),
+            ]
+        menu = ft.Semantics(label="Account menu", button=True, content=ft.PopupMenuButton(
+            icon=ft.Icons.ACCOUNT_CIRCLE, tooltip="Account menu", items=items))
+        return ft.Container(
+            ft.Row([ft.Text("WAOOAW Governor", weight=ft.FontWeight.BOLD, size=16,
+                            expand=True), chip, menu]),
+            padding=ft.Padding.only(left=12, right=4, top=4, bottom=4))
+
+    async def sign_out(self) -> None:
+        await self.client.sign_out()
+        self.go("/sign-in")
+
+    # --- change notifications ----------------------------------------------------------
+    def _on_client_change(self, topic: Topic) -> None:
+        # The engine may call from any thread; hop onto the page's loop and coalesce.
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):
+            self.page.run_task(self._changed, topic)
+
+    async def _changed(self, topic: Topic) -> None:
+        self._pending_topics.add(topic)
+        if self._render_scheduled:
+            return
+        self._render_scheduled = True
+        await asyncio.sleep(0)  # let a burst of topics arrive first
+        topics, self._pending_topics = self._pending_topics, set()
+        self._render_scheduled = False
+        if self._closed:
+            return
+        if "auth" in topics and self.account is None and self.route != "/sign-in":
+            self.route = "/sign-in"
+            self._render()
+        elif topics & set(self._screen_topics):
+            self._render()
+        else:
+            self._render_banner()
+            self._render_nav()
+        with contextlib.suppress(Exception):
+            self.page.update()
+
+    async def _tick(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(1)
+            changed = False
+            for text, compute in list(self.tickers):
+                value = compute()
+                if text.value != value:
+                    text.value = value
+                    changed = True
+            if changed:
+                with contextlib.suppress(Exception):
+                    self.page.update()
+
+    def _on_resize(self, e: Any) -> None:
+        was_phone = self.memory.get("_phone")
+        if was_phone != self.is_phone:
+            self.memory["_phone"] = self.is_phone
+            self._render_nav()
+            self.page.update()
+
+    def _on_key(self, e: ft.KeyboardEvent) -> None:
+        if e.ctrl or e.alt or e.meta:
+            return
+        handler = self.shortcuts.get(e.key.lower())
+        if handler is not None:
+            handler()
+            self.page.update()
