@@ -18,6 +18,7 @@ from sync.models import (
     ApprovalSummary,
     Attachment,
     CachedDashboard,
+    Conflict,
     DeviceCode,
     Notification,
     OutboxEntry,
@@ -96,6 +97,11 @@ class GovernorClient(Protocol):
 
     def outbox(self, states: set[OutboxState] | None = None) -> list[OutboxEntry]: ...
 
+    def conflict(self, entry_id: str) -> Conflict | None:
+        """For a rejected decision: who decided, the new state, and whether
+        ``decide_again`` can make the same decision on the fresh version."""
+        ...
+
     # --- writes (queued locally at once, sent when online) ----------------------------
     def approve(self, approval_id: str, comment: str | None = None) -> OutboxEntry: ...
 
@@ -105,6 +111,15 @@ class GovernorClient(Protocol):
              attachments: list[Attachment] | None = None) -> OutboxEntry: ...
 
     def create_seed(self, draft: SeedDraft) -> OutboxEntry: ...
+
+    def decide_again(self, entry_id: str) -> OutboxEntry:
+        """One step after ALREADY_DECIDED / VERSION_CONFLICT: the same decision, queued
+        anew on the fresh version; the rejected entry is removed."""
+        ...
+
+    async def refresh_dashboard(self) -> CachedDashboard | None:
+        """Fetch the dashboard now (ETag); returns the cache, stale if offline."""
+        ...
 
     def cancel(self, entry_id: str) -> None:
         """Take a still-queued entry back (the undo window)."""

@@ -78,6 +78,7 @@ class CachedDashboard(_Model):
     dashboard: Dashboard
     fetched_at: datetime
     stale: bool  # older than the 5-minute TTL
+    age_s: float = 0.0  # seconds since it was fetched (shown when stale)
 
 
 class PipelineStage(_Model):
@@ -243,3 +244,20 @@ class SyncStatus(_Model):
     last_error: str | None = None
     signed_in: bool = False
     needs_sign_in: bool = False
+    oldest_pending_age_s: float | None = None
+    held_count: int = 0  # queued by another account; waits for that governor
+    rejected_count: int = 0  # refused by the server; shown until discarded
+
+
+class Conflict(_Model):
+    """A decision the server refused, with what changed under it."""
+
+    entry: OutboxEntry
+    code: str  # ALREADY_DECIDED, VERSION_CONFLICT, VETO_WINDOW_CLOSED, ...
+    message: str
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    current_status: ApprovalStatus | None = None
+    current_version: int | None = None
+    approval: ApprovalDetail | None = None  # the fresh version as cached
+    can_decide_again: bool = False  # decide_again(entry.id) makes the same decision anew

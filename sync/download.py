@@ -1,0 +1,156 @@
+"""Catching up with the server: one method per collection, each as cheap as the contract
+allows when nothing changed.
+
+- dashboard, approvals, agents: whole documents with ``ETag`` / ``If-None-Match`` (304);
+- seeds, violations: ``since=V`` deltas with tombstones in ``meta.deleted``;
+- notifications: ``after=ID``.
+
+The cursor of a collection moves only in the transaction that stores what it covers, so a
+sync cut short resumes from where its data is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sync.api import ApiClient, ApiResponse
+from sync.clock import Clock
+from sync.store import LocalStore
+
+BASE = "/v1/mobile"
+PAGE = 1000
+COLLECTIONS = ("dashboard", "approvals", "agents", "seeds", "violations", "notifications")
+
+
+class Downloader:
+    def __init__(self, store: LocalStore, api: ApiClient, clock: Clock) -> None:
+        self.store = store
+        self.api = api
+        self.clock = clock
+        self.bytes_by_collection: dict[str, int] = {}
+
+    def _count(self, collection: str, response: ApiResponse) -> None:
+        self.bytes_by_collection[collection] = (
+            self.bytes_by_collection.get(collection, 0) + response.nbytes)
+
+    async def _get(self, collection: str, path: str, params: dict[str, Any] | None = None,
+                   etag: str | None = None) -> ApiResponse:
+        headers = {"If-None-Match": etag} if etag else None
+        response = await self.api.request("GET", BASE + path, params=params, headers=headers)
+        self._count(collection, response)
+        return response
+
+    async def all(self) -> dict[str, BaseException | bool]:
+        """Every collection at once; returns per collection whether it changed, or the
+        error it met (one failing collection does not stop the others)."""
+        self.bytes_by_collection = {}
+        results = await asyncio.gather(
+            self.dashboard(), self.approvals(), self.agents(), self.seeds(),
+            self.violations(), self.notifications(), return_exceptions=True)
+        out: dict[str, BaseException | bool] = {}
+        for name, result in zip(COLLECTIONS, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # cancellation and the like are not a collection's problem
+            out[name] = result
+        return out
+
+    async def dashboard(self) -> bool:
+        cached = self.store.load_dashboard()
+        response = await self._get("dashboard", "/dashboard",
+                                   etag=cached[1] if cached else None)
+        if response.not_modified:
+            self.store.touch_dashboard(self.clock.now())
+            return False
+        self.store.save_dashboard(response.data, response.etag, self.clock.now())
+        return True
+
+    async def approvals(self) -> bool:
+        cursor = self.store.cursor("approvals")
+        params: dict[str, Any] = {"limit": 200}
+        first = await self._get("approvals", "/approvals", params, etag=cursor.etag)
+        if first.not_modified:
+            self.store.set_cursor("approvals", etag=cursor.etag, synced_at=self.clock.now())
+            await self._stale_details()
+            return False
+        items: list[dict[str, Any]] = list(first.data or [])
+        next_cursor = first.meta.get("next_cursor")
+        while next_cursor:
+            page = await self._get("approvals", "/approvals",
+                                   {"limit": 200, "cursor": next_cursor})
+            items.extend(page.data or [])
+            next_cursor = page.meta.get("next_cursor")
+        self.store.upsert_approvals(items, replace_all=True)
+        self.store.set_cursor("approvals", etag=first.etag, synced_at=self.clock.now())
+        await self._stale_details()
+        return True
+
+    async def _stale_details(self) -> None:
+        """Fetch the full request for every approval whose detail is missing or older."""
+        stale = [i for i, (version, detail_version) in self.store.approval_versions().items()
+                 if detail_version != version]
+        for approval_id in stale:
+            response = await self._get("approvals", f"/approvals/{approval_id}")
+            if isinstance(response.data, dict):
+                self.store.save_approval_detail(response.data)
+
+    async def refresh_approval(self, approval_id: str) -> None:
+        response = await self._get("approvals", f"/approvals/{approval_id}")
+        if isinstance(response.data, dict):
+            self.store.save_approval_detail(response.data)
+
+    async def agents(self) -> bool:
+        cursor = self.store.cursor("agents")
+        response = await self._get("agents", "/agents", etag=cursor.etag)
+        if response.not_modified:
+            self.store.set_cursor("agents", etag=cursor.etag, synced_at=self.clock.now())
+            return False
+        self.store.replace_agents(list(response.data or []), response.etag, self.clock.now())
+        return True
+
+    async def _delta(self, collection: str) -> tuple[list[dict[str, Any]], list[str],
+                                                     str | None]:
+        cursor = self.store.cursor(collection)
+        changed: list[dict[str, Any]] = []
+        deleted: list[str] = []
+        version = cursor.cursor
+        params: dict[str, Any] = {"limit": PAGE}
+        if cursor.cursor is not None:
+            params["since"] = cursor.cursor
+        while True:
+            response = await self._get(collection, f"/{collection}", params)
+            changed.extend(response.data or [])
+            deleted.extend(str(i) for i in response.meta.get("deleted") or [])
+            if response.meta.get("version") is not None:
+                version = str(response.meta["version"])
+            next_cursor = response.meta.get("next_cursor")
+            if not next_cursor:
+                break
+            params = {**params, "cursor": next_cursor}
+        return changed, deleted, version
+
+    async def seeds(self) -> bool:
+        changed, deleted, version = await self._delta("seeds")
+        self.store.apply_seed_delta(changed, deleted, version, self.clock.now())
+        return bool(changed or deleted)
+
+    async def violations(self) -> bool:
+        changed, deleted, version = await self._delta("violations")
+        self.store.apply_violation_delta(changed, deleted, version, self.clock.now())
+        return bool(changed or deleted)
+
+    async def notifications(self) -> bool:
+        cursor = self.store.cursor("notifications")
+        after = cursor.cursor
+        new = 0
+        while True:
+            params = {"after": after} if after else None
+            response = await self._get("notifications", "/notifications", params)
+            items = list(response.data or [])
+            new += self.store.add_notifications(items)
+            if items:
+                after = str(items[-1]["id"])
+            if not items or not response.meta.get("next_cursor"):
+                break
+        self.store.set_cursor("notifications", cursor=after, synced_at=self.clock.now())
+        return new > 0

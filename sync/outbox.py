@@ -1,0 +1,166 @@
+"""Uploading the outbox: batches out, outcomes sorted.
+
+Every answer for an entry is one of three kinds (PowerSync's lesson):
+
+- **applied** (``applied`` or ``replayed``): the write is on the server; done.
+- **rejected** (a contract error for that entry): recorded with its code, shown to the
+  governor, taken off the queue. It never blocks the entries behind it.
+- **not answered** (network error, 5xx, 429, 401 twice): the entry goes back to the queue
+  unchanged and is replayed later under the same id, which the server de-duplicates.
+
+A batch the server refuses as a whole with a 4xx (too large, malformed) is split in halves
+until the one bad entry is alone and can be rejected by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.api import ApiClient
+from sync.clock import Clock
+from sync.errors import ApiRejected
+from sync.models import OutboxEntry
+from sync.store import LocalStore, Outcome
+
+DECISIONS_PATH = "/v1/mobile/decisions"
+SEEDS_PATH = "/v1/mobile/seeds"
+MAX_BATCH = 500  # the contract's limit
+MAX_BATCH_BYTES = 4 * 1024 * 1024  # keeps evidence-heavy vetoes under the server's limit
+
+
+@dataclass
+class UploadReport:
+    applied: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    requests: int = 0
+    approvals_changed: bool = False
+    seeds_changed: bool = False
+
+
+class Outbox:
+    """Sends what the store holds for one account and records what the server said."""
+
+    def __init__(self, store: LocalStore, api: ApiClient, clock: Clock, *,
+                 batch_size: int = MAX_BATCH, batch_bytes: int = MAX_BATCH_BYTES) -> None:
+        self.store = store
+        self.api = api
+        self.clock = clock
+        self.batch_size = max(1, min(batch_size, MAX_BATCH))
+        self.batch_bytes = batch_bytes
+
+    async def upload(self, sub: str) -> UploadReport:
+        """Send everything queued by ``sub``: vetoes first, then decisions in order, then
+        new seeds. Raises ``ServerUnreachable``, ``RateLimitedByServer`` or
+        ``SignInRequired`` when the server cannot take more now; whatever was not answered
+        is back in the queue by then."""
+        report = UploadReport()
+        while True:
+            batch = self.store.claim("decision", self.batch_size, sub, self.clock.now())
+            if not batch:
+                break
+            batch = self._fit(batch)
+            await self._send_decisions(batch, report)
+        while True:
+            seeds = self.store.claim("seed", 20, sub, self.clock.now())
+            if not seeds:
+                break
+            for i, entry in enumerate(seeds):
+                try:
+                    await self._send_seed(entry, report)
+                except BaseException:
+                    self.store.requeue([e.id for e in seeds[i:]], self.clock.now())
+                    raise
+        return report
+
+    def _fit(self, batch: list[OutboxEntry]) -> list[OutboxEntry]:
+        """Cut the batch where its attachments would make it too large; the rest waits."""
+        files = self.store.attachments([e.id for e in batch])
+        if not files:
+            return batch
+        size = 0
+        for i, entry in enumerate(batch):
+            size += sum(len(a["data_base64"]) for a in files.get(entry.id, ()))
+            if i > 0 and size > self.batch_bytes:
+                self.store.requeue([e.id for e in batch[i:]], self.clock.now())
+                return batch[:i]
+        return batch
+
+    def _items(self, batch: Sequence[OutboxEntry]) -> list[dict[str, Any]]:
+        files = self.store.attachments([e.id for e in batch])
+        items = []
+        for entry in batch:
+            item = dict(entry.payload)
+            if entry.id in files:
+                item["attachments"] = files[entry.id]
+            items.append(item)
+        return items
+
+    async def _send_decisions(self, batch: list[OutboxEntry], report: UploadReport) -> None:
+        ids = [e.id for e in batch]
+        try:
+            report.requests += 1
+            response = await self.api.request("POST", DECISIONS_PATH,
+                                              json_body={"decisions": self._items(batch)})
+        except ApiRejected as exc:
+            if len(batch) == 1:
+                self._record(report, [Outcome(ids[0], applied=False, error_code=exc.code,
+                                              error_message=exc.message,
+                                              error_details=exc.details)])
+                return
+            # Refused as a whole: find the poison entry without holding the others back.
+            half = len(batch) // 2
+            self.store.requeue(ids[half:], self.clock.now())
+            await self._send_decisions(batch[:half], report)
+            rest = self.store.claim_ids(ids[half:], self.clock.now())
+            if rest:
+                await self._send_decisions(rest, report)
+            return
+        except BaseException:
+            self.store.requeue(ids, self.clock.now())
+            raise
+        outcomes: list[Outcome] = []
+        results = response.data if isinstance(response.data, list) else []
+        for result in results:
+            if not isinstance(result, dict) or result.get("id") not in ids:
+                continue  # not ours; the entry stays queued and is asked about again
+            error = result.get("error") or {}
+            approval = result.get("approval") if isinstance(result.get("approval"),
+                                                            dict) else None
+            if result.get("outcome") in ("applied", "replayed"):
+                outcomes.append(Outcome(result["id"], applied=True, approval=approval))
+            elif result.get("outcome") == "rejected":
+                outcomes.append(Outcome(
+                    result["id"], applied=False,
+                    error_code=str(error.get("code") or "REJECTED"),
+                    error_message=str(error.get("message") or "The server refused it."),
+                    error_details=error.get("details") or {}, approval=approval))
+        answered = {o.entry_id for o in outcomes}
+        self._record(report, outcomes)
+        # An item the server left out of its answer is retried, never assumed either way.
+        self.store.requeue([i for i in ids if i not in answered], self.clock.now())
+
+    def _record(self, report: UploadReport, outcomes: list[Outcome]) -> None:
+        self.store.record_outcomes(outcomes, self.clock.now())
+        for o in outcomes:
+            (report.applied if o.applied else report.rejected).append(o.entry_id)
+        report.approvals_changed = report.approvals_changed or bool(outcomes)
+
+    async def _send_seed(self, entry: OutboxEntry, report: UploadReport) -> None:
+        report.requests += 1
+        try:
+            response = await self.api.request("POST", SEEDS_PATH, json_body=entry.payload,
+                                              headers={"Idempotency-Key": entry.id})
+        except ApiRejected as exc:
+            self.store.record_outcomes([Outcome(entry.id, applied=False, error_code=exc.code,
+                                                error_message=exc.message,
+                                                error_details=exc.details)],
+                                       self.clock.now())
+            report.rejected.append(entry.id)
+            return
+        self.store.record_outcomes([Outcome(entry.id, applied=True)], self.clock.now())
+        if isinstance(response.data, dict) and "id" in response.data:
+            self.store.upsert_seeds([response.data])
+            report.seeds_changed = True
+        report.applied.append(entry.id)
