@@ -49,6 +49,7 @@ class Outbox:
         self.clock = clock
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self.batch_bytes = batch_bytes
+        self._unanswered: set[str] = set()
 
     async def upload(self, sub: str) -> UploadReport:
         """Send everything queued by ``sub``: vetoes first, then decisions in order, then
@@ -56,8 +57,10 @@ class Outbox:
         ``SignInRequired`` when the server cannot take more now; whatever was not answered
         is back in the queue by then."""
         report = UploadReport()
+        self._unanswered = set()
         while True:
-            batch = self.store.claim("decision", self.batch_size, sub, self.clock.now())
+            batch = self.store.claim("decision", self.batch_size, sub, self.clock.now(),
+                                     self._unanswered)
             if not batch:
                 break
             batch = self._fit(batch)
@@ -139,7 +142,9 @@ class Outbox:
         answered = {o.entry_id for o in outcomes}
         self._record(report, outcomes)
         # An item the server left out of its answer is retried, never assumed either way.
-        self.store.requeue([i for i in ids if i not in answered], self.clock.now())
+        unanswered = [i for i in ids if i not in answered]
+        self.store.requeue(unanswered, self.clock.now())
+        self._unanswered.update(unanswered)
 
     def _record(self, report: UploadReport, outcomes: list[Outcome]) -> None:
         self.store.record_outcomes(outcomes, self.clock.now())

@@ -698,16 +698,18 @@ class LocalStore:
                 {"kind": kind, "sub": sub, "l": limit}).all()
         return [self._entry(r) for r in rows]
 
-    def claim(self, kind: str, limit: int, sub: str | None, now: datetime
-              ) -> list[OutboxEntry]:
+    def claim(self, kind: str, limit: int, sub: str | None, now: datetime,
+              skip: Iterable[str] = ()) -> list[OutboxEntry]:
         """Take the next sendable entries and mark them ``sending``, in one transaction, so
-        an entry cancelled a moment earlier is never sent."""
+        an entry cancelled a moment earlier is never sent. ``skip``: ids already tried in
+        this pass (the server left them unanswered); they wait for the next pass."""
         with self.transaction() as conn:
             rows = conn.execute(text(
                 f"SELECT {self._ENTRY_COLUMNS} FROM outbox WHERE state IN ('queued', 'sending') "
                 "AND kind = :kind AND sub IS :sub "
+                "AND id NOT IN (SELECT value FROM json_each(:skip)) "
                 "ORDER BY CASE WHEN action = 'veto' THEN 0 ELSE 1 END, seq LIMIT :l"),
-                {"kind": kind, "sub": sub, "l": limit}).all()
+                {"kind": kind, "sub": sub, "l": limit, "skip": json.dumps(list(skip))}).all()
             if rows:
                 conn.execute(text("UPDATE outbox SET state = 'sending', "
                                   "attempts = attempts + 1, updated_at = :t WHERE id = :id"),

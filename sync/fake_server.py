@@ -1,0 +1,283 @@
+"""An in-memory governance server behind an httpx transport, for tests of the engine.
+
+It implements the parts of the contract the sync engine speaks (decisions batch with
+idempotency, approvals, dashboard and agents with ETags, seeds and violations as deltas with
+tombstones, notifications) and can misbehave on request: fail before committing, commit
+and then lose the acknowledgement, answer 5xx or 429, expire tokens, reorder or drop
+results, refuse a whole batch. Its ``audit`` is the judge of what was applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+
+from sync.clock import Clock, FakeClock
+from sync.store import iso
+
+Fault = Literal["connect_error", "server_error", "lose_ack", "rate_limited", "reorder",
+                "drop_result", "refuse_batch", "expire_token"]
+VETOABLE = {"pending_approval", "approved", "auto_approved"}
+
+
+@dataclass
+class AuditRecord:
+    decision_id: str
+    approval_id: str
+    action: str
+    sub: str
+    device_id: str
+
+
+@dataclass
+class FakeServer(httpx.AsyncBaseTransport):
+    clock: Clock = field(default_factory=FakeClock)
+    sub: str = "sub-governor"
+    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed_deleted: dict[str, int] = field(default_factory=dict)
+    violations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    agents: list[dict[str, Any]] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
+    faults: deque[Fault] = field(default_factory=deque)
+    min_token_generation: int = 1
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    requests: list[str] = field(default_factory=list)
+    seed_version: int = 0
+    violation_version: int = 0
+    _keys: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+
+    # --- world building ---------------------------------------------------------------
+    def add_approval(self, approval_id: str, status: str = "pending_approval", *,
+                     veto_deadline: datetime | None = None, version: int = 1) -> dict[str, Any]:
+        record = {"id": approval_id, "agent": {"id": f"agent-{approval_id}",
+                                               "name": f"Agent {approval_id}"},
+                  "requester": "ops", "industry": "healthcare", "status": status,
+                  "version": version,
+                  "veto_deadline": iso(veto_deadline) if veto_deadline else None,
+                  "created_at": iso(self.clock.now()), "pipeline": [], "capabilities": [],
+                  "decided_by": None, "decided_at": None}
+        self.approvals[approval_id] = record
+        return record
+
+    def decide_elsewhere(self, approval_id: str, status: str = "approved",
+                         by: str = "sub-other") -> None:
+        record = self.approvals[approval_id]
+        record.update(status=status, version=record["version"] + 1, decided_by=by,
+                      decided_at=iso(self.clock.now()))
+
+    def add_seed(self, seed_id: str, title: str, description: str = "") -> None:
+        self.seed_version += 1
+        self.seeds[seed_id] = {"id": seed_id, "title": title, "description": description,
+                               "conditions": {}, "auto_approve": False, "status": "active",
+                               "created_by": "governor", "created_at": iso(self.clock.now()),
+                               "version": self.seed_version}
+        self.seed_deleted.pop(seed_id, None)
+
+    def delete_seed(self, seed_id: str) -> None:
+        self.seed_version += 1
+        self.seeds.pop(seed_id, None)
+        self.seed_deleted[seed_id] = self.seed_version
+
+    def expire_tokens(self, current_generation: int) -> None:
+        self.min_token_generation = current_generation + 1
+
+    def applied_count(self, decision_id: str) -> int:
+        return sum(1 for r in self.audit if r.decision_id == decision_id)
+
+    # --- transport --------------------------------------------------------------------
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        self.requests.append(f"{request.method} {request.url.path}")
+        fault = self.faults.popleft() if self.faults else None
+        if fault == "connect_error":
+            raise httpx.ConnectError("fake: connection refused", request=request)
+        if fault == "server_error":
+            return _error(503, "INTERNAL", "Temporarily unavailable.")
+        if fault == "rate_limited":
+            return _error(429, "RATE_LIMITED", "Slow down.", headers={"Retry-After": "7"})
+        if fault == "expire_token":
+            self.min_token_generation += 1
+        if not self._authorised(request):
+            return _error(401, "INVALID_TOKEN", "The access token is expired.",
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        response = self._route(request, fault)
+        if fault == "lose_ack":
+            # Committed; the answer never reaches the client.
+            raise httpx.ReadError("fake: connection reset after commit", request=request)
+        return response
+
+    def _authorised(self, request: httpx.Request) -> bool:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        try:
+            return int(token.removeprefix("tok-")) >= self.min_token_generation
+        except ValueError:
+            return False
+
+    def _route(self, request: httpx.Request, fault: Fault | None) -> httpx.Response:
+        path = request.url.path.removeprefix("/v1/mobile")
+        params = request.url.params
+        if request.method == "POST" and path == "/decisions":
+            return self._decisions(json.loads(request.content), fault)
+        if request.method == "POST" and path == "/seeds":
+            return self._create_seed(request)
+        if request.method == "GET" and path == "/dashboard":
+            pending = sum(1 for a in self.approvals.values()
+                          if a["status"] == "pending_approval")
+            body = {"active_agents": len(self.agents), "pending_approvals": pending,
+                    "in_veto_window": 0, "generated_at": iso(self.clock.now())}
+            return _etagged(request, body, {"pending": pending})
+        if request.method == "GET" and path == "/approvals":
+            items = sorted(self.approvals.values(), key=lambda a: a["created_at"],
+                           reverse=True)
+            return _etagged(request, items, items, meta={"next_cursor": None})
+        if request.method == "GET" and path.startswith("/approvals/"):
+            found = self.approvals.get(path.rsplit("/", 1)[1])
+            if found is None:
+                return _error(404, "NOT_FOUND", "No such approval.")
+            return _ok(found)
+        if request.method == "GET" and path == "/agents":
+            return _etagged(request, self.agents, self.agents)
+        if request.method == "GET" and path == "/seeds":
+            since = int(params.get("since", 0))
+            changed = [s for s in self.seeds.values() if s["version"] > since]
+            deleted = [i for i, v in self.seed_deleted.items() if v > since]
+            return _ok(changed, {"version": self.seed_version, "deleted": deleted,
+                                 "next_cursor": None})
+        if request.method == "GET" and path == "/violations":
+            since = int(params.get("since", 0))
+            changed = [v for v in self.violations.values() if v["version"] > since]
+            return _ok(changed, {"version": self.violation_version, "deleted": [],
+                                 "next_cursor": None})
+        if request.method == "GET" and path == "/notifications":
+            after = params.get("after")
+            ids = [n["id"] for n in self.notifications]
+            start = ids.index(after) + 1 if after in ids else 0
+            return _ok(self.notifications[start:], {"next_cursor": None})
+        return _error(404, "NOT_FOUND", f"No route {request.method} {path}.")
+
+    def _decisions(self, body: dict[str, Any], fault: Fault | None) -> httpx.Response:
+        items = body.get("decisions", [])
+        if fault == "refuse_batch" and len(items) > 1:
+            return _error(413, "PAYLOAD_TOO_LARGE", "The batch is too large.")
+        if any(item.get("reason") == "POISON" for item in items):
+            # A body the server cannot parse refuses the whole request.
+            return _error(422, "VALIDATION_FAILED", "A reason is malformed.",
+                          {"reason": "malformed"})
+        results = [self._decide(item) for item in items]
+        if fault == "reorder":
+            self.rng.shuffle(results)
+        if fault == "drop_result" and results:
+            results.pop(self.rng.randrange(len(results)))
+        return _ok(results)
+
+    def _decide(self, item: dict[str, Any]) -> dict[str, Any]:
+        key = str(item.get("id"))
+        digest = hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()
+        if key in self._keys:
+            first_digest, first = self._keys[key]
+            if first_digest != digest:
+                return {"id": key, "outcome": "rejected",
+                        "error": {"code": "IDEMPOTENCY_KEY_REUSED",
+                                  "message": "Same key, different body.", "details": {}}}
+            return {**first, "outcome": "replayed"} if first["outcome"] == "applied" \
+                else first
+        result = self._apply(item)
+        self._keys[key] = (digest, result)
+        return result
+
+    def _apply(self, item: dict[str, Any]) -> dict[str, Any]:
+        key = str(item["id"])
+        record = self.approvals.get(str(item.get("approval_id")))
+        action = item.get("action")
+
+        def rejected(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+            return {"id": key, "outcome": "rejected",
+                    "error": {"code": code, "message": message, "details": details},
+                    "approval": dict(record) if record else None}
+
+        if record is None:
+            return rejected("NOT_FOUND", "No such approval.", {})
+        now = self.clock.now()
+        if action == "veto":
+            deadline = datetime.fromisoformat(record["veto_deadline"]) \
+                if record["veto_deadline"] else None
+            if record["status"] not in VETOABLE:
+                return rejected("ALREADY_DECIDED", "Already decided.",
+                                {"status": record["status"], "decided_by": record["decided_by"],
+                                 "decided_at": record["decided_at"]})
+            if deadline is not None and now >= deadline:
+                return rejected("VETO_WINDOW_CLOSED", "The veto window has closed.",
+                                {"deadline": record["veto_deadline"]})
+            record.update(status="vetoed", veto_deadline=None)
+        elif action in ("approve", "request_changes"):
+            if record["status"] != "pending_approval":
+                return rejected("ALREADY_DECIDED", "Already decided.",
+                                {"status": record["status"], "decided_by": record["decided_by"],
+                                 "decided_at": record["decided_at"]})
+            if item.get("expected_version") != record["version"]:
+                return rejected("VERSION_CONFLICT", "The request changed.",
+                                {"current_version": record["version"]})
+            if action == "approve":
+                record.update(status="approved",
+                              veto_deadline=iso(now + timedelta(hours=24)))
+            else:
+                record["status"] = "changes_requested"
+        else:
+            return rejected("VALIDATION_FAILED", "Unknown action.", {"action": action})
+        record.update(version=record["version"] + 1, decided_by=self.sub,
+                      decided_at=iso(now))
+        self.audit.append(AuditRecord(key, record["id"], str(action), self.sub,
+                                      str(item.get("device_id"))))
+        return {"id": key, "outcome": "applied", "approval": dict(record)}
+
+    def _create_seed(self, request: httpx.Request) -> httpx.Response:
+        key = request.headers.get("idempotency-key")
+        if not key:
+            return _error(422, "VALIDATION_FAILED", "Idempotency-Key is required.")
+        draft = json.loads(request.content)
+        digest = hashlib.sha256(request.content).hexdigest()
+        if key in self._keys:
+            first_digest, first = self._keys[key]
+            if first_digest != digest:
+                return _error(422, "IDEMPOTENCY_KEY_REUSED", "Same key, different body.")
+            return _ok(first, status=201, headers={"Idempotent-Replayed": "true"})
+        if not draft.get("conditions"):
+            return _error(422, "VALIDATION_FAILED", "Conditions are required.",
+                          {"conditions": "required"})
+        seed_id = f"GEN-{len(self.seeds) + 100:03d}"
+        self.add_seed(seed_id, draft["title"], draft.get("description", ""))
+        self.audit.append(AuditRecord(key, seed_id, "create_seed", self.sub, ""))
+        self._keys[key] = (digest, self.seeds[seed_id])
+        return _ok(self.seeds[seed_id], status=201)
+
+
+def _ok(data: Any, meta: dict[str, Any] | None = None, *, status: int = 200,
+        headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json={"data": data, "meta": {"request_id": "fake",
+                                                               **(meta or {})}},
+                          headers=headers)
+
+
+def _etagged(request: httpx.Request, data: Any, basis: Any,
+             meta: dict[str, Any] | None = None) -> httpx.Response:
+    etag = '"' + hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()
+                                ).hexdigest()[:16] + '"'
+    if request.headers.get("if-none-match") == etag:
+        return httpx.Response(304, headers={"ETag": etag})
+    return _ok(data, meta, headers={"ETag": etag})
+
+
+def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None, *,
+           headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": code, "message": message,
+                                                  "details": details or {}},
+                                        "meta": {"request_id": "fake"}}, headers=headers)

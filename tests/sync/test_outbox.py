@@ -1,0 +1,356 @@
+"""The outbox against the fake server: every outcome sorted, nothing lost or doubled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from sync.errors import InvalidDecision, SignInRequired
+from sync.models import (
+    ApprovalStatus,
+    Attachment,
+    DecisionAction,
+    OutboxState,
+    SeedDraft,
+    VetoCategory,
+)
+from tests.sync.conftest import AUDITOR, OTHER, World, run
+
+
+def test_a_decision_shows_at_once_as_pending_and_survives_a_restart(world: World) -> None:
+    entry = world.engine.approve("APR-0", comment="fine")
+    assert entry.state == OutboxState.QUEUED and entry.seq == 1
+    assert entry.payload["expected_version"] == 1 and entry.payload["device_id"] == "dev-test"
+    shown = world.engine.approval("APR-0")
+    assert shown is not None and shown.pending_decision == DecisionAction.APPROVE
+    assert shown.status == ApprovalStatus.APPROVED
+    assert [a.id for a in world.engine.approvals("pending")] == ["APR-2", "APR-1"]
+    assert world.engine.status().pending_count == 1
+    again = world.new_engine()
+    assert [e.id for e in again.outbox({OutboxState.QUEUED})] == [entry.id]
+
+
+def test_upload_applies_each_decision_once_and_clears_the_pending_mark(world: World) -> None:
+    a = world.engine.approve("APR-0")
+    b = world.engine.request_changes("APR-1", "needs a budget cap")
+    report = run(world.engine.upload())
+    assert report is not None and sorted(report.applied) == sorted([a.id, b.id])
+    assert world.server.applied_count(a.id) == 1 and world.server.applied_count(b.id) == 1
+    shown = world.engine.approval("APR-0")
+    assert shown is not None and shown.pending_decision is None
+    assert shown.status == ApprovalStatus.APPROVED and shown.version == 2
+    assert world.engine.status().pending_count == 0
+    assert world.engine.status().online
+
+
+def test_a_lost_acknowledgement_is_replayed_and_applied_once(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    world.server.faults.append("lose_ack")
+    run(world.engine.upload())
+    assert world.server.applied_count(entry.id) == 1
+    assert world.store.entry(entry.id).state == OutboxState.QUEUED  # type: ignore[union-attr]
+    run(world.engine.sync_now())
+    assert world.store.entry(entry.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+    assert world.server.applied_count(entry.id) == 1
+
+
+def test_an_entry_left_sending_by_a_killed_process_is_replayed(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    world.store.claim("decision", 10, "sub-governor", world.clock.now())
+    engine = world.new_engine()  # the process died mid-send
+    run(engine.upload())
+    assert world.store.entry(entry.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+
+
+def test_a_rejected_entry_is_recorded_shown_and_does_not_block_others(world: World) -> None:
+    world.server.decide_elsewhere("APR-0", "approved", by="sub-other")
+    bad = world.engine.approve("APR-0")
+    good = world.engine.approve("APR-1")
+    run(world.engine.upload())
+    rejected = world.store.entry(bad.id)
+    assert rejected is not None and rejected.state == OutboxState.REJECTED
+    assert rejected.error_code == "ALREADY_DECIDED"
+    assert world.store.entry(good.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+    assert world.engine.status().rejected_count == 1
+    conflict = world.engine.conflict(bad.id)
+    assert conflict is not None and conflict.decided_by == "sub-other"
+    assert conflict.current_status == ApprovalStatus.APPROVED
+    assert not conflict.can_decide_again  # approving an approved request makes no sense
+
+
+def test_a_poison_entry_is_isolated_by_splitting_the_batch(world: World) -> None:
+    entries = [world.engine.approve("APR-0"), world.engine.request_changes("APR-1", "POISON"),
+               world.engine.approve("APR-2")]
+    run(world.engine.upload())
+    states = [world.store.entry(e.id).state for e in entries]  # type: ignore[union-attr]
+    assert states == [OutboxState.APPLIED, OutboxState.REJECTED, OutboxState.APPLIED]
+    assert world.store.entry(entries[1].id).error_code == "VALIDATION_FAILED"  # type: ignore[union-attr]
+
+
+def test_a_batch_refused_as_too_large_is_split_until_it_fits(world: World) -> None:
+    entries = [world.engine.approve(f"APR-{i}") for i in range(3)]
+    world.server.faults.append("refuse_batch")
+    run(world.engine.upload())
+    assert all(world.server.applied_count(e.id) == 1 for e in entries)
+
+
+def test_reordered_and_missing_results_are_matched_by_id(world: World) -> None:
+    entries = [world.engine.approve(f"APR-{i}") for i in range(3)]
+    world.server.faults.extend(["drop_result"])
+    run(world.engine.upload())
+    assert sum(world.store.entry(e.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+               for e in entries) == 2
+    world.server.faults.append("reorder")
+    run(world.engine.upload())
+    assert all(world.store.entry(e.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+               for e in entries)
+    assert all(world.server.applied_count(e.id) == 1 for e in entries)
+
+
+def test_vetoes_are_sent_first(world: World) -> None:
+    world.engine.approve("APR-0")
+    veto = world.engine.veto("APR-W", VetoCategory.SAFETY, "unsafe network access")
+    world.engine.settings.batch_size = 1
+    world.engine.outbox_sender.batch_size = 1
+    run(world.engine.upload())
+    assert world.server.audit[0].decision_id == veto.id
+
+
+def test_a_401_refreshes_once_and_retries(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    world.server.expire_tokens(world.auth.generation)
+    run(world.engine.upload())
+    assert world.auth.refreshes == 1
+    assert world.store.entry(entry.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+
+
+def test_a_refused_refresh_keeps_the_outbox_and_asks_to_sign_in(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    world.server.expire_tokens(world.auth.generation)
+    world.auth.refuse_refresh = True
+    run(world.engine.upload())
+    status = world.engine.status()
+    assert status.needs_sign_in and status.pending_count == 1
+    assert world.store.entry(entry.id).state == OutboxState.QUEUED  # type: ignore[union-attr]
+    assert world.engine.dashboard() is None or world.engine.approval("APR-0") is not None
+    run(world.engine.sign_in_with_password("governor", "governor"))
+    assert not world.engine.status().needs_sign_in
+
+
+def test_a_second_401_after_refresh_asks_to_sign_in(world: World) -> None:
+    world.engine.approve("APR-0")
+    world.server.min_token_generation = 10**6
+    run(world.engine.upload())
+    assert world.engine.status().needs_sign_in
+    assert world.engine.status().pending_count == 1
+
+
+def test_429_waits_for_retry_after(world: World) -> None:
+    world.engine.approve("APR-0")
+    world.server.faults.append("rate_limited")
+    run(world.engine.upload())
+    assert world.engine.status().pending_count == 1
+    assert not world.engine.retry.ready()
+    before = len(world.server.requests)
+    run(world.engine.tick())
+    assert len(world.server.requests) == before  # still waiting
+    world.clock.advance(7)
+    run(world.engine.tick())
+    assert world.engine.status().pending_count == 0
+
+
+def test_network_errors_back_off_and_open_the_breaker(world: World) -> None:
+    world.engine.approve("APR-0")
+    for _ in range(5):
+        world.server.faults.append("connect_error")
+        run(world.engine.upload())
+    assert world.engine.retry.state == "open"
+    status = world.engine.status()
+    assert not status.online and status.pending_count == 1
+    assert status.last_error is not None and "Next attempt" in status.last_error
+    world.clock.advance(61)
+    assert world.engine.retry.state == "half_open"
+    run(world.engine.tick())
+    assert world.engine.status().pending_count == 0 and world.engine.status().online
+
+
+def test_server_errors_requeue_without_losing_anything(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    world.server.faults.append("server_error")
+    run(world.engine.upload())
+    assert world.store.entry(entry.id).state == OutboxState.QUEUED  # type: ignore[union-attr]
+    assert world.engine.retry.failures == 1
+
+
+def test_version_conflict_can_be_decided_again_on_the_fresh_version(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    world.server.approvals["APR-0"]["version"] = 5  # changed while we were offline
+    run(world.engine.upload())
+    conflict = world.engine.conflict(entry.id)
+    assert conflict is not None and conflict.code == "VERSION_CONFLICT"
+    assert conflict.current_version == 5 and conflict.can_decide_again
+    again = world.engine.decide_again(entry.id)
+    assert again.payload["expected_version"] == 5 and again.id != entry.id
+    assert world.store.entry(entry.id) is None
+    run(world.engine.upload())
+    assert world.store.entry(again.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+
+
+def test_veto_after_approval_elsewhere_can_be_decided_again(world: World) -> None:
+    entry = world.engine.request_changes("APR-0", "no")
+    world.server.decide_elsewhere("APR-0", "approved")
+    run(world.engine.upload())
+    conflict = world.engine.conflict(entry.id)
+    assert conflict is not None and conflict.code == "ALREADY_DECIDED"
+    assert not conflict.can_decide_again
+    with pytest.raises(InvalidDecision, match="no longer take"):
+        world.engine.decide_again(entry.id)
+    veto = world.engine.veto("APR-0", VetoCategory.OTHER, "approved by mistake")
+    run(world.engine.upload())
+    assert world.store.entry(veto.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+
+
+def test_decide_again_refuses_an_entry_that_is_not_rejected(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    with pytest.raises(InvalidDecision, match="not a rejected decision"):
+        world.engine.decide_again(entry.id)
+    assert world.engine.conflict(entry.id) is None
+
+
+def test_a_late_veto_comes_back_window_closed_and_is_kept(world: World) -> None:
+    veto = world.engine.veto("APR-W", VetoCategory.BUDGET, "over budget")
+    world.clock.advance(3 * 3600)
+    run(world.engine.upload())
+    entry = world.store.entry(veto.id)
+    assert entry is not None and entry.state == OutboxState.REJECTED
+    assert entry.error_code == "VETO_WINDOW_CLOSED"
+    assert entry.veto_deadline is not None
+
+
+def test_veto_reminders_one_hour_and_ten_minutes_before_the_deadline(world: World) -> None:
+    world.engine.veto("APR-W", VetoCategory.SAFETY, "unsafe")
+    assert world.engine.check_deadlines() == 0
+    world.clock.advance(3600 + 1)
+    assert world.engine.check_deadlines() == 1
+    assert world.engine.check_deadlines() == 0
+    world.clock.advance(50 * 60)
+    assert world.engine.check_deadlines() == 1
+    kinds = [n for n in world.engine.notifications() if n.type == "governor.veto.unsent"]
+    assert len(kinds) == 2 and "10 minutes" in kinds[0].data["message"]
+
+
+def test_attachments_are_stored_locally_and_sent_with_the_veto(world: World) -> None:
+    files = [Attachment(name="log.txt", content_type="text/plain", data_base64="aGVsbG8=")]
+    veto = world.engine.veto("APR-W", VetoCategory.SAFETY, "see log", files)
+    assert world.store.attachments([veto.id])[veto.id][0]["name"] == "log.txt"
+    run(world.engine.upload())
+    assert world.server.applied_count(veto.id) == 1
+    assert world.store.attachments([veto.id]) == {}
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda e: e.approve("APR-X"), "not on this device"),
+    (lambda e: e.request_changes("APR-0", " "), "1 to 2000"),
+    (lambda e: e.veto("APR-W", VetoCategory.SAFETY, "x" * 2001), "1 to 2000"),
+    (lambda e: e.approve("APR-0", comment="x" * 2001), "keep it to"),
+    (lambda e: e.veto("APR-W", VetoCategory.SAFETY, "r", [
+        Attachment(name=str(i), content_type="a/b", data_base64="") for i in range(6)]),
+     "at most 5"),
+    (lambda e: e.veto("APR-W", VetoCategory.SAFETY, "r", [
+        Attachment(name="bad", content_type="a/b", data_base64="***")]), "not valid base64"),
+    (lambda e: e.veto("APR-W", VetoCategory.SAFETY, "r", [
+        Attachment(name="big", content_type="a/b", data_base64="A" * (7 * 1024 * 1024))]),
+     "5 MB"),
+])
+def test_invalid_decisions_are_refused_before_queueing(world: World, call, message) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidDecision, match=message):
+        call(world.engine)
+    assert world.engine.outbox() == []
+
+
+def test_a_second_decision_on_the_same_request_must_cancel_the_first(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    with pytest.raises(InvalidDecision, match="already queued"):
+        world.engine.request_changes("APR-0", "wait")
+    world.engine.cancel(entry.id)
+    changes = world.engine.request_changes("APR-0", "wait")
+    with pytest.raises(InvalidDecision, match="changes_requested"):
+        world.engine.veto("APR-0", VetoCategory.OTHER, "stop")
+    world.engine.cancel(changes.id)
+    world.engine.approve("APR-0")
+    veto = world.engine.veto("APR-0", VetoCategory.OTHER, "stop")  # a veto may follow
+    assert world.engine.approval("APR-0").pending_decision == DecisionAction.VETO  # type: ignore[union-attr]
+    with pytest.raises(InvalidDecision, match="already queued"):
+        world.engine.veto("APR-0", VetoCategory.OTHER, "again")
+    assert veto.action == DecisionAction.VETO
+
+
+def test_cancel_and_discard_refuse_entries_in_the_wrong_state(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    with pytest.raises(InvalidDecision, match="only rejected or held"):
+        world.engine.discard(entry.id)
+    run(world.engine.upload())
+    with pytest.raises(InvalidDecision, match="only a queued decision"):
+        world.engine.cancel(entry.id)
+    with pytest.raises(InvalidDecision, match="does not exist"):
+        world.engine.cancel("nope")
+    with pytest.raises(InvalidDecision, match="does not exist"):
+        world.engine.discard("nope")
+
+
+def test_discard_removes_a_rejected_entry(world: World) -> None:
+    world.server.decide_elsewhere("APR-0")
+    entry = world.engine.approve("APR-0")
+    run(world.engine.upload())
+    world.engine.discard(entry.id)
+    assert world.engine.outbox() == []
+
+
+def test_deciding_needs_a_signed_in_account_with_the_scope(world: World) -> None:
+    world.auth.sign_in_as(AUDITOR)
+    with pytest.raises(InvalidDecision, match="veto:execute"):
+        world.engine.veto("APR-W", VetoCategory.OTHER, "no")
+    with pytest.raises(InvalidDecision, match="governance:write"):
+        world.engine.approve("APR-0")
+    world.auth.sign_in_as(None)
+    with pytest.raises(SignInRequired):
+        world.engine.approve("APR-0")
+
+
+def test_entries_of_another_account_are_held_until_it_returns(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    world.auth.sign_in_as(OTHER)
+    run(world.engine.upload())
+    assert world.store.entry(entry.id).state == OutboxState.HELD  # type: ignore[union-attr]
+    assert world.server.audit == []
+    assert world.engine.status().held_count == 1
+    run(world.engine.sign_in_with_password("governor", "governor"))
+    run(world.engine.upload())
+    assert world.server.applied_count(entry.id) == 1
+
+
+def test_new_seeds_are_posted_with_their_idempotency_key(world: World) -> None:
+    entry = world.engine.create_seed(SeedDraft(title="Read-only healthcare",
+                                               description="file_read only",
+                                               conditions={"industry": ["healthcare"]}))
+    bad = world.engine.create_seed(SeedDraft(title="Empty", description="", conditions={}))
+    world.server.faults.append("lose_ack")
+    run(world.engine.upload())
+    run(world.engine.upload())
+    assert world.server.applied_count(entry.id) == 1
+    assert world.store.entry(entry.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+    assert world.store.entry(bad.id).error_code == "VALIDATION_FAILED"  # type: ignore[union-attr]
+    assert [s.title for s in world.engine.seeds("healthcare")] == ["Read-only healthcare"]
+    with pytest.raises(InvalidDecision, match="title"):
+        world.engine.create_seed(SeedDraft(title=" ", description="", conditions={}))
+
+
+def test_applied_entries_are_pruned_after_a_week(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    run(world.engine.upload())
+    world.clock.advance(timedelta(days=8).total_seconds())
+    world.engine.approve("APR-1")
+    run(world.engine.upload())
+    assert world.store.entry(entry.id) is None
+    assert world.engine.approve("APR-2").seq == 3  # the sequence never goes back
