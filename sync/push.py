@@ -1,0 +1,687 @@
+"""Push: keep the governance event stream open and hand every genuine event over once.
+
+When to use what:
+
+- ``PushListener`` is the long-running task: it fetches the event key, fills the gap
+  since the last event it stored (``GET /v1/mobile/notifications?after=``), then holds
+  ``GET /v1/mobile/events`` open with ``Last-Event-ID``, and reconnects with exponential
+  backoff and full jitter when the stream drops or falls silent past the heartbeat timeout.
+- ``EventIntake`` is the pure core the listener feeds: it verifies each event's HMAC,
+  drops duplicates and replays, and passes the rest to an ``EventSink`` (the sync engine:
+  store the notification, update the cached approval, remember the cursor) and then to
+  the ``on_event`` callbacks (the notification dispatcher of ``sync.notify``).
+- ``SseParser`` turns stream lines into frames (WHATWG "server-sent events" rules).
+- ``EventVerifier`` checks signatures; ``sign_event`` / ``canonical_event_bytes`` are the
+  one definition of what is signed, shared with tests (the stub has its own copy: the
+  packages share no code, and ``docs/push.md`` is the specification both follow).
+
+The listener does its I/O through an ``httpx.AsyncClient`` passed in (tests give it a
+``MockTransport`` or point it at a server on 127.0.0.1); waiting goes through an injected
+``sleep`` so backoff is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+import httpx
+
+from sync.errors import ApiRejected, ServerUnreachable, SignInRequired, SyncError
+from sync.models import Notification
+
+log = logging.getLogger("sync.push")
+
+EVENTS_PATH = "/v1/mobile/events"
+NOTIFICATIONS_PATH = "/v1/mobile/notifications"
+EVENT_KEY_PATH = "/v1/mobile/events/key"
+SIGNATURE_ALG = "HMAC-SHA256"
+
+# Event types of the contract ("Events").
+APPROVAL_PENDING = "governance.approval.pending"
+APPROVAL_DECIDED = "governance.approval.decided"
+SEED_AUTO_APPROVED = "governance.seed.auto_approved"
+BUDGET_THRESHOLD = "governance.budget.threshold_exceeded"
+AGENT_VIOLATED = "governance.agent.violated"
+VETO_WINDOW_CLOSING = "governance.veto_window.closing"
+EVENT_TYPES: tuple[str, ...] = (
+    APPROVAL_PENDING, APPROVAL_DECIDED, SEED_AUTO_APPROVED, BUDGET_THRESHOLD, AGENT_VIOLATED,
+    VETO_WINDOW_CLOSING,
+)
+
+
+class PushError(SyncError):
+    """The push channel cannot go on as configured (for example: no event key)."""
+
+
+class TokenRefused(SignInRequired):
+    """The server answered 401 to a push request."""
+
+
+# --- signatures -------------------------------------------------------------------------
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def canonical_event_bytes(event: dict[str, Any]) -> bytes:
+    """What is signed: the event without ``signature``, as sorted compact UTF-8 JSON."""
+    unsigned = {k: v for k, v in event.items() if k != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def sign_event(event: dict[str, Any], key_id: str, key: bytes) -> dict[str, Any]:
+    """A copy of ``event`` carrying ``key_id`` and its ``signature`` (tests, fakes)."""
+    signed = {**event, "key_id": key_id}
+    signed.pop("signature", None)
+    mac = hmac.new(key, canonical_event_bytes(signed), hashlib.sha256).digest()
+    signed["signature"] = b64url(mac)
+    return signed
+
+
+@dataclass(frozen=True)
+class EventKey:
+    key_id: str
+    key: bytes
+    alg: str = SIGNATURE_ALG
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> EventKey:
+        try:
+            alg = str(data.get("alg", SIGNATURE_ALG))
+            if alg != SIGNATURE_ALG:
+                raise PushError(f"Event key {data.get('key_id')!r} uses {alg!r}; this client "
+                                f"only verifies {SIGNATURE_ALG}: update the app.")
+            return cls(key_id=str(data["key_id"]), key=b64url_decode(str(data["key"])), alg=alg)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise PushError("The server's event key answer is malformed (needs key_id, key); "
+                            "check the stub version.") from exc
+
+
+class Verdict(StrEnum):
+    VALID = "valid"
+    UNSIGNED = "unsigned"
+    UNKNOWN_KEY = "unknown_key"
+    BAD_SIGNATURE = "bad_signature"
+
+
+class EventVerifier:
+    """Checks an event's HMAC against the keys this client holds (several during rotation)."""
+
+    def __init__(self, keys: Iterable[EventKey] = ()) -> None:
+        self._keys: dict[str, EventKey] = {k.key_id: k for k in keys}
+
+    def add(self, key: EventKey) -> None:
+        self._keys[key.key_id] = key
+
+    def knows(self, key_id: str) -> bool:
+        return key_id in self._keys
+
+    @property
+    def empty(self) -> bool:
+        return not self._keys
+
+    def verify(self, event: dict[str, Any]) -> Verdict:
+        signature = event.get("signature")
+        key_id = event.get("key_id")
+        if not isinstance(signature, str) or not isinstance(key_id, str):
+            return Verdict.UNSIGNED
+        key = self._keys.get(key_id)
+        if key is None:
+            return Verdict.UNKNOWN_KEY
+        try:
+            given = b64url_decode(signature)
+        except ValueError:
+            return Verdict.BAD_SIGNATURE
+        expected = hmac.new(key.key, canonical_event_bytes(event), hashlib.sha256).digest()
+        # compare_digest: a timing side channel must not leak the expected MAC.
+        return Verdict.VALID if hmac.compare_digest(given, expected) else Verdict.BAD_SIGNATURE
+
+
+# --- SSE framing ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SseFrame:
+    event: str = "message"
+    data: str = ""
+    id: str | None = None
+    retry_ms: int | None = None
+
+
+class SseParser:
+    """Feeds on decoded lines (without their terminators) and yields complete frames.
+
+    Comments (lines starting with ``:``) are the stub's heartbeats: they produce no frame
+    but count as life, which ``heartbeats`` records.
+    """
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+        self._retry: int | None = None
+        self.heartbeats = 0
+        # The spec keeps the last id across frames; a frame without ``id:`` inherits it.
+        self.last_event_id: str | None = None
+
+    def feed(self, line: str) -> SseFrame | None:
+        if line == "":
+            return self._dispatch()
+        if line.startswith(":"):
+            self.heartbeats += 1
+            return None
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+        return None
+
+    def _dispatch(self) -> SseFrame | None:
+        if self._id is not None:
+            self.last_event_id = self._id
+        retry = self._retry
+        if not self._data:
+            self._event, self._id, self._retry = "", None, None
+            return SseFrame(event="retry", retry_ms=retry) if retry is not None else None
+        frame = SseFrame(event=self._event or "message", data="\n".join(self._data),
+                         id=self.last_event_id, retry_ms=retry)
+        self._event, self._data, self._id, self._retry = "", [], None, None
+        return frame
+
+
+# --- the event and where it goes -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PushEvent:
+    """A verified governance event (the platform's message format)."""
+
+    id: str
+    type: str
+    timestamp: datetime
+    source: str
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    cursor: str  # what to send as Last-Event-ID / after= to resume after this event
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def approval_id(self) -> str | None:
+        """The approval request this event concerns, if any."""
+        for key in ("approval_id", "request_id"):
+            value = self.data.get(key)
+            if isinstance(value, str) and value:
+                return value
+        approval = self.data.get("approval")
+        if isinstance(approval, dict) and isinstance(approval.get("id"), str):
+            return str(approval["id"])
+        corr = self.metadata.get("correlation_id")
+        if self.type in (APPROVAL_PENDING, APPROVAL_DECIDED, VETO_WINDOW_CLOSING,
+                         SEED_AUTO_APPROVED) and isinstance(corr, str) and corr:
+            return corr
+        return None
+
+    def to_notification(self) -> Notification:
+        return Notification(id=self.id, type=self.type, timestamp=self.timestamp,
+                            source=self.source, data=self.data)
+
+    @classmethod
+    def parse(cls, event: dict[str, Any], cursor: str | None = None) -> PushEvent:
+        """Raises ``ValueError`` naming the missing or malformed field."""
+        event_id = event.get("id")
+        if event_id is None or isinstance(event_id, bool | dict | list) or str(event_id) == "":
+            raise ValueError("event has no id")
+        event_type = event.get("type")
+        if not isinstance(event_type, str) or not event_type:
+            raise ValueError(f"event {event_id!r} has no type")
+        raw_ts = event.get("timestamp")
+        if not isinstance(raw_ts, str):
+            raise ValueError(f"event {event_id!r} has no timestamp")
+        timestamp = datetime.fromisoformat(raw_ts.replace("Z", "+00:00"))
+        if timestamp.tzinfo is None:
+            timestamp = timestamp.replace(tzinfo=UTC)
+        data = event.get("data") or {}
+        metadata = event.get("metadata") or {}
+        if not isinstance(data, dict) or not isinstance(metadata, dict):
+            raise ValueError(f"event {event_id!r} has a data or metadata that is not an object")
+        return cls(id=str(event_id), type=event_type, timestamp=timestamp,
+                   source=str(event.get("source") or ""), data=data, metadata=metadata,
+                   cursor=cursor or str(event_id), raw=event)
+
+
+class EventSink(Protocol):
+    """Where accepted events go: the sync engine implements it over its local store."""
+
+    def push_cursor(self) -> str | None:
+        """The cursor after the last event stored, kept across restarts."""
+        ...
+
+    def has_event(self, event_id: str) -> bool:
+        """Whether this event is already stored (a duplicate or a replay)."""
+        ...
+
+    def apply_event(self, event: PushEvent) -> None:
+        """Store the notification, update the cached data it concerns, and advance the
+        cursor to ``event.cursor`` in one transaction."""
+        ...
+
+
+class InMemoryEventSink:
+    """An ``EventSink`` in memory: for tests and for a client without a store."""
+
+    def __init__(self) -> None:
+        self.events: list[PushEvent] = []
+        self._ids: set[str] = set()
+        self.cursor: str | None = None
+
+    def push_cursor(self) -> str | None:
+        return self.cursor
+
+    def has_event(self, event_id: str) -> bool:
+        return event_id in self._ids
+
+    def apply_event(self, event: PushEvent) -> None:
+        self.events.append(event)
+        self._ids.add(event.id)
+        self.cursor = event.cursor
+
+    def notifications(self) -> list[Notification]:
+        return [e.to_notification() for e in self.events]
+
+
+class Outcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    FORGED = "forged"  # bad signature, unsigned, or signed by a key we were never given
+    MALFORMED = "malformed"
+
+
+@dataclass
+class IntakeCounts:
+    accepted: int = 0
+    duplicate: int = 0
+    forged: int = 0
+    malformed: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+
+EventCallback = Callable[[PushEvent], None]
+
+
+class EventIntake:
+    """Verify, de-duplicate, store, then announce. No I/O of its own.
+
+    A replayed event (a genuine, signed event sent again, even under another SSE id) is
+    caught by its event id: the sink remembers every id it stored, and a bounded in-memory
+    set of recent ids saves a store look-up for the common reconnect overlap.
+    """
+
+    def __init__(self, sink: EventSink, verifier: EventVerifier, *,
+                 recent_ids: int = 4096) -> None:
+        self.sink = sink
+        self.verifier = verifier
+        self.counts = IntakeCounts()
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent_max = recent_ids
+        self._callbacks: list[EventCallback] = []
+
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback)
+
+    def needs_key(self, event: dict[str, Any]) -> str | None:
+        """The key id to fetch before this event can be judged, if we lack it."""
+        key_id = event.get("key_id")
+        if isinstance(key_id, str) and not self.verifier.knows(key_id):
+            return key_id
+        return None
+
+    def take(self, event: dict[str, Any], cursor: str | None = None) -> Outcome:
+        outcome = self._judge(event, cursor)
+        self.counts.add(outcome)
+        return outcome
+
+    def _judge(self, event: dict[str, Any], cursor: str | None) -> Outcome:
+        verdict = self.verifier.verify(event)
+        if verdict is not Verdict.VALID:
+            log.warning("push: rejected event %r (%s)", event.get("id"), verdict.value)
+            return Outcome.FORGED
+        try:
+            parsed = PushEvent.parse(event, cursor)
+        except ValueError as exc:
+            log.warning("push: rejected a malformed event: %s", exc)
+            return Outcome.MALFORMED
+        if parsed.id in self._recent or self.sink.has_event(parsed.id):
+            return Outcome.DUPLICATE
+        self.sink.apply_event(parsed)
+        self._remember(parsed.id)
+        for callback in list(self._callbacks):
+            try:
+                callback(parsed)
+            except Exception:  # one failing observer must not lose the event for the rest
+                log.exception("push: an on_event callback failed for %r", parsed.id)
+        return Outcome.ACCEPTED
+
+    def _remember(self, event_id: str) -> None:
+        self._recent[event_id] = None
+        if len(self._recent) > self._recent_max:
+            self._recent.popitem(last=False)
+
+
+# --- backoff --------------------------------------------------------------------------------
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter (AWS architecture blog's "full jitter")."""
+
+    base: float = 0.5
+    cap: float = 30.0
+    rng: Callable[[], float] = random.random
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap, self.base * (2 ** self.attempt))
+        self.attempt += 1
+        return ceiling * self.rng()
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+# --- the listener ---------------------------------------------------------------------------
+
+@dataclass
+class PushStatus:
+    connected: bool = False
+    last_event_id: str | None = None
+    last_heard_at: datetime | None = None
+    connects: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    key_id: str | None = None
+
+
+# Frames that carry no governance event (the stub's named keep-alives).
+_CONTROL_FRAMES = frozenset({"heartbeat", "ping", "retry"})
+
+TokenProvider = Callable[[], Awaitable[str]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class PushListener:
+    """Holds the event stream open; see the module docstring for the sequence.
+
+    ``client`` is an ``httpx.AsyncClient`` whose ``base_url`` is the API; ``token`` gives
+    a current bearer token (``Authenticator.access_token``). ``heartbeat_timeout`` is how
+    long the stream may stay silent (the stub sends a comment every 15 s) before it is
+    taken as dead and reopened.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, token: TokenProvider, sink: EventSink, *,
+                 verifier: EventVerifier | None = None, heartbeat_timeout: float = 45.0,
+                 backoff: Backoff | None = None, sleep: Sleep = asyncio.sleep,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 page_limit: int = 500) -> None:
+        self._client = client
+        self._token = token
+        self.verifier = verifier or EventVerifier()
+        self.intake = EventIntake(sink, self.verifier)
+        self.sink = sink
+        self.heartbeat_timeout = heartbeat_timeout
+        self.backoff = backoff or Backoff()
+        self._sleep = sleep
+        self._now = now
+        self.page_limit = page_limit
+        self.status = PushStatus(last_event_id=sink.push_cursor())
+        self._stopping = asyncio.Event()
+        self._status_callbacks: list[Callable[[PushStatus], None]] = []
+
+    # -- observers ---------------------------------------------------------------------------
+    def on_event(self, callback: EventCallback) -> Callable[[], None]:
+        return self.intake.on_event(callback)
+
+    def on_status(self, callback: Callable[[PushStatus], None]) -> Callable[[], None]:
+        self._status_callbacks.append(callback)
+        return lambda: self._status_callbacks.remove(callback)
+
+    def _status_changed(self) -> None:
+        for callback in list(self._status_callbacks):
+            try:
+                callback(self.status)
+            except Exception:
+                log.exception("push: a status callback failed")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask ``run`` to end; it returns after closing the stream."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Connect, listen, reconnect with backoff, until ``stop``.
+
+        ``SignInRequired`` propagates when no retry can cure it: the token provider has no
+        session, or the server refused a token twice in a row (once is retried, since a
+        token may expire between being handed out and being checked).
+        """
+        refused_before = False
+        while not self._stopping.is_set():
+            attempt = asyncio.ensure_future(self.connect_once())
+            stop = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({attempt, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not attempt.done():
+                attempt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await attempt
+                break
+            exc = attempt.exception()
+            if isinstance(exc, TokenRefused) and not refused_before:
+                refused_before = True
+                self._set_disconnected(_describe(exc))
+            elif isinstance(exc, SignInRequired):
+                self._set_disconnected("sign in again to receive notifications")
+                raise exc
+            elif isinstance(exc, ServerUnreachable | ApiRejected | PushError | httpx.HTTPError):
+                refused_before = False
+                self._set_disconnected(_describe(exc))
+            elif exc is not None:
+                raise exc
+            else:
+                refused_before = False
+                self._set_disconnected("the server closed the event stream")
+            if self._stopping.is_set():
+                break
+            delay = self.backoff.next_delay()
+            log.info("push: reconnecting in %.2f s", delay)
+            await self._wait(delay)
+        self.status.connected = False
+        self._status_changed()
+
+    async def _wait(self, delay: float) -> None:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        nap = asyncio.ensure_future(self._sleep(delay))
+        try:
+            await asyncio.wait({stop, nap}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stop, nap):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def _set_disconnected(self, reason: str) -> None:
+        self.status.connected = False
+        self.status.failures += 1
+        self.status.last_error = reason
+        self._status_changed()
+
+    async def connect_once(self) -> None:
+        """One connection: key, gap, stream until it ends. Raises on failure to connect."""
+        await self.ensure_key()
+        await self.fill_gap()
+        await self._stream()
+
+    # -- key ---------------------------------------------------------------------------------
+    async def ensure_key(self, key_id: str | None = None) -> None:
+        """Fetch the event key when none is held or ``key_id`` is unknown (rotation)."""
+        if not self.verifier.empty and (key_id is None or self.verifier.knows(key_id)):
+            return
+        body = await self._get_json(EVENT_KEY_PATH)
+        key = EventKey.from_api(body.get("data") or {})
+        self.verifier.add(key)
+        self.status.key_id = key.key_id
+
+    # -- gap -------------------------------------------------------------------------------
+    async def fill_gap(self) -> int:
+        """Fetch what was missed since the stored cursor, page by page; returns how many
+        events were accepted."""
+        accepted = 0
+        cursor = self.sink.push_cursor()
+        for _ in range(10_000):  # a bound, so a server that never ends cannot trap us
+            params: dict[str, Any] = {"limit": self.page_limit}
+            if cursor is not None:
+                params["after"] = cursor
+            body = await self._get_json(NOTIFICATIONS_PATH, params)
+            items = body.get("data") or []
+            if not isinstance(items, list):
+                raise PushError("GET /v1/mobile/notifications answered a non-list data; "
+                                "check the stub version.")
+            for item in items:
+                if isinstance(item, dict):
+                    accepted += await self._take(item, None)
+            next_cursor = (body.get("meta") or {}).get("next_cursor")
+            if not items:
+                break
+            last = items[-1]
+            new_cursor = str(next_cursor) if next_cursor else (
+                str(last.get("id")) if isinstance(last, dict) else None)
+            if new_cursor is None or new_cursor == cursor:
+                break
+            cursor = new_cursor
+            if not next_cursor and len(items) < self.page_limit:
+                break
+        return accepted
+
+    async def _take(self, event: dict[str, Any], cursor: str | None) -> int:
+        missing = self.intake.needs_key(event)
+        if missing is not None:
+            with contextlib.suppress(PushError):
+                await self.ensure_key(missing)
+        outcome = self.intake.take(event, cursor)
+        if outcome is Outcome.ACCEPTED:
+            self.status.last_event_id = self.sink.push_cursor()
+            return 1
+        return 0
+
+    # -- stream ----------------------------------------------------------------------------
+    async def _stream(self) -> None:
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache",
+                   "Authorization": f"Bearer {await self._token()}"}
+        cursor = self.sink.push_cursor()
+        if cursor is not None:
+            headers["Last-Event-ID"] = cursor
+        # The read timeout is the heartbeat watchdog: silence longer than it is a dead
+        # stream (a half-open TCP connection after a network change sends nothing).
+        timeout = httpx.Timeout(10.0, read=self.heartbeat_timeout)
+        parser = SseParser()
+        try:
+            async with self._client.stream("GET", EVENTS_PATH, headers=headers,
+                                           timeout=timeout) as response:
+                await _raise_for_status(response)
+                self.status.connected = True
+                self.status.connects += 1
+                self.status.last_error = None
+                self.status.last_heard_at = self._now()
+                self._status_changed()
+                async for line in response.aiter_lines():
+                    self.status.last_heard_at = self._now()
+                    frame = parser.feed(line)
+                    if frame is None:
+                        continue
+                    if frame.retry_ms is not None:
+                        self.backoff.base = max(0.05, frame.retry_ms / 1000)
+                    if frame.event in _CONTROL_FRAMES or not frame.data:
+                        continue
+                    try:
+                        event = json.loads(frame.data)
+                    except json.JSONDecodeError:
+                        self.intake.counts.add(Outcome.MALFORMED)
+                        continue
+                    if isinstance(event, dict):
+                        await self._take(event, frame.id)
+                    # A stream that delivers is healthy: later drops start backoff afresh.
+                    self.backoff.reset()
+                    if self._stopping.is_set():
+                        return
+        except httpx.TimeoutException as exc:
+            raise ServerUnreachable(
+                f"The event stream was silent for more than {self.heartbeat_timeout:g} s; "
+                "reconnecting.") from exc
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"The event stream dropped ({exc!r}); reconnecting.") from exc
+
+    # -- helpers ---------------------------------------------------------------------------
+    async def _get_json(self, path: str, params: dict[str, Any] | None = None
+                        ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {await self._token()}"}
+        try:
+            response = await self._client.get(path, params=params, headers=headers)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(f"GET {path} failed ({exc!r}); will retry.") from exc
+        await _raise_for_status(response)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise PushError(f"GET {path} answered something that is not JSON; "
+                            "check the server address.") from exc
+        if not isinstance(body, dict):
+            raise PushError(f"GET {path} answered JSON that is not an envelope.")
+        return body
+
+
+async def _raise_for_status(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    with contextlib.suppress(Exception):
+        await response.aread()
+    path = response.request.url.path
+    if response.status_code == 401:
+        raise TokenRefused(f"The server refused the token for GET {path}; sign in again.")
+    code, message = "HTTP_ERROR", f"GET {path} answered {response.status_code}"
+    details: dict[str, Any] = {}
+    with contextlib.suppress(Exception):
+        err = response.json()["error"]
+        code, message, details = err["code"], err["message"], err.get("details") or {}
+    if response.status_code >= 500 or response.status_code == 429:
+        raise ServerUnreachable(f"GET {path} answered {response.status_code} ({code}); "
+                                "will retry.")
+    raise ApiRejected(response.status_code, code, message, details)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or exc.__class__.__name__
