@@ -37,6 +37,8 @@ class StubSettings(BaseSettings):
     login_attempts_per_minute: int = Field(default=10, gt=0)
     requests_per_minute: int = Field(default=6000, gt=0)
     otel_exporter: Literal["none", "console", "otlp"] = "none"
+    # OTLP/HTTP traces endpoint when otel_exporter is "otlp" (default http://127.0.0.1:4318/v1/traces).
+    otel_endpoint: str | None = None
     log_level: str = "INFO"
     # Kill switches: each turns a core component into a pass-through.
     disable_cache: bool = False
