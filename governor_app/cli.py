@@ -23,10 +23,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from governor_app.errors import GovernorAppError, StubStartError
 from governor_app.profile import AppProfile, load_profile
 from sync.facade import GovernorClient
+
+if TYPE_CHECKING:
+    from sync.settings import GovernorSettings
 
 DEMO_USER = ("governor", "governor")
 
@@ -55,16 +59,24 @@ def build_client(profile: AppProfile, data_dir: Path | None, fake: int | None = 
         from governor_app.testing import FakeGovernorClient
 
         return FakeGovernorClient(approvals=fake)
+    from sync.auth import Authenticator
     from sync.engine import SyncEngine
+    from sync.tokens import default_vault
 
+    settings = engine_settings(profile, data_dir)
+    authenticator = Authenticator(settings.server_url,
+                                  vault=default_vault(settings.data_dir))
+    return SyncEngine(settings, authenticator=authenticator)
+
+
+def engine_settings(profile: AppProfile, data_dir: Path | None) -> GovernorSettings:
     from sync.settings import GovernorSettings
 
     values: dict[str, object] = {"server_url": profile.server_url,
                                  "sync_interval": profile.sync_interval}
     if data_dir is not None:
         values["data_dir"] = data_dir
-    settings = GovernorSettings(**values)  # type: ignore[arg-type]
-    return SyncEngine(settings)
+    return GovernorSettings(**values)  # type: ignore[arg-type]
 
 
 class StubChild:
@@ -128,12 +140,12 @@ def _say(line: str) -> None:
 
 
 def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
-            auto_login: bool = False, fake: int | None = None,
-            step_up_for_veto: bool = False) -> None:
+            auto_login: bool = False, fake: int | None = None) -> None:
     from governor_app.app import GovernorApp, serve
 
     client = build_client(profile, data_dir, fake)
-    app = GovernorApp(client, step_up_for_veto=step_up_for_veto)
+    step_up = engine_settings(profile, data_dir).step_up_for_veto if fake is None else False
+    app = GovernorApp(client, step_up_for_veto=step_up)
 
     async def before_serve() -> None:
         if auto_login and client.account() is None:

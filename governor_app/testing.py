@@ -27,6 +27,7 @@ from sync.models import (
     Attachment,
     BudgetSummary,
     CachedDashboard,
+    Conflict,
     Dashboard,
     DecisionAction,
     DeviceCode,
@@ -317,6 +318,23 @@ class FakeGovernorClient:
         return [e for e in sorted(self._outbox.values(), key=lambda e: e.seq)
                 if states is None or e.state in states]
 
+    def conflict(self, entry_id: str) -> Conflict | None:
+        entry = self._outbox.get(entry_id)
+        if entry is None or entry.state != OutboxState.REJECTED or not entry.approval_id:
+            return None
+        approval = self.approval(entry.approval_id)
+        details = entry.error_details
+        again = entry.error_code in ("ALREADY_DECIDED", "VERSION_CONFLICT") and \
+            approval is not None and ((entry.action == DecisionAction.VETO
+                                      and approval.status in VETOABLE)
+                                      or approval.status == ApprovalStatus.PENDING_APPROVAL)
+        return Conflict(entry=entry, code=entry.error_code or "REJECTED",
+                        message=entry.error_message or "",
+                        decided_by=details.get("decided_by"),
+                        current_status=approval.status if approval else None,
+                        current_version=approval.version if approval else None,
+                        approval=approval, can_decide_again=again)
+
     # writes
     def _queue(self, kind: Literal["decision", "seed"], approval_id: str | None,
                action: DecisionAction | None, payload: dict[str, Any]) -> OutboxEntry:
@@ -351,6 +369,16 @@ class FakeGovernorClient:
 
     def create_seed(self, draft: SeedDraft) -> OutboxEntry:
         return self._queue("seed", None, None, draft.model_dump())
+
+    def decide_again(self, entry_id: str) -> OutboxEntry:
+        entry = self._outbox.pop(entry_id)
+        return self._queue("decision", entry.approval_id, entry.action, entry.payload)
+
+    async def refresh_dashboard(self) -> CachedDashboard | None:
+        if self.online:
+            self._refresh_dashboard()
+            self._emit("dashboard")
+        return self.dashboard()
 
     def cancel(self, entry_id: str) -> None:
         entry = self._outbox.get(entry_id)

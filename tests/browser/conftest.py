@@ -1,0 +1,70 @@
+"""Browser tests: the real app in web mode, driven in headless Debian Chromium.
+
+They skip with a reason when /usr/bin/chromium is missing, except in CI (``CI=true``),
+where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.browser.harness import AppProcess, chromium_missing_reason, launch_chromium
+from tests.support.stub_process import StubProcess
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    reason = chromium_missing_reason()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests are mandatory in CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = launch_chromium(pw)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def demo_stub(tmp_path: Path) -> Iterator[StubProcess]:
+    stub = StubProcess(tmp_path / "stub").start()
+    try:
+        yield stub
+    finally:
+        stub.stop()
+
+
+@pytest.fixture
+def app_against(tmp_path: Path) -> Iterator[object]:
+    """``app_against(stub_url, **env)``: the app on a free port with its own data dir,
+    syncing every second so offline and back online show up quickly."""
+    started: list[AppProcess] = []
+
+    def start(server_url: str, **env: str) -> AppProcess:
+        proc = AppProcess(["app", "--server", server_url], data_dir=tmp_path / "app",
+                          env={"GOVERNOR_SYNC_INTERVAL": "1", **env})
+        started.append(proc.start())
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
