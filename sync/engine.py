@@ -177,7 +177,7 @@ class SyncEngine:
         self._last_error = None
         self._check_account()
         self._emit("auth", "status")
-        self._schedule_flush()
+        self._schedule_flush(force=True)
         return account
 
     async def sign_in_with_browser(self, open_url: Callable[[str], Awaitable[None] | None]
@@ -538,7 +538,7 @@ class SyncEngine:
         self.retry.reset()
         if not self._online:
             self._set(online=True)
-        self._schedule_flush()
+        self._schedule_flush(force=True)
 
     def _on_reachable(self, ok: bool) -> None:
         if ok == self._online:
@@ -546,9 +546,13 @@ class SyncEngine:
         self._set(online=ok)
         if ok:
             self.retry.reset()
-            self._schedule_flush()
+            self._schedule_flush(force=True)
 
-    def _schedule_flush(self) -> None:
+    def _schedule_flush(self, *, force: bool = False) -> None:
+        """Send the outbox soon, on this loop. A new decision is sent at once unless
+        backoff or the breaker says wait; a reconnect (``force``) always sends."""
+        if not force and not self.retry.ready():
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

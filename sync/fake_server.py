@@ -52,6 +52,7 @@ class FakeServer(httpx.AsyncBaseTransport):
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     requests: list[str] = field(default_factory=list)
     seed_version: int = 0
+    offline: bool = False  # every request fails to connect, as with no network
     violation_version: int = 0
     _keys: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
@@ -98,7 +99,7 @@ class FakeServer(httpx.AsyncBaseTransport):
         await request.aread()
         self.requests.append(f"{request.method} {request.url.path}")
         fault = self.faults.popleft() if self.faults else None
-        if fault == "connect_error":
+        if fault == "connect_error" or self.offline:
             raise httpx.ConnectError("fake: connection refused", request=request)
         if fault == "server_error":
             return _error(503, "INTERNAL", "Temporarily unavailable.")

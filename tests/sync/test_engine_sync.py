@@ -1,0 +1,227 @@
+"""Downloading, reconnects, push events, status and settings."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from sync.errors import SyncError
+from sync.models import OutboxState
+from sync.settings import GovernorSettings
+from tests.sync.conftest import World, run
+
+
+def test_seeds_sync_as_deltas_with_tombstones(world: World) -> None:
+    world.server.add_seed("GEN-1", "Healthcare read-only")
+    world.server.add_seed("GEN-2", "Finance cap")
+    run(world.engine.download())
+    assert {s.id for s in world.engine.seeds()} == {"GEN-1", "GEN-2"}
+    world.server.delete_seed("GEN-1")
+    world.server.add_seed("GEN-3", "Retail")
+    run(world.engine.download())
+    assert {s.id for s in world.engine.seeds()} == {"GEN-2", "GEN-3"}
+    assert world.store.cursor("seeds").cursor == str(world.server.seed_version)
+    assert world.engine.seed("GEN-2") is not None and world.engine.seed("GEN-1") is None
+
+
+def test_an_unchanged_resync_costs_a_few_hundred_bytes_per_collection(world: World) -> None:
+    world.server.add_seed("GEN-1", "x" * 5000)
+    run(world.engine.download())
+    run(world.engine.download())
+    costs = world.engine.downloader.bytes_by_collection
+    assert set(costs) == {"dashboard", "approvals", "agents", "seeds", "violations",
+                          "notifications"}
+    assert all(size < 400 for size in costs.values()), costs
+
+
+def test_approval_details_are_fetched_when_their_version_changes(world: World) -> None:
+    detail = world.engine.approval("APR-0")
+    assert detail is not None and detail.pipeline == []
+    world.server.approvals["APR-0"]["version"] = 2
+    world.server.approvals["APR-0"]["pipeline"] = [
+        {"stage": "submitted", "status": "passed"}]
+    before = len(world.server.requests)
+    run(world.engine.download())
+    fetched = [r for r in world.server.requests[before:] if r.endswith("/APR-0")]
+    assert fetched and world.engine.approval("APR-0").pipeline[0].stage == "submitted"  # type: ignore[union-attr]
+
+
+def test_approvals_gone_from_the_server_are_forgotten(world: World) -> None:
+    del world.server.approvals["APR-1"]
+    run(world.engine.download())
+    assert world.engine.approval("APR-1") is None
+
+
+def test_filters_and_search_over_cached_approvals(world: World) -> None:
+    assert len(world.engine.approvals()) == 4
+    assert [a.id for a in world.engine.approvals("veto_window")] == ["APR-W"]
+    assert [a.id for a in world.engine.approvals("decided")] == ["APR-W"]
+    assert [a.id for a in world.engine.approvals(query="apr-2")] == ["APR-2"]
+    assert len(world.engine.approvals(limit=2, offset=1)) == 2
+    world.clock.advance(3 * 3600)
+    assert world.engine.approvals("veto_window") == []
+
+
+def test_a_failing_collection_does_not_stop_the_others(world: World) -> None:
+    world.server.add_seed("GEN-1", "Seed")
+    original = world.server._route
+
+    def route(request, fault):  # type: ignore[no-untyped-def]
+        if request.url.path.endswith("/violations"):
+            from sync.fake_server import _error
+            return _error(404, "NOT_FOUND", "No violations here.")
+        return original(request, fault)
+
+    world.server._route = route  # type: ignore[method-assign]
+    assert run(world.engine.download()) is False
+    assert world.engine.seed("GEN-1") is not None
+    assert "NOT_FOUND" in (world.engine.status().last_error or "")
+
+
+def test_notifications_are_fetched_after_the_last_one_seen(world: World) -> None:
+    stamp = world.clock.now().isoformat()
+    world.server.notifications = [{"id": "n1", "type": "t", "timestamp": stamp}]
+    run(world.engine.download())
+    world.server.notifications.append({"id": "n2", "type": "t", "timestamp": stamp})
+    run(world.engine.download())
+    assert {n.id for n in world.engine.notifications()} == {"n1", "n2"}
+    assert world.store.cursor("notifications").cursor == "n2"
+    world.engine.mark_read("n1")
+    assert [n.read for n in world.engine.notifications() if n.id == "n1"] == [True]
+
+
+def test_status_reports_pending_age_and_last_sync(world: World) -> None:
+    seen: list[str] = []
+    unsubscribe = world.engine.subscribe(seen.append)
+    world.engine.approve("APR-0")
+    world.clock.advance(90)
+    status = world.engine.status()
+    assert status.pending_count == 1 and status.oldest_pending_age_s == 90
+    assert status.signed_in and status.last_synced_at is not None
+    assert {"outbox", "approvals", "status"} <= set(seen)
+    unsubscribe()
+    unsubscribe()
+    seen.clear()
+    run(world.engine.sync_now())
+    assert seen == []
+    assert world.engine.status().pending_count == 0
+
+
+def test_a_broken_listener_does_not_break_syncing(world: World) -> None:
+    def broken(topic: str) -> None:
+        raise RuntimeError("view crashed")
+
+    world.engine.subscribe(broken)
+    world.engine.approve("APR-0")
+    run(world.engine.sync_now())
+    assert world.engine.status().pending_count == 0
+
+
+def test_a_reconnect_flushes_the_outbox_at_once(world: World) -> None:
+    async def scenario() -> None:
+        world.server.offline = True
+        await world.engine.download()
+        assert not world.engine.status().online
+        world.engine.approve("APR-0")
+        world.engine.approve("APR-1")
+        # Backoff holds the enqueue's own attempt back.
+        assert world.engine._flush_task is None or world.engine._flush_task.done()
+        assert world.engine.status().pending_count == 2
+        # A request succeeds again: that alone must send the queue.
+        world.server.offline = False
+        await world.engine.refresh_dashboard()
+        assert world.engine._flush_task is not None
+        await world.engine._flush_task
+        assert world.engine.status().pending_count == 0
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("signal", ["network_available", "event_stream_opened"])
+def test_os_and_event_stream_signals_count_as_reconnect(world: World, signal: str) -> None:
+    async def scenario() -> None:
+        world.server.offline = True
+        for _ in range(5):
+            await world.engine.download()
+        assert world.engine.retry.state == "open"
+        world.server.offline = False
+        world.auth.sign_in_as(world.auth.account())
+        entry = world.engine.approve("APR-0")
+        getattr(world.engine, signal)()
+        assert world.engine._flush_task is not None
+        await world.engine._flush_task
+        assert world.store.entry(entry.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+
+    run(scenario())
+
+
+def test_an_event_decided_elsewhere_updates_the_cached_approval(world: World) -> None:
+    world.engine.apply_event({
+        "id": "evt-1", "type": "governance.approval.decided", "timestamp":
+        world.clock.now().isoformat(), "source": "platform",
+        "data": {"approval": {"id": "APR-0", "status": "approved", "version": 2,
+                              "decided_by": "sub-other"}}, "cursor": "c-1"})
+    shown = world.engine.approval("APR-0")
+    assert shown is not None and shown.status.value == "approved"
+    assert world.engine.has_event("evt-1") and world.engine.push_cursor() == "c-1"
+    assert [n.id for n in world.engine.notifications()] == ["evt-1"]
+    world.engine.apply_event({"id": "evt-2", "type": "governance.budget.threshold_exceeded",
+                              "data": {"threshold": 80}})
+    assert len(world.engine.notifications()) == 2
+    with pytest.raises(SyncError, match="lacks an id"):
+        world.engine.apply_event({"type": "x"})
+
+
+def test_an_event_object_with_attributes_is_accepted(world: World) -> None:
+    class Event:
+        id = "evt-9"
+        type = "governance.approval.decided"
+        timestamp = world.clock.now()
+        source = "platform"
+        data = {"approval_id": "APR-1", "id": "APR-1", "status": "vetoed", "version": 4}
+        cursor = "c-9"
+
+    world.engine.apply_event(Event())
+    assert world.engine.approval("APR-1").status.value == "vetoed"  # type: ignore[union-attr]
+
+
+def test_start_and_stop_run_the_periodic_sync(world: World) -> None:
+    async def scenario() -> None:
+        world.engine.settings.sync_interval = 3600
+        world.engine.approve("APR-0")
+        await world.engine.start()
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if world.engine.status().pending_count == 0:
+                break
+        await world.engine.stop()
+        assert world.engine.status().pending_count == 0
+
+    run(scenario())
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                            tmp_path: Path) -> None:
+    monkeypatch.setenv("GOVERNOR_SERVER_URL", "http://127.0.0.1:1234")
+    monkeypatch.setenv("GOVERNOR_SYNC_INTERVAL", "5")
+    monkeypatch.setenv("GOVERNOR_DATA_DIR", str(tmp_path))
+    settings = GovernorSettings()
+    assert settings.server_url == "http://127.0.0.1:1234" and settings.sync_interval == 5
+    assert settings.database_path == tmp_path / "governor.db"
+    assert settings.dashboard_ttl == 300 and settings.step_up_for_veto
+
+
+def test_the_sign_in_flows_are_delegated(world: World) -> None:
+    async def scenario() -> None:
+        code = await world.engine.start_device_sign_in()
+        assert (await world.engine.finish_device_sign_in(code)).username == "governor"
+        assert (await world.engine.sign_in_with_browser(lambda url: None)).username
+        assert await world.engine.confirm_identity("governor")
+        await world.engine.sign_out()
+        assert world.engine.account() is None and not world.engine.status().signed_in
+
+    run(scenario())
+    assert timedelta(0) == timedelta(0)
