@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend_stub.clock import Clock, SystemClock
 from backend_stub.db import Database
@@ -25,6 +28,33 @@ def _validation_details(exc: RequestValidationError) -> dict[str, Any]:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
         fields[".".join(loc) or "body"] = str(err.get("msg", "invalid"))
     return {"fields": fields}
+
+
+class RequestIdMiddleware:
+    """Every response carries ``X-Request-ID``: the caller's own, else a new one.
+
+    Plain ASGI rather than ``@app.middleware``: it costs nothing per request and does not
+    buffer streaming responses (the SSE endpoint).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id")
+        rid = incoming if incoming and len(incoming) <= 200 else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = rid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -75,13 +105,7 @@ def create_app(settings: StubSettings | None = None, *, clock: Clock | None = No
     app.state.clock = clock
     app.state.db = db
 
-    @app.middleware("http")
-    async def _request_id(request: Request, call_next: Any) -> Any:
-        rid = request_id(request)
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        return response
-
+    app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
 
     @app.get("/v1/health", tags=["health"])
@@ -90,7 +114,11 @@ def create_app(settings: StubSettings | None = None, *, clock: Clock | None = No
 
     # Feature packages install their migrations, routers and services here.
     # (Filled in by backend_stub.oauth, backend_stub.api, backend_stub.components.)
+    from backend_stub.api import install_api, install_demo
     from backend_stub.oauth import install_oauth
 
     install_oauth(app)
+    install_api(app)
+    if settings.demo:
+        install_demo(app)
     return app

@@ -24,11 +24,10 @@ def meta(request: Request, **extra: Any) -> dict[str, Any]:
     return {"request_id": request_id(request), "timestamp": rfc3339(clock.now()), **extra}
 
 
-def ok(request: Request, data: Any, *, status_code: int = 200, headers: dict[str, str] | None = None,
-       **extra_meta: Any) -> JSONResponse:
-    return JSONResponse(
-        {"data": data, "meta": meta(request, **extra_meta)}, status_code=status_code, headers=headers
-    )
+def ok(request: Request, data: Any, *, status_code: int = 200,
+       headers: dict[str, str] | None = None, **extra_meta: Any) -> JSONResponse:
+    return JSONResponse({"data": data, "meta": meta(request, **extra_meta)},
+                        status_code=status_code, headers=headers)
 
 
 def error_body(request: Request, code: str, message: str, details: dict[str, Any] | None = None

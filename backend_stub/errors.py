@@ -48,7 +48,8 @@ class InvalidToken(ApiError):
         super().__init__(
             message,
             details=details,
-            headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{message}"'},
+            headers={"WWW-Authenticate":
+                     f'Bearer error="invalid_token", error_description="{message}"'},
         )
 
 

@@ -1,0 +1,298 @@
+"""``/v1/mobile``: the governor app's API (see ``docs/api.md`` and the contract)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from backend_stub.api import schemas as s
+from backend_stub.api.deps import (
+    actor,
+    any_scope,
+    errors,
+    read_scope,
+    service,
+    sweep,
+    veto_scope,
+    write_scope,
+)
+from backend_stub.clock import rfc3339
+from backend_stub.domain.service import (
+    AttachmentIn,
+    DecisionCommand,
+    DecisionResult,
+    GovernanceService,
+)
+from backend_stub.envelope import meta, ok
+from backend_stub.errors import ApiError
+from backend_stub.oauth.guard import Principal
+
+router = APIRouter(prefix="/v1/mobile", tags=["mobile"], dependencies=[Depends(sweep)])
+
+Svc = Annotated[GovernanceService, Depends(service)]
+Read = Annotated[Principal, Depends(read_scope)]
+Write = Annotated[Principal, Depends(write_scope)]
+Veto = Annotated[Principal, Depends(veto_scope)]
+Anyone = Annotated[Principal, Depends(any_scope)]
+ApprovalId = Annotated[str, Path(min_length=1, max_length=64, description="e.g. REQ-0001")]
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size (default 50).")]
+Cursor = Annotated[str | None, Query(min_length=1, max_length=500,
+                                     description="meta.next_cursor of the previous page.")]
+Since = Annotated[int | None, Query(ge=0, le=2**62,
+                                    description="A meta.version you hold: only changes after it.")]
+IdempotencyKey = Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                       description="Makes the write happen once (7 days).")]
+OptionalKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1,
+                                           max_length=200)]
+REPLAYED = {"Idempotent-Replayed": {"description": "true when this answer is a replay",
+                                    "schema": {"type": "string", "enum": ["true"]}}}
+
+
+def _list(request: Request, items: list[dict[str, Any]], next_cursor: str | None,
+          **extra: Any) -> JSONResponse:
+    return ok(request, items, next_cursor=next_cursor, **extra)
+
+
+# ---------------------------------------------------------------- dashboard
+@router.get("/dashboard", response_model=s.Envelope[s.Dashboard], responses={
+    **errors(304), 200: {"headers": {"ETag": {"description": "Validator for If-None-Match",
+                                              "schema": {"type": "string"}}}}})
+def dashboard(request: Request, _: Read, svc: Svc,
+              if_none_match: Annotated[str | None, Header(max_length=200)] = None
+              ) -> Response:
+    """Fleet counts, the nearest veto deadline, recent vetoes, health and budget."""
+    data = svc.dashboard()
+    etag = '"' + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32] + '"'
+    if if_none_match and etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag})
+    data["generated_at"] = rfc3339(request.app.state.clock.now())
+    return ok(request, data, headers={"ETag": etag, "Cache-Control": "private, max-age=0"})
+
+
+# ---------------------------------------------------------------- approvals
+@router.get("/approvals", response_model=s.ListEnvelope[s.ApprovalSummary],
+            responses=errors())
+def list_approvals(request: Request, _: Read, svc: Svc,
+                   status: Annotated[s.ApprovalStatus | None, Query()] = None,
+                   cursor: Cursor = None, limit: Limit = 50) -> JSONResponse:
+    """Agent-creation requests, newest first."""
+    items, next_cursor = svc.list_approvals(status=status, cursor=cursor, limit=limit)
+    return _list(request, items, next_cursor)
+
+
+@router.get("/approvals/{approval_id}", response_model=s.Envelope[s.ApprovalDetail],
+            responses=errors(404))
+def get_approval(request: Request, approval_id: ApprovalId, _: Read, svc: Svc
+                 ) -> JSONResponse:
+    """The full request: pipeline, capabilities, WASM report, budget and seed matches."""
+    return ok(request, svc.get_approval(approval_id))
+
+
+def _answer(result: DecisionResult) -> JSONResponse:
+    if result.error is not None:
+        raise result.error
+    headers = {"Idempotent-Replayed": "true"} if result.outcome == "replayed" else None
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
+
+def _attachments(items: list[s.AttachmentIn] | None) -> tuple[AttachmentIn, ...]:
+    return tuple(AttachmentIn(a.name, a.content_type, a.decoded()) for a in items or ())
+
+
+@router.post("/approvals/{approval_id}/approve", response_model=s.Envelope[s.ApprovalDetail],
+             responses={**errors(404, 409), 200: {"headers": REPLAYED}})
+def approve(request: Request, approval_id: ApprovalId, body: s.ApproveIn,
+            key: IdempotencyKey, principal: Write, svc: Svc) -> JSONResponse:
+    """Approve a pending request at the version you read; it enters the 24 h veto window."""
+    command = DecisionCommand(key=key, approval_id=approval_id, action="approve",
+                              expected_version=body.expected_version, comment=body.comment)
+    return _answer(svc.decide(actor(principal, request), [command])[0])
+
+
+@router.post("/approvals/{approval_id}/request-changes",
+             response_model=s.Envelope[s.ApprovalDetail],
+             responses={**errors(404, 409), 200: {"headers": REPLAYED}})
+def request_changes(request: Request, approval_id: ApprovalId, body: s.RequestChangesIn,
+                    principal: Write, svc: Svc, key: OptionalKey = None) -> JSONResponse:
+    """Send a pending request back to its requester with a reason."""
+    command = DecisionCommand(key=key or f"auto-{uuid.uuid4().hex}", approval_id=approval_id,
+                              action="request_changes", expected_version=body.expected_version,
+                              reason=body.reason)
+    return _answer(svc.decide(actor(principal, request), [command])[0])
+
+
+@router.post("/approvals/{approval_id}/veto", response_model=s.Envelope[s.ApprovalDetail],
+             responses={**errors(404, 409), 200: {"headers": REPLAYED}})
+def veto(request: Request, approval_id: ApprovalId, body: s.VetoIn, key: IdempotencyKey,
+         principal: Veto, svc: Svc) -> JSONResponse:
+    """Veto a request while its window is open (absolute: no version needed)."""
+    command = DecisionCommand(key=key, approval_id=approval_id, action="veto",
+                              category=body.category, reason=body.reason,
+                              attachments=_attachments(body.attachments))
+    return _answer(svc.decide(actor(principal, request), [command])[0])
+
+
+def _device_time(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.upper().replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:  # well-formed but not representable (a leap second): keep none
+        return None
+
+
+@router.post("/decisions", response_model=s.Envelope[list[s.BatchResult]], responses=errors())
+def decisions(request: Request, body: s.BatchIn, principal: Anyone, svc: Svc) -> JSONResponse:
+    """Up to 500 decisions in one transaction; one result per item, in order.
+
+    Each item needs the scope of its action; an item without it is rejected alone.
+    """
+    commands = []
+    for item in body.decisions:
+        common: dict[str, Any] = {
+            "key": item.id, "approval_id": item.approval_id, "action": item.action,
+            "device_id": item.device_id, "device_decided_at": _device_time(item.decided_at)}
+        if isinstance(item, s.VetoItem):
+            commands.append(DecisionCommand(**common, category=item.category,
+                                            reason=item.reason,
+                                            attachments=_attachments(item.attachments)))
+        elif isinstance(item, s.RequestChangesItem):
+            commands.append(DecisionCommand(**common, expected_version=item.expected_version,
+                                            reason=item.reason))
+        else:
+            commands.append(DecisionCommand(**common, expected_version=item.expected_version,
+                                            comment=item.comment))
+    results = svc.decide(actor(principal, request), commands)
+    return ok(request, [_batch_result(r) for r in results])
+
+
+def _batch_result(result: DecisionResult) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": result.key, "outcome": result.outcome}
+    if result.error is not None:
+        error: ApiError = result.error
+        item["error"] = {"code": error.code, "message": error.message,
+                         "details": error.details}
+    else:
+        item["approval"] = result.approval
+    return item
+
+
+# ---------------------------------------------------------------- seeds
+@router.get("/seeds", response_model=s.VersionedEnvelope[s.Seed], responses=errors())
+def list_seeds(request: Request, _: Read, svc: Svc, since: Since = None, cursor: Cursor = None,
+               limit: Limit = 50,
+               q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+               status: Annotated[s.SeedStatus | None, Query()] = None) -> JSONResponse:
+    """Precedent seeds; with since=V only those changed after V, and meta.deleted."""
+    items, next_cursor, version, deleted = svc.list_seeds(since=since, cursor=cursor,
+                                                          limit=limit, q=q, status=status)
+    return _list(request, items, next_cursor, version=version, deleted=deleted)
+
+
+@router.get("/seeds/{seed_id}", response_model=s.SeedEnvelope, responses=errors(404))
+def get_seed(request: Request, seed_id: Annotated[str, Path(min_length=1, max_length=64)],
+             _: Read, svc: Svc) -> JSONResponse:
+    seed = svc.get_seed(seed_id)
+    return ok(request, seed, version=svc.seeds_version())
+
+
+@router.post("/seeds", status_code=201, response_model=s.SeedEnvelope,
+             responses={**errors(), 201: {"headers": REPLAYED}})
+def create_seed(request: Request, body: s.SeedIn, key: IdempotencyKey, principal: Write,
+                svc: Svc) -> JSONResponse:
+    """Create a precedent seed; its conditions are checked against the rule schema."""
+    status_code, payload, replayed = svc.create_seed(
+        actor(principal, request), key=key, title=body.title, description=body.description,
+        conditions=body.conditions, auto_approve=body.auto_approve, status=body.status)
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return JSONResponse(payload, status_code=status_code, headers=headers)
+
+
+@router.delete("/seeds/{seed_id}", response_model=s.Envelope[s.SeedDeleted],
+               responses=errors(404))
+def delete_seed(request: Request, seed_id: Annotated[str, Path(min_length=1, max_length=64)],
+                principal: Write, svc: Svc) -> JSONResponse:
+    """Delete a seed; delta readers see its id in meta.deleted."""
+    version = svc.delete_seed(actor(principal, request), seed_id)
+    return ok(request, {"id": seed_id, "deleted": True, "version": version})
+
+
+# ---------------------------------------------------------------- agents, violations
+@router.get("/agents", response_model=s.ListEnvelope[s.Agent], responses=errors())
+def list_agents(request: Request, _: Read, svc: Svc,
+                status: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+                industry: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+                cursor: Cursor = None, limit: Limit = 50) -> JSONResponse:
+    """Agents with status, industry, budget use and capability grants."""
+    items, next_cursor = svc.list_agents(status=status, industry=industry, cursor=cursor,
+                                         limit=limit)
+    return _list(request, items, next_cursor)
+
+
+@router.get("/violations", response_model=s.VersionedEnvelope[s.Violation], responses=errors())
+def list_violations(request: Request, _: Read, svc: Svc, since: Since = None,
+                    cursor: Cursor = None, limit: Limit = 50) -> JSONResponse:
+    """Constitutional, budget and ethics violations, newest first; since= as for seeds."""
+    items, next_cursor, version, deleted = svc.list_violations(since=since, cursor=cursor,
+                                                               limit=limit)
+    return _list(request, items, next_cursor, version=version, deleted=deleted)
+
+
+# ---------------------------------------------------------------- events
+After = Annotated[int, Query(ge=0, le=2**62, description="The last event id you hold.")]
+
+
+@router.get("/notifications", response_model=s.NotificationEnvelope, responses=errors())
+def notifications(request: Request, _: Read, svc: Svc, after: After = 0,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 100) -> JSONResponse:
+    """Events after the given id, oldest first: what a device missed while offline."""
+    items, next_cursor = svc.notifications(after=after, limit=limit)
+    last = int(items[-1]["id"]) if items else after
+    return _list(request, items, next_cursor, last_event_id=last)
+
+
+@router.get("/events", responses={**errors(), 200: {
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "description": "Server-Sent Events: id, event (the type) and data (the message)."}})
+async def events(request: Request, _: Read,
+                 last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+                 after: Annotated[int | None, Query(ge=0, le=2**62)] = None
+                 ) -> StreamingResponse:
+    """The event stream; resumes after ``Last-Event-ID`` (or ``after``)."""
+    svc: GovernanceService = request.app.state.governance
+    start = after
+    if start is None:
+        start = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    if start is None:
+        start = await run_in_threadpool(svc.last_event_id)
+    poll = float(getattr(request.app.state, "sse_poll_seconds", 1.0))
+
+    async def stream() -> AsyncIterator[str]:
+        position = start
+        yield "retry: 3000\n\n"
+        idle = 0.0
+        while not await request.is_disconnected():
+            items, _ = await run_in_threadpool(svc.notifications, after=position, limit=200)
+            for item in items:
+                position = int(item["id"])
+                yield (f"id: {item['id']}\nevent: {item['type']}\n"
+                       f"data: {json.dumps(item, separators=(',', ':'))}\n\n")
+            if items:
+                idle = 0.0
+                continue
+            await asyncio.sleep(poll)
+            idle += poll
+            if idle >= 15:
+                idle = 0.0
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+                                      "X-Request-ID": meta(request)["request_id"]})

@@ -1,0 +1,93 @@
+"""``governor-stub``: run the governance stub (see the contract's "Starting the stub").
+
+    governor-stub --host 127.0.0.1 --port 8000 [--db URL] [--redis URL] [--demo]
+                  [--demo-activity SECONDS]
+
+Prints ``governance stub listening on http://HOST:PORT`` once it accepts requests, and
+exits cleanly (committed data kept) on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from pydantic import ValidationError
+
+from backend_stub.errors import ConfigurationError
+from backend_stub.settings import StubSettings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="governor-stub",
+                                     description="Run the WAOOAW governance stub backend.")
+    parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default 8000; 0 picks one)")
+    parser.add_argument("--db", dest="db_url",
+                        help="database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB "
+                             "(default: a SQLite file in the data directory)")
+    parser.add_argument("--redis", dest="redis_url", help="redis://HOST:PORT/DB for the shared "
+                        "L2 cache and event bus")
+    parser.add_argument("--data-dir", help="where the SQLite file and keys live")
+    parser.add_argument("--demo", action="store_true", default=None,
+                        help="load the demo world and enable /v1/demo/*")
+    parser.add_argument("--demo-activity", type=float, metavar="SECONDS",
+                        help="with --demo: the platform acts on its own every SECONDS")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING ... (default INFO)")
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> StubSettings:
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if v is not None}
+    if overrides.get("demo_activity") and not (overrides.get("demo") or StubSettings().demo):
+        raise ConfigurationError("--demo-activity needs --demo: the activity acts on the "
+                                 "demo world.")
+    return StubSettings(**overrides)
+
+
+class _Server(uvicorn.Server):
+    """Announces the contract's ready line once the socket accepts connections."""
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            for server in getattr(self, "servers", []):
+                for sock in server.sockets:
+                    host, port = sock.getsockname()[:2]
+                    print(f"governance stub listening on http://{host}:{port}", flush=True)
+                    return
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from(args)
+    except (ValidationError, ConfigurationError) as exc:
+        print(f"governor-stub: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from backend_stub.app import create_app
+
+    try:
+        app = create_app(settings)
+    except ConfigurationError as exc:
+        print(f"governor-stub: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(app, host=settings.host, port=settings.port,
+                            log_level=settings.log_level.lower(), access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=5)
+    server = _Server(config)
+    # uvicorn installs SIGTERM/SIGINT handlers that finish in-flight requests and stop.
+    asyncio.run(server.serve())
+    app.state.db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The seven-stage agent-creation pipeline, as pure functions over its JSON form."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from backend_stub.clock import rfc3339
+
+STAGES: tuple[str, ...] = ("submitted", "genesis_certification", "architect_review",
+                           "ethics_review", "governor_approval", "veto_window", "deployed")
+STAGE_STATUSES = ("pending", "in_progress", "passed", "failed", "skipped")
+APPROVAL_STATUSES = ("pending_approval", "approved", "changes_requested", "vetoed",
+                     "auto_approved", "deployed")
+# Statuses in which the 24 h veto window runs (veto_deadline is set).
+IN_WINDOW = ("approved", "auto_approved")
+VETOABLE = ("pending_approval", "approved", "auto_approved")
+
+_DEFAULT_NOTES = {
+    "submitted": "Request received from the agent factory.",
+    "genesis_certification": "Genesis certified the agent's ME-WoW and identity.",
+    "architect_review": "Architect reviewed the design and the capability grants.",
+    "ethics_review": "Ethics review found no constitutional concern.",
+}
+
+
+def new_pipeline(reached: str, now: datetime) -> list[dict[str, Any]]:
+    """Stages before ``reached`` passed, ``reached`` in progress, the rest pending."""
+    index = STAGES.index(reached)
+    stages = []
+    for i, name in enumerate(STAGES):
+        if i < index:
+            stages.append({"stage": name, "status": "passed", "completed_at": rfc3339(now),
+                           "notes": _DEFAULT_NOTES.get(name)})
+        else:
+            stages.append({"stage": name, "status": "in_progress" if i == index else "pending",
+                           "completed_at": None, "notes": None})
+    return stages
+
+
+def _set(pipeline: list[dict[str, Any]], stage: str, status: str, when: datetime | None,
+         notes: str | None) -> None:
+    for item in pipeline:
+        if item["stage"] == stage:
+            item["status"] = status
+            item["completed_at"] = rfc3339(when) if when else None
+            item["notes"] = notes
+
+
+def _close_open_before(pipeline: list[dict[str, Any]], stage: str, now: datetime,
+                       notes: str) -> None:
+    for item in pipeline:
+        if item["stage"] == stage:
+            return
+        if item["status"] in ("pending", "in_progress"):
+            item["status"] = "skipped"
+            item["completed_at"] = rfc3339(now)
+            item["notes"] = notes
+
+
+def enter_veto_window(pipeline: list[dict[str, Any]], now: datetime, governor_status: str,
+                      notes: str) -> list[dict[str, Any]]:
+    result = [dict(s) for s in pipeline]
+    _close_open_before(result, "governor_approval", now, "Skipped: the governor decided early.")
+    _set(result, "governor_approval", governor_status, now, notes)
+    _set(result, "veto_window", "in_progress", None, "24-hour veto window open.")
+    return result
+
+
+def stop(pipeline: list[dict[str, Any]], now: datetime, notes: str) -> list[dict[str, Any]]:
+    """The request stops here: the open stage fails, later stages are skipped."""
+    result = [dict(s) for s in pipeline]
+    failed = False
+    for item in result:
+        if item["status"] == "in_progress" and not failed:
+            item.update(status="failed", completed_at=rfc3339(now), notes=notes)
+            failed = True
+        elif item["status"] in ("pending", "in_progress"):
+            item.update(status="skipped", completed_at=rfc3339(now), notes=None)
+    return result
+
+
+def deploy(pipeline: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    result = [dict(s) for s in pipeline]
+    _set(result, "veto_window", "passed", now, "Veto window closed without a veto.")
+    _set(result, "deployed", "passed", now, "Deployed to the platform.")
+    return result
+
+
+def current_stage(pipeline: list[dict[str, Any]]) -> str:
+    for item in pipeline:
+        if item["status"] in ("in_progress", "failed"):
+            return str(item["stage"])
+    last = [s for s in pipeline if s["status"] == "passed"]
+    return str(last[-1]["stage"]) if last else STAGES[0]

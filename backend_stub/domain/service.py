@@ -1,0 +1,1086 @@
+"""The governance platform the stub pretends to be: requests, decisions, seeds, budgets.
+
+``GovernanceService`` is the one object the API talks to. It takes its store (a
+``Database``) and its clock in the constructor, writes every change and the events it
+causes in one transaction, and hands the committed events to ``publish`` afterwards.
+
+Writes are serialised by a process-wide lock (SQLite allows one writer anyway) and by row
+locks on PostgreSQL, so several stub processes on one PostgreSQL database stay correct.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlmodel import Session
+
+from backend_stub.clock import Clock, rfc3339
+from backend_stub.db import Database
+from backend_stub.domain import capabilities as caps
+from backend_stub.domain import events as ev
+from backend_stub.domain import pipeline as pl
+from backend_stub.domain.models import (
+    Agent,
+    ApprovalRequest,
+    Counter,
+    Decision,
+    DecisionAttachment,
+    Event,
+    IdempotencyRecord,
+    Seed,
+    SeedMatchLink,
+    Tombstone,
+    Violation,
+)
+from backend_stub.domain.seeds import (
+    RequestFacts,
+    SeedMatcher,
+    SeedRule,
+    condition_errors,
+)
+from backend_stub.domain.wasm import validate_module
+from backend_stub.errors import (
+    AlreadyDecided,
+    ApiError,
+    IdempotencyKeyReused,
+    InsufficientScope,
+    NotFound,
+    PayloadTooLarge,
+    ValidationFailed,
+    VersionConflict,
+    VetoWindowClosed,
+)
+
+log = logging.getLogger("backend_stub.domain")
+
+
+def _columns(model: Any) -> Any:
+    """The table's columns, for Core expressions (typed, unlike the model's attributes)."""
+    return cast(Table, model.__table__).c
+
+
+AR = _columns(ApprovalRequest)
+APPROVALS = cast(Table, getattr(ApprovalRequest, "__table__"))  # noqa: B009
+AG = _columns(Agent)
+SD = _columns(Seed)
+VI = _columns(Violation)
+TB = _columns(Tombstone)
+CT = _columns(Counter)
+IR = _columns(IdempotencyRecord)
+EV = _columns(Event)
+DE = _columns(Decision)
+SML = _columns(SeedMatchLink)
+
+VETO_WINDOW = timedelta(hours=24)
+CLOSING_NOTICE = timedelta(hours=1)
+IDEMPOTENCY_TTL = timedelta(days=7)
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+BUDGET_THRESHOLDS = (80, 95)
+ACTION_SCOPES = {"approve": "governance:write", "request_changes": "governance:write",
+                 "veto": "veto:execute"}
+
+# Columns of a request that listing needs: never the module bytes or the big JSON.
+_SUMMARY_COLUMNS = (AR.id, AR.agent_id, AR.agent_name,
+                    AR.agent_kind, AR.requester,
+                    AR.industry, AR.status, AR.stage,
+                    AR.version, AR.veto_deadline,
+                    AR.created_at)
+_DETAIL_COLUMNS = (*_SUMMARY_COLUMNS, AR.pipeline, AR.capabilities,
+                   AR.budget, AR.wasm_report,
+                   AR.seed_matches, AR.matched_seed_id,
+                   AR.decided_by, AR.decided_at,
+                   AR.decision_note, AR.updated_at)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: the token's subject and what the token allows."""
+
+    sub: str
+    scopes: frozenset[str]
+    client_id: str | None = None
+    request_id: str | None = None
+
+
+PLATFORM = Actor(sub="platform", scopes=frozenset(ACTION_SCOPES.values()) | {"governance:read"},
+                 client_id="governance-stub")
+
+
+@dataclass(frozen=True)
+class AttachmentIn:
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class DecisionCommand:
+    """One decision as the client sent it; ``key`` makes it happen once."""
+
+    key: str
+    approval_id: str
+    action: str
+    expected_version: int | None = None
+    category: str | None = None
+    reason: str | None = None
+    comment: str | None = None
+    attachments: tuple[AttachmentIn, ...] = ()
+    device_id: str | None = None
+    device_decided_at: datetime | None = None
+
+    def fingerprint(self) -> str:
+        # The device's clock and id are not part of what is decided: a retry from the same
+        # outbox entry may carry a refreshed timestamp and is still the same decision.
+        body = {"approval_id": self.approval_id, "action": self.action,
+                "expected_version": self.expected_version, "category": self.category,
+                "reason": self.reason, "comment": self.comment,
+                "attachments": [[a.name, a.content_type, hashlib.sha256(a.data).hexdigest()]
+                                for a in self.attachments]}
+        return _digest(body)
+
+
+@dataclass
+class DecisionResult:
+    key: str
+    outcome: str  # applied | replayed | rejected
+    status_code: int
+    body: dict[str, Any] | None = None
+    error: ApiError | None = None
+
+    @property
+    def approval(self) -> dict[str, Any] | None:
+        return None if self.body is None else self.body.get("data")
+
+
+@dataclass
+class _Tx:
+    session: Session
+    now: datetime
+    events: list[ev.PendingEvent] = field(default_factory=list)
+
+
+def _digest(value: Any) -> str:
+    raw = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def encode_cursor(*parts: Any) -> str:
+    raw = json.dumps(list(parts), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError) as exc:
+        raise _bad_cursor(cursor) from exc
+    if not isinstance(parts, list) or len(parts) != arity:
+        raise _bad_cursor(cursor)
+    return parts
+
+
+def _bad_cursor(cursor: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"Cursor {cursor[:40]!r} was not issued by this server; start again without a cursor.",
+        details={"fields": {"cursor": "not a cursor this server issued"}})
+
+
+def _utilisation(used: float, limit: float) -> float:
+    return round(used / limit, 4) if limit else 0.0
+
+
+class GovernanceService:
+    """The stub's domain. Use one per app; it is thread-safe."""
+
+    def __init__(self, db: Database, clock: Clock, *,
+                 publish: Callable[[dict[str, Any]], None] | None = None,
+                 veto_window: timedelta = VETO_WINDOW) -> None:
+        self.db = db
+        self.clock = clock
+        self.publish = publish
+        self.veto_window = veto_window
+        self.matcher = SeedMatcher()
+        self._lock = threading.RLock()
+        # When the next deadline or closing notice falls due; None: ask the database.
+        self._next_due: datetime | None = None
+        self._next_due_known = False
+        # Bumped on every committed write: lets readers cache by it.
+        self.change_count = 0
+
+    # ------------------------------------------------------------------ transactions
+    @contextmanager
+    def _write(self) -> Iterator[_Tx]:
+        with self._lock, self.db.session() as session:
+            tx = _Tx(session, self.clock.now())
+            with session.begin():
+                yield tx
+                if tx.events:
+                    self._insert_events(tx)
+            self.change_count += 1
+        for pending in tx.events:
+            self._publish(pending)
+
+    def _insert_events(self, tx: _Tx) -> None:
+        rows = [e.row() for e in tx.events]
+        ids = tx.session.execute(
+            insert(Event).returning(EV.id, sort_by_parameter_order=True),
+            rows).scalars().all()
+        for pending, event_id in zip(tx.events, ids, strict=True):
+            pending.id = int(event_id)
+
+    def _publish(self, pending: ev.PendingEvent) -> None:
+        if self.publish is None or pending.id is None:
+            return
+        try:
+            self.publish(ev.message(pending.id, pending.type, pending.timestamp, pending.source,
+                                    pending.data, pending.correlation_id,
+                                    pending.causation_id, pending.user_id))
+        except Exception:  # the event is stored; a failed push must not fail the write
+            log.exception("publishing event %s failed", pending.id)
+
+    def _emit(self, tx: _Tx, type_: str, data: dict[str, Any], *,
+              correlation_id: str | None = None, causation_id: str | None = None,
+              user_id: str | None = None) -> ev.PendingEvent:
+        pending = ev.PendingEvent(type_, tx.now, data, correlation_id, causation_id, user_id)
+        tx.events.append(pending)
+        return pending
+
+    def _next(self, session: Session, name: str) -> int:
+        """Increment and return the counter ``name`` (row-locked on PostgreSQL)."""
+        result = session.execute(update(Counter).where(CT.name == name)
+                                 .values(value=CT.value + 1).returning(CT.value))
+        value = result.scalar()
+        if value is None:
+            session.execute(insert(Counter).values(name=name, value=1))
+            return 1
+        return int(value)
+
+    def _current(self, session: Session, name: str) -> int:
+        value = session.execute(select(CT.value).where(CT.name == name)).scalar()
+        return int(value or 0)
+
+    # ------------------------------------------------------------------ deadlines
+    def due(self) -> bool:
+        """Whether ``sweep`` has work (or must look): a deadline or a notice is due."""
+        if not self._next_due_known:
+            return True
+        return self._next_due is not None and self.clock.now() >= self._next_due
+
+    def sweep(self) -> int:
+        """Deploy requests whose veto window ended and announce windows closing within an hour.
+
+        Cheap when nothing is due: the next due time is kept in memory.
+        """
+        if not self.due():
+            return 0
+        now = self.clock.now()
+        changed = 0
+        with self._write() as tx:
+            due = tx.session.execute(
+                select(AR.id, AR.pipeline, AR.agent_id,
+                       AR.veto_deadline, AR.version)
+                .where(AR.status.in_(pl.IN_WINDOW),
+                       AR.veto_deadline <= now)
+                .with_for_update()).all()
+            for row in due:
+                tx.session.execute(
+                    update(ApprovalRequest).where(AR.id == row.id)
+                    .values(status="deployed", stage="deployed", veto_deadline=None,
+                            pipeline=pl.deploy(row.pipeline, now), version=row.version + 1,
+                            updated_at=now))
+                tx.session.execute(update(Agent).where(AG.id == row.agent_id)
+                                   .values(status="active", updated_at=now))
+                self._emit(tx, ev.APPROVAL_DEPLOYED,
+                           {"approval_id": row.id, "agent_id": row.agent_id,
+                            "deadline": rfc3339(row.veto_deadline)}, correlation_id=row.id)
+                changed += 1
+            closing = tx.session.execute(
+                select(AR.id, AR.agent_name,
+                       AR.veto_deadline)
+                .where(AR.status.in_(pl.IN_WINDOW),
+                       AR.closing_notified.is_(False),
+                       AR.veto_deadline <= now + CLOSING_NOTICE)
+                ).all()
+            for row in closing:
+                tx.session.execute(update(ApprovalRequest)
+                                   .where(AR.id == row.id)
+                                   .values(closing_notified=True))
+                self._emit(tx, ev.VETO_WINDOW_CLOSING,
+                           {"approval_id": row.id, "agent_name": row.agent_name,
+                            "deadline": rfc3339(row.veto_deadline)}, correlation_id=row.id)
+                changed += 1
+            self._next_due = self._compute_next_due(tx.session)
+            self._next_due_known = True
+        return changed
+
+    def _compute_next_due(self, session: Session) -> datetime | None:
+        deadline = session.execute(
+            select(func.min(AR.veto_deadline))
+            .where(AR.status.in_(pl.IN_WINDOW))).scalar()
+        notice = session.execute(
+            select(func.min(AR.veto_deadline))
+            .where(AR.status.in_(pl.IN_WINDOW),
+                   AR.closing_notified.is_(False))
+        ).scalar()
+        candidates = [d for d in (deadline, notice - CLOSING_NOTICE if notice else None) if d]
+        return min(candidates) if candidates else None
+
+    def _deadline_set(self, deadline: datetime) -> None:
+        due = deadline - CLOSING_NOTICE
+        if self._next_due_known and (self._next_due is None or due < self._next_due):
+            self._next_due = due
+
+    def forget_deadlines(self) -> None:
+        """Make the next sweep ask the database (after the clock jumps or data is loaded)."""
+        self._next_due_known = False
+
+    # ------------------------------------------------------------------ representations
+    @staticmethod
+    def _summary(row: Any) -> dict[str, Any]:
+        return {
+            "id": row.id,
+            "agent": {"id": row.agent_id, "name": row.agent_name, "kind": row.agent_kind,
+                      "industry": row.industry},
+            "requester": row.requester, "industry": row.industry, "status": row.status,
+            "stage": row.stage, "version": row.version,
+            "veto_deadline": rfc3339(row.veto_deadline) if row.veto_deadline else None,
+            "created_at": rfc3339(row.created_at),
+        }
+
+    @classmethod
+    def _detail(cls, row: Any) -> dict[str, Any]:
+        data = cls._summary(row)
+        data.update(
+            pipeline=row.pipeline,
+            capabilities=[caps.describe(c) for c in row.capabilities],
+            wasm_report=row.wasm_report, budget=row.budget, seed_matches=row.seed_matches,
+            matched_seed_id=row.matched_seed_id, decided_by=row.decided_by,
+            decided_at=rfc3339(row.decided_at) if row.decided_at else None,
+            decision_note=row.decision_note, updated_at=rfc3339(row.updated_at))
+        return data
+
+    # ------------------------------------------------------------------ reads
+    def list_approvals(self, *, status: str | None = None, cursor: str | None = None,
+                       limit: int = 50) -> tuple[list[dict[str, Any]], str | None]:
+        query = select(*_SUMMARY_COLUMNS)
+        if status:
+            query = query.where(AR.status == status)
+        if cursor:
+            created, last_id = decode_cursor(cursor, 2)
+            try:
+                after = datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise _bad_cursor(cursor) from exc
+            query = query.where(or_(AR.created_at < after,
+                                    and_(AR.created_at == after,
+                                         AR.id < str(last_id))))
+        query = query.order_by(AR.created_at.desc(),
+                               AR.id.desc()).limit(limit + 1)
+        with self.db.session() as session:
+            rows = session.execute(query).all()
+        items = [self._summary(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            next_cursor = encode_cursor(last.created_at.isoformat(), last.id)
+        return items, next_cursor
+
+    def get_approval(self, approval_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            row = session.execute(select(*_DETAIL_COLUMNS)
+                                  .where(AR.id == approval_id)).first()
+        if row is None:
+            raise NotFound(f"Approval request {approval_id!r} does not exist; "
+                           "refresh the approvals list.", details={"id": approval_id})
+        return self._detail(row)
+
+    def get_module(self, approval_id: str) -> bytes:
+        with self.db.session() as session:
+            data = session.execute(select(AR.wasm_module)
+                                   .where(AR.id == approval_id)).scalar()
+        if data is None:
+            raise NotFound(f"Approval request {approval_id!r} does not exist.",
+                           details={"id": approval_id})
+        return bytes(data)
+
+    def dashboard(self) -> dict[str, Any]:
+        """The dashboard without ``generated_at`` (the caller stamps it, after the ETag)."""
+        with self.db.session() as s:
+            active = s.execute(select(func.count()).select_from(Agent)
+                               .where(AG.status == "active")).scalar_one()
+            by_status = dict(s.execute(select(AR.status, func.count())
+                                       .group_by(AR.status)).all())
+            nearest = s.execute(select(func.min(AR.veto_deadline))
+                                .where(AR.status.in_(pl.IN_WINDOW))
+                                ).scalar()
+            vetoes = s.execute(
+                select(DE.approval_id, DE.category, DE.reason, DE.sub,
+                       DE.decided_at, AR.agent_name)
+                .join(ApprovalRequest, AR.id == DE.approval_id)
+                .where(DE.action == "veto")
+                .order_by(DE.id.desc()).limit(5)).all()
+            agents = s.execute(select(AG.id, AG.name, AG.tokens_used, AG.tokens_limit)
+                               .where(AG.status == "active")).all()
+            since = self.clock.now() - timedelta(hours=24)
+            recent_violations = s.execute(select(func.count()).select_from(Violation)
+                                          .where(VI.occurred_at >= since)
+                                          ).scalar_one()
+        used = sum(a.tokens_used for a in agents)
+        limit = sum(a.tokens_limit for a in agents)
+        alerts = []
+        for a in agents:
+            share = _utilisation(a.tokens_used, a.tokens_limit)
+            if share >= 0.8:
+                alerts.append({"agent_id": a.id, "agent_name": a.name,
+                               "threshold": 95 if share >= 0.95 else 80, "utilisation": share})
+        alerts.sort(key=lambda x: -x["utilisation"])
+        return {
+            "active_agents": active,
+            "pending_approvals": by_status.get("pending_approval", 0),
+            "in_veto_window": sum(by_status.get(s, 0) for s in pl.IN_WINDOW),
+            "nearest_veto_deadline": rfc3339(nearest) if nearest else None,
+            "recent_vetoes": [{"approval_id": v.approval_id, "agent_name": v.agent_name,
+                               "category": v.category, "reason": v.reason,
+                               "decided_by": v.sub, "decided_at": rfc3339(v.decided_at)}
+                              for v in vetoes],
+            "health": {"status": "degraded" if recent_violations >= 5 else "ok",
+                       "database": "ok", "violations_24h": recent_violations},
+            "budget": {"utilisation": _utilisation(used, limit), "tokens_used": used,
+                       "tokens_limit": limit, "alerts": alerts},
+        }
+
+    def list_agents(self, *, status: str | None = None, industry: str | None = None,
+                    cursor: str | None = None, limit: int = 50
+                    ) -> tuple[list[dict[str, Any]], str | None]:
+        query = select(Agent)
+        if status:
+            query = query.where(AG.status == status)
+        if industry:
+            query = query.where(AG.industry == industry)
+        if cursor:
+            (after,) = decode_cursor(cursor, 1)
+            query = query.where(AG.id > str(after))
+        query = query.order_by(AG.id).limit(limit + 1)
+        with self.db.session() as session:
+            rows = session.execute(query).scalars().all()
+        items = [self.agent_view(a) for a in rows[:limit]]
+        return items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None
+
+    @staticmethod
+    def agent_view(a: Agent) -> dict[str, Any]:
+        return {"id": a.id, "name": a.name, "industry": a.industry, "kind": a.kind,
+                "status": a.status,
+                "budget": {"tokens_used": a.tokens_used, "tokens_limit": a.tokens_limit,
+                           "utilisation": _utilisation(a.tokens_used, a.tokens_limit),
+                           "cost_used_usd": round(a.cost_used_usd, 2),
+                           "cost_limit_usd": round(a.cost_limit_usd, 2),
+                           "alert_level": a.alert_level},
+                "capabilities": list(a.capabilities)}
+
+    def notifications(self, *, after: int = 0, limit: int = 100
+                      ) -> tuple[list[dict[str, Any]], str | None]:
+        with self.db.session() as session:
+            rows = session.execute(select(Event).where(EV.id > after)
+                                   .order_by(EV.id).limit(limit + 1)).scalars().all()
+        items = [ev.message(int(r.id or 0), r.type, r.timestamp, r.source, r.data,
+                            r.correlation_id, r.causation_id, r.user_id) for r in rows[:limit]]
+        return items, items[-1]["id"] if len(rows) > limit else None
+
+    def last_event_id(self) -> int:
+        with self.db.session() as session:
+            return int(session.execute(select(func.max(EV.id))).scalar() or 0)
+
+    # ------------------------------------------------------------------ seeds
+    @staticmethod
+    def seed_view(s: Seed) -> dict[str, Any]:
+        return {"id": s.id, "title": s.title, "description": s.description,
+                "conditions": s.conditions, "auto_approve": s.auto_approve, "status": s.status,
+                "metrics": {"matches": s.matches, "vetoes": s.vetoes,
+                            "match_rate": s.match_rate, "veto_rate": s.veto_rate},
+                "created_by": s.created_by, "created_at": rfc3339(s.created_at),
+                "updated_at": rfc3339(s.updated_at), "version": s.version}
+
+    def list_seeds(self, *, since: int | None = None, cursor: str | None = None,
+                   limit: int = 50, q: str | None = None, status: str | None = None
+                   ) -> tuple[list[dict[str, Any]], str | None, int, list[str]]:
+        """Seeds (changed after ``since``), next cursor, current version, ids deleted."""
+        query = select(Seed)
+        if since is not None:
+            query = query.where(SD.version > since)
+        if status:
+            query = query.where(SD.status == status)
+        if q:
+            like = f"%{q.lower()}%"
+            query = query.where(or_(func.lower(SD.title).like(like),
+                                    func.lower(SD.description).like(like),
+                                    func.lower(SD.id).like(like)))
+        if cursor:
+            (after,) = decode_cursor(cursor, 1)
+            query = query.where(SD.id > str(after))
+        query = query.order_by(SD.id).limit(limit + 1)
+        with self.db.session() as session:
+            version = self._current(session, "seeds")
+            rows = session.execute(query).scalars().all()
+            deleted = self._tombstones(session, "seeds", since)
+        items = [self.seed_view(s) for s in rows[:limit]]
+        return items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None, \
+            version, deleted
+
+    @staticmethod
+    def _tombstones(session: Session, collection: str, since: int | None) -> list[str]:
+        if since is None:
+            return []
+        return list(session.execute(
+            select(TB.entity_id).where(TB.collection == collection,
+                                              TB.version > since)
+            .order_by(TB.version)).scalars().all())
+
+    def get_seed(self, seed_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            seed = session.get(Seed, seed_id)
+        if seed is None:
+            raise NotFound(f"Seed {seed_id!r} does not exist; refresh the seeds list.",
+                           details={"id": seed_id})
+        return self.seed_view(seed)
+
+    def seeds_version(self) -> int:
+        with self.db.session() as session:
+            return self._current(session, "seeds")
+
+    def create_seed(self, actor: Actor, *, key: str, title: str, description: str,
+                    conditions: dict[str, Any], auto_approve: bool, status: str = "active"
+                    ) -> tuple[int, dict[str, Any], bool]:
+        """Create a seed once per key: (status code, response body, replayed)."""
+        errors = condition_errors(conditions)
+        if errors:
+            raise ValidationFailed("The seed's conditions are not valid; fix the rules named "
+                                   "in details.", details={"fields": errors})
+        fingerprint = _digest({"kind": "seed", "title": title, "description": description,
+                               "conditions": conditions, "auto_approve": auto_approve,
+                               "status": status})
+        with self._write() as tx:
+            replay = self._idempotent(tx.session, actor.sub, key, fingerprint)
+            if replay is not None:
+                return replay.status_code, replay.body, True
+            number = self._next(tx.session, "seed_ids")
+            version = self._next(tx.session, "seeds")
+            seed = Seed(id=f"GEN-{number:03d}", title=title, description=description,
+                        conditions=conditions, auto_approve=auto_approve, status=status,
+                        created_by=actor.sub, created_at=tx.now, updated_at=tx.now,
+                        version=version)
+            tx.session.add(seed)
+            tx.session.flush()
+            self._backtest_seed(tx, seed)
+            self._emit(tx, ev.SEED_CHANGED, {"seed_id": seed.id, "change": "created",
+                                             "version": seed.version},
+                       correlation_id=actor.request_id, causation_id=key, user_id=actor.sub)
+            body = {"data": self.seed_view(seed), "meta": self._meta(actor, tx.now)}
+            body["meta"]["version"] = seed.version
+            self._remember(tx.session, actor.sub, key, fingerprint, 201, body, tx.now)
+        return 201, body, False
+
+    def delete_seed(self, actor: Actor, seed_id: str) -> int:
+        """Delete a seed and leave a tombstone; returns the new seeds version."""
+        with self._write() as tx:
+            seed = tx.session.get(Seed, seed_id, with_for_update=True)
+            if seed is None:
+                raise NotFound(f"Seed {seed_id!r} does not exist; refresh the seeds list.",
+                               details={"id": seed_id})
+            version = self._next(tx.session, "seeds")
+            tx.session.delete(seed)
+            tx.session.execute(delete(SeedMatchLink).where(SML.seed_id == seed_id))
+            tx.session.add(Tombstone(collection="seeds", entity_id=seed_id, version=version,
+                                     deleted_at=tx.now))
+            self._emit(tx, ev.SEED_CHANGED, {"seed_id": seed_id, "change": "deleted",
+                                             "version": version},
+                       correlation_id=actor.request_id, user_id=actor.sub)
+        return version
+
+    def _backtest_seed(self, tx: _Tx, seed: Seed) -> None:
+        """Record which past requests the seed matches fully, then its metrics."""
+        rule = SeedRule(seed.id, seed.title, seed.conditions, seed.auto_approve, "active")
+        rows = tx.session.execute(select(*_DETAIL_COLUMNS)).all()
+        links = []
+        for row in rows:
+            result = self.matcher.match(self._facts(row), rule)
+            if result.full:
+                links.append({"approval_id": row.id, "seed_id": seed.id, "score": result.score})
+        if links:
+            tx.session.execute(insert(SeedMatchLink), links)
+        self._recompute_metrics(tx, [seed.id])
+
+    def _recompute_metrics(self, tx: _Tx, seed_ids: Sequence[str] | None = None) -> None:
+        """Metrics from the record: full matches, and how many of those were vetoed."""
+        total = tx.session.execute(select(func.count()).select_from(ApprovalRequest)
+                                   ).scalar_one()
+        stats = dict(
+            (r.seed_id, (r.matches, r.vetoes)) for r in tx.session.execute(
+                select(SML.seed_id, func.count().label("matches"),
+                       func.sum(case((AR.status == "vetoed", 1), else_=0))
+                       .label("vetoes"))
+                .join(ApprovalRequest, AR.id == SML.approval_id)
+                .group_by(SML.seed_id)).all())
+        query = select(Seed).with_for_update()
+        if seed_ids is not None:
+            query = query.where(SD.id.in_(list(seed_ids)))
+        for seed in tx.session.execute(query).scalars().all():
+            matches, vetoes = stats.get(seed.id, (0, 0))
+            vetoes = int(vetoes or 0)
+            values = (int(matches), vetoes, round(matches / total, 4) if total else 0.0,
+                      round(vetoes / matches, 4) if matches else 0.0)
+            if values != (seed.matches, seed.vetoes, seed.match_rate, seed.veto_rate):
+                seed.matches, seed.vetoes, seed.match_rate, seed.veto_rate = values
+                seed.version = self._next(tx.session, "seeds")
+                seed.updated_at = tx.now
+                tx.session.add(seed)
+        tx.session.flush()
+
+    # ------------------------------------------------------------------ requests
+    @staticmethod
+    def _facts(row: Any) -> RequestFacts:
+        budget = row.budget or {}
+        report = row.wasm_report or {}
+        return RequestFacts(
+            industry=row.industry, agent_kind=row.agent_kind,
+            capabilities=tuple(row.capabilities or ()),
+            daily_token_budget=int(budget.get("daily_token_budget", 0)),
+            monthly_cost_usd=float(budget.get("monthly_cost_usd", 0.0)),
+            wasm_valid=bool(report.get("valid")), memory_pages=report.get("memory_pages"),
+            requester=row.requester)
+
+    def submit_request(self, *, agent_name: str, industry: str, agent_kind: str,
+                       requester: str, capabilities: Sequence[str], wasm_module: bytes,
+                       daily_token_budget: int, monthly_cost_usd: float,
+                       stage: str = "governor_approval", created_at: datetime | None = None,
+                       correlation_id: str | None = None, match_seeds: bool = True
+                       ) -> dict[str, Any]:
+        """A new agent-creation request arrives from the platform's pipeline.
+
+        From ``governor_approval`` on, it is matched against the active seeds: a full match
+        with an auto-approving seed auto-approves it into the veto window.
+        """
+        for capability in capabilities:
+            caps.parse(capability)
+        report = validate_module(wasm_module).as_dict()
+        with self._write() as tx:
+            now = created_at or tx.now
+            number = self._next(tx.session, "approval_ids")
+            approval_id = f"REQ-{number:04d}"
+            agent_id = f"AGT-{self._next(tx.session, 'agent_ids'):04d}"
+            correlation = correlation_id or approval_id
+            tx.session.add(Agent(id=agent_id, name=agent_name, industry=industry,
+                                 kind=agent_kind, status="proposed",
+                                 tokens_limit=daily_token_budget,
+                                 cost_limit_usd=monthly_cost_usd,
+                                 capabilities=list(capabilities), created_at=now,
+                                 updated_at=now))
+            budget = {"daily_token_budget": daily_token_budget,
+                      "monthly_cost_usd": monthly_cost_usd,
+                      "fleet_share": 0.0}
+            request = ApprovalRequest(
+                id=approval_id, agent_id=agent_id, agent_name=agent_name, agent_kind=agent_kind,
+                requester=requester, industry=industry, status="pending_approval", stage=stage,
+                version=1, pipeline=pl.new_pipeline(stage, now),
+                capabilities=list(capabilities), budget=budget, wasm_module=wasm_module,
+                wasm_report=report, seed_matches=[], created_at=now, updated_at=now)
+            if not report["valid"] and stage in ("genesis_certification", "architect_review"):
+                request.pipeline[pl.STAGES.index(stage)]["notes"] = (
+                    "Waiting: the WASM validation report has errors.")
+            facts = self._facts(request)
+            rules = [SeedRule(s.id, s.title, s.conditions, s.auto_approve, s.status)
+                     for s in tx.session.execute(select(Seed)).scalars().all()]
+            links = [{"approval_id": approval_id, "seed_id": r.seed_id, "score": 1.0}
+                     for r in rules if self.matcher.match(facts, r).full]
+            if pl.STAGES.index(stage) >= pl.STAGES.index("governor_approval") and match_seeds:
+                matches = self.matcher.best(facts, rules)
+                request.seed_matches = [m.as_dict() for m in matches]
+                winner = self.matcher.auto_approver(matches)
+                if winner is not None:
+                    self._auto_approve(tx, request, winner.seed_id, now, correlation)
+                else:
+                    self._emit(
+                        tx, ev.APPROVAL_PENDING,
+                        {"approval_id": approval_id, "agent_name": agent_name,
+                         "industry": industry, "requester": requester,
+                         "best_seed": matches[0].seed_id if matches else None},
+                        correlation_id=correlation)
+            tx.session.add(request)
+            tx.session.flush()
+            if links:
+                tx.session.execute(insert(SeedMatchLink), links)
+            self._recompute_metrics(tx)
+        if request.veto_deadline:
+            self._deadline_set(request.veto_deadline)
+        return self.get_approval(approval_id)
+
+    def _auto_approve(self, tx: _Tx, request: ApprovalRequest, seed_id: str, now: datetime,
+                      correlation: str) -> None:
+        request.status = "auto_approved"
+        request.stage = "veto_window"
+        request.matched_seed_id = seed_id
+        request.veto_deadline = now + self.veto_window
+        request.decided_by = f"seed:{seed_id}"
+        request.decided_at = now
+        request.pipeline = pl.enter_veto_window(
+            request.pipeline, now, "skipped", f"Auto-approved: precedent seed {seed_id} matched.")
+        self._emit(tx, ev.SEED_AUTO_APPROVED,
+                   {"approval_id": request.id, "seed_id": seed_id,
+                    "agent_name": request.agent_name,
+                    "veto_deadline": rfc3339(request.veto_deadline)},
+                   correlation_id=correlation)
+
+    # ------------------------------------------------------------------ decisions
+    def decide(self, actor: Actor, commands: Sequence[DecisionCommand]) -> list[DecisionResult]:
+        """Apply decisions in one transaction, each at most once per key; results in order.
+
+        A rejected decision writes nothing and is not remembered, so resending it is
+        judged again; applied ones are remembered and replayed.
+        """
+        if not commands:
+            return []
+        results: list[DecisionResult] = []
+        with self._write() as tx:
+            keys = list({c.key for c in commands})
+            records = {r.key: r for r in tx.session.execute(
+                select(IdempotencyRecord).where(IR.sub == actor.sub,
+                                                IR.key.in_(keys))
+            ).scalars().all()}
+            ids = list({c.approval_id for c in commands})
+            approvals = {r.id: dict(r._mapping) for r in tx.session.execute(
+                select(*_DETAIL_COLUMNS).where(AR.id.in_(ids))
+                .with_for_update()).all()}
+            original = {k: (v["version"]) for k, v in approvals.items()}
+            decisions: list[tuple[dict[str, Any], DecisionCommand]] = []
+            remembered: list[dict[str, Any]] = []
+            fresh: dict[str, tuple[str, DecisionResult]] = {}
+            vetoed_any = False
+            for command in commands:
+                fingerprint = command.fingerprint()
+                record = records.get(command.key)
+                earlier = fresh.get(command.key)
+                seen: tuple[str, int, dict[str, Any] | None] | None = None
+                if record is not None:
+                    seen = (record.request_hash, record.status_code, record.body)
+                elif earlier is not None:
+                    seen = (earlier[0], earlier[1].status_code, earlier[1].body)
+                if seen is not None:
+                    stored_hash, status_code, body = seen
+                    if stored_hash != fingerprint:
+                        results.append(self._rejected(command, IdempotencyKeyReused(
+                            f"Idempotency key {command.key!r} was used for a different "
+                            "decision; make a new key for a new decision.",
+                            details={"key": command.key})))
+                        continue
+                    results.append(DecisionResult(command.key, "replayed", status_code, body))
+                    continue
+                try:
+                    state = approvals.get(command.approval_id)
+                    if state is None:
+                        raise NotFound(f"Approval request {command.approval_id!r} does not "
+                                       "exist; refresh the approvals list.",
+                                       details={"id": command.approval_id})
+                    self._check_scope(actor, command)
+                    self._apply(state, command, actor, tx.now)
+                except ApiError as exc:
+                    results.append(self._rejected(command, exc))
+                    continue
+                vetoed_any = vetoed_any or command.action == "veto"
+                decision = {
+                    "approval_id": command.approval_id, "action": command.action,
+                    "category": command.category, "reason": command.reason,
+                    "comment": command.comment, "sub": actor.sub,
+                    "client_id": actor.client_id, "device_id": command.device_id,
+                    "request_id": actor.request_id, "idempotency_key": command.key,
+                    "version_before": state["version"] - 1, "version_after": state["version"],
+                    "decided_at": tx.now, "device_decided_at": command.device_decided_at}
+                decisions.append((decision, command))
+                body = {"data": self._detail(_Row(state)), "meta": self._meta(actor, tx.now)}
+                result = DecisionResult(command.key, "applied", 200, body)
+                results.append(result)
+                fresh[command.key] = (fingerprint, result)
+                remembered.append({"sub": actor.sub, "key": command.key,
+                                   "request_hash": fingerprint, "status_code": 200,
+                                   "body": body, "created_at": tx.now})
+                self._emit(tx, ev.APPROVAL_DECIDED,
+                           {"approval_id": command.approval_id, "action": command.action,
+                            "status": state["status"], "decided_by": actor.sub,
+                            "category": command.category,
+                            "veto_deadline": body["data"]["veto_deadline"],
+                            "version": state["version"]},
+                           correlation_id=actor.request_id or command.approval_id,
+                           causation_id=command.key, user_id=actor.sub)
+            self._persist_decisions(tx, approvals, original, decisions, remembered)
+            if vetoed_any:
+                self._recompute_metrics(tx)
+        for state in approvals.values():
+            if state["veto_deadline"] is not None:
+                self._deadline_set(state["veto_deadline"])
+        return results
+
+    @staticmethod
+    def _rejected(command: DecisionCommand, error: ApiError) -> DecisionResult:
+        return DecisionResult(command.key, "rejected", error.status_code, None, error)
+
+    @staticmethod
+    def _meta(actor: Actor, now: datetime) -> dict[str, Any]:
+        return {"request_id": actor.request_id, "timestamp": rfc3339(now)}
+
+    @staticmethod
+    def _check_scope(actor: Actor, command: DecisionCommand) -> None:
+        scope = ACTION_SCOPES[command.action]
+        if scope not in actor.scopes:
+            raise InsufficientScope(scope)
+
+    def _apply(self, state: dict[str, Any], command: DecisionCommand, actor: Actor,
+               now: datetime) -> None:
+        """Change ``state`` (a request's columns) by the decision, or raise why not."""
+        status = state["status"]
+        decided = {"status": status, "decided_by": state["decided_by"],
+                   "decided_at": rfc3339(state["decided_at"]) if state["decided_at"] else None}
+        if command.action == "veto":
+            if status == "deployed" or (status in pl.IN_WINDOW and state["veto_deadline"]
+                                        and state["veto_deadline"] <= now):
+                deadline = state["veto_deadline"]
+                raise VetoWindowClosed(
+                    f"The veto window of {command.approval_id!r} has closed; the agent is "
+                    "deployed. Raise a violation against the running agent instead.",
+                    details={"deadline": rfc3339(deadline) if deadline else None,
+                             "status": status})
+            if status not in pl.VETOABLE:
+                raise AlreadyDecided(
+                    f"Approval request {command.approval_id!r} was already {status} by "
+                    f"{state['decided_by']}; refresh it to see the decision.", details=decided)
+            total = sum(len(a.data) for a in command.attachments)
+            if total > MAX_ATTACHMENT_BYTES:
+                raise PayloadTooLarge(
+                    f"The attachments of the veto on {command.approval_id!r} hold {total} "
+                    "bytes; at most 5 MB in all are accepted. Attach less.",
+                    details={"attachments_bytes": total, "limit": MAX_ATTACHMENT_BYTES})
+            note = f"Vetoed ({command.category}): {command.reason}"
+            state.update(status="vetoed", veto_deadline=None,
+                         pipeline=pl.stop(state["pipeline"], now, note))
+        else:
+            if status != "pending_approval":
+                raise AlreadyDecided(
+                    f"Approval request {command.approval_id!r} was already {status} by "
+                    f"{state['decided_by']}; refresh it to see the decision.", details=decided)
+            if command.expected_version != state["version"]:
+                raise VersionConflict(
+                    f"Approval request {command.approval_id!r} changed since you read it "
+                    f"(version {state['version']}, you had {command.expected_version}); "
+                    "refresh it and decide again.",
+                    details={"current_version": state["version"],
+                             "expected_version": command.expected_version})
+            if command.action == "approve":
+                deadline = now + self.veto_window
+                note = f"Approved by {actor.sub}" + (f": {command.comment}"
+                                                      if command.comment else ".")
+                state.update(status="approved", veto_deadline=deadline,
+                             pipeline=pl.enter_veto_window(state["pipeline"], now, "passed",
+                                                           note))
+            else:
+                note = f"Changes requested by {actor.sub}: {command.reason}"
+                state.update(status="changes_requested",
+                             pipeline=pl.stop(state["pipeline"], now, note))
+        state.update(version=state["version"] + 1, decided_by=actor.sub, decided_at=now,
+                     decision_note=note[:2000], updated_at=now,
+                     stage=pl.current_stage(state["pipeline"]))
+
+    def _persist_decisions(self, tx: _Tx, approvals: dict[str, dict[str, Any]],
+                           original: dict[str, int],
+                           decisions: list[tuple[dict[str, Any], DecisionCommand]],
+                           remembered: list[dict[str, Any]]) -> None:
+        if not decisions:
+            return
+        changed = [s for k, s in approvals.items() if s["version"] != original[k]]
+        tx.session.execute(
+            update(APPROVALS)
+            .where(AR.id == bindparam("b_id"))
+            .values(status=bindparam("b_status"), stage=bindparam("b_stage"),
+                    version=bindparam("b_version"), pipeline=bindparam("b_pipeline"),
+                    veto_deadline=bindparam("b_deadline"), decided_by=bindparam("b_by"),
+                    decided_at=bindparam("b_at"), decision_note=bindparam("b_note"),
+                    updated_at=bindparam("b_updated")),
+            [{"b_id": s["id"], "b_status": s["status"], "b_stage": s["stage"],
+              "b_version": s["version"], "b_pipeline": s["pipeline"],
+              "b_deadline": s["veto_deadline"], "b_by": s["decided_by"],
+              "b_at": s["decided_at"], "b_note": s["decision_note"],
+              "b_updated": s["updated_at"]} for s in changed])
+        vetoed_agents = [s["agent_id"] for s in changed if s["status"] == "vetoed"]
+        if vetoed_agents:
+            tx.session.execute(update(Agent).where(AG.id.in_(vetoed_agents))
+                               .values(status="rejected", updated_at=tx.now))
+        plain = [d for d, c in decisions if not c.attachments]
+        if plain:
+            tx.session.execute(insert(Decision), plain)
+        for decision, command in decisions:
+            if not command.attachments:
+                continue
+            decision_id = tx.session.execute(insert(Decision).returning(DE.id),
+                                             decision).scalar_one()
+            tx.session.execute(insert(DecisionAttachment), [
+                {"decision_id": decision_id, "name": a.name, "content_type": a.content_type,
+                 "size": len(a.data), "sha256": hashlib.sha256(a.data).hexdigest(),
+                 "data": a.data} for a in command.attachments])
+        tx.session.execute(insert(IdempotencyRecord), remembered)
+
+    # ------------------------------------------------------------------ idempotency
+    def _idempotent(self, session: Session, sub: str, key: str, fingerprint: str
+                    ) -> IdempotencyRecord | None:
+        record = session.get(IdempotencyRecord, (sub, key))
+        if record is None:
+            return None
+        if record.request_hash != fingerprint:
+            raise IdempotencyKeyReused(
+                f"Idempotency key {key!r} was used for a different request; make a new key "
+                "for a new request.", details={"key": key})
+        return record
+
+    @staticmethod
+    def _remember(session: Session, sub: str, key: str, fingerprint: str, status_code: int,
+                  body: dict[str, Any], now: datetime) -> None:
+        session.add(IdempotencyRecord(sub=sub, key=key, request_hash=fingerprint,
+                                      status_code=status_code, body=body, created_at=now))
+
+    def purge_idempotency_keys(self) -> int:
+        """Forget keys older than the 7 days the contract promises."""
+        with self._write() as tx:
+            result = tx.session.execute(delete(IdempotencyRecord).where(
+                IR.created_at < tx.now - IDEMPOTENCY_TTL))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    # ------------------------------------------------------------------ agents, budgets, violations
+    def add_agent(self, *, name: str, industry: str, kind: str, status: str = "active",
+                  tokens_limit: int, tokens_used: int = 0, cost_limit_usd: float = 0.0,
+                  cost_used_usd: float = 0.0, capabilities: Sequence[str] = ()) -> str:
+        for capability in capabilities:
+            caps.parse(capability)
+        with self._write() as tx:
+            agent_id = f"AGT-{self._next(tx.session, 'agent_ids'):04d}"
+            share = _utilisation(tokens_used, tokens_limit) * 100
+            level = max([t for t in BUDGET_THRESHOLDS if share >= t], default=0)
+            tx.session.add(Agent(id=agent_id, name=name, industry=industry, kind=kind,
+                                 status=status, tokens_used=tokens_used,
+                                 tokens_limit=tokens_limit, cost_used_usd=cost_used_usd,
+                                 cost_limit_usd=cost_limit_usd, capabilities=list(capabilities),
+                                 alert_level=level, created_at=tx.now, updated_at=tx.now))
+        return agent_id
+
+    def consume_budget(self, agent_id: str, tokens: int, *, correlation_id: str | None = None
+                       ) -> list[int]:
+        """Charge an agent's daily budget; announce each 80 % / 95 % threshold it crosses."""
+        with self._write() as tx:
+            agent = tx.session.get(Agent, agent_id, with_for_update=True)
+            if agent is None:
+                raise NotFound(f"Agent {agent_id!r} does not exist.", details={"id": agent_id})
+            agent.tokens_used += tokens
+            agent.cost_used_usd += tokens * 0.000002
+            agent.updated_at = tx.now
+            share = _utilisation(agent.tokens_used, agent.tokens_limit)
+            crossed = [t for t in BUDGET_THRESHOLDS if share * 100 >= t > agent.alert_level]
+            for threshold in crossed:
+                self._emit(tx, ev.BUDGET_THRESHOLD,
+                           {"agent_id": agent.id, "agent_name": agent.name,
+                            "threshold": threshold, "utilisation": share,
+                            "tokens_used": agent.tokens_used,
+                            "tokens_limit": agent.tokens_limit},
+                           correlation_id=correlation_id or agent.id)
+            if crossed:
+                agent.alert_level = max(crossed)
+            tx.session.add(agent)
+            if share > 1.0 and agent.alert_level < 100:
+                agent.alert_level = 100
+                self._violation(tx, agent.id, "budget", "high",
+                                f"{agent.name} spent {share:.0%} of its daily token budget.",
+                                correlation_id or agent.id)
+        return crossed
+
+    def record_violation(self, agent_id: str, kind: str, severity: str, description: str,
+                         *, correlation_id: str | None = None,
+                         occurred_at: datetime | None = None) -> dict[str, Any]:
+        with self._write() as tx:
+            if tx.session.get(Agent, agent_id) is None:
+                raise NotFound(f"Agent {agent_id!r} does not exist.", details={"id": agent_id})
+            violation = self._violation(tx, agent_id, kind, severity, description,
+                                        correlation_id, occurred_at)
+        return self.violation_view(violation)
+
+    def _violation(self, tx: _Tx, agent_id: str, kind: str, severity: str, description: str,
+                   correlation_id: str | None, occurred_at: datetime | None = None) -> Violation:
+        number = self._next(tx.session, "violation_ids")
+        violation = Violation(id=f"VIO-{number:04d}", agent_id=agent_id, kind=kind,
+                              severity=severity, description=description,
+                              occurred_at=occurred_at or tx.now,
+                              version=self._next(tx.session, "violations"))
+        tx.session.add(violation)
+        self._emit(tx, ev.AGENT_VIOLATED,
+                   {"violation_id": violation.id, "agent_id": agent_id, "kind": kind,
+                    "severity": severity, "description": description},
+                   correlation_id=correlation_id or violation.id)
+        return violation
+
+    def resolve_violation(self, violation_id: str) -> int:
+        """Remove a resolved violation, leaving a tombstone for delta readers."""
+        with self._write() as tx:
+            violation = tx.session.get(Violation, violation_id, with_for_update=True)
+            if violation is None:
+                raise NotFound(f"Violation {violation_id!r} does not exist.",
+                               details={"id": violation_id})
+            version = self._next(tx.session, "violations")
+            tx.session.delete(violation)
+            tx.session.add(Tombstone(collection="violations", entity_id=violation_id,
+                                     version=version, deleted_at=tx.now))
+        return version
+
+    @staticmethod
+    def violation_view(v: Violation) -> dict[str, Any]:
+        return {"id": v.id, "agent_id": v.agent_id, "kind": v.kind, "severity": v.severity,
+                "description": v.description, "occurred_at": rfc3339(v.occurred_at),
+                "version": v.version}
+
+    def list_violations(self, *, since: int | None = None, cursor: str | None = None,
+                        limit: int = 50) -> tuple[list[dict[str, Any]], str | None, int,
+                                                  list[str]]:
+        query = select(Violation)
+        if since is not None:
+            query = query.where(VI.version > since)
+        if cursor:
+            (after,) = decode_cursor(cursor, 1)
+            query = query.where(VI.id < str(after))
+        query = query.order_by(VI.id.desc()).limit(limit + 1)
+        with self.db.session() as session:
+            version = self._current(session, "violations")
+            rows = session.execute(query).scalars().all()
+            deleted = self._tombstones(session, "violations", since)
+        items = [self.violation_view(v) for v in rows[:limit]]
+        return items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None, \
+            version, deleted
+
+    def agent_ids(self, status: str | None = "active") -> list[str]:
+        with self.db.session() as session:
+            query = select(AG.id)
+            if status:
+                query = query.where(AG.status == status)
+            return list(session.execute(query.order_by(AG.id)).scalars().all())
+
+    def is_empty(self) -> bool:
+        with self.db.session() as session:
+            return session.execute(select(func.count()).select_from(Agent)).scalar_one() == 0
+
+
+class _Row:
+    """Attribute access over a request's column dict, for the shared representations."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
