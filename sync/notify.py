@@ -44,6 +44,10 @@ from sync.push import (
 
 log = logging.getLogger("sync.notify")
 
+# Types the stub emits beyond the contract's list (informational only).
+APPROVAL_DEPLOYED = "governance.approval.deployed"
+SEED_CHANGED = "governance.seed.changed"
+
 
 class Urgency(StrEnum):
     HIGH = "high"  # goes through quiet hours
@@ -93,7 +97,7 @@ def urgency_of(event: PushEvent) -> Urgency:
         return Urgency.HIGH
     if event.type == BUDGET_THRESHOLD:
         return Urgency.HIGH if _threshold(event) >= 95 else Urgency.NORMAL
-    if event.type in (APPROVAL_DECIDED, SEED_AUTO_APPROVED):
+    if event.type in (APPROVAL_DECIDED, SEED_AUTO_APPROVED, APPROVAL_DEPLOYED, SEED_CHANGED):
         return Urgency.LOW
     return Urgency.NORMAL
 
@@ -152,6 +156,12 @@ def alert_for(event: PushEvent) -> Alert:
         title = "Veto window closing"
         body = f"The veto window for {agent}{ref} closes within the hour."
         actions = (VETO, OPEN) if approval_id else (OPEN,)
+    elif event.type == APPROVAL_DEPLOYED:
+        title = "Deployed"
+        body = f"{agent}{ref} left the veto window and is deployed."
+    elif event.type == SEED_CHANGED:
+        title = "Precedent seed changed"
+        body = f"Seed {data.get('seed_id') or data.get('id') or ''} changed.".replace("  ", " ")
     else:
         title = "Governance event"
         body = event.type
@@ -446,17 +456,25 @@ class NotificationDispatcher:
         self.quiet_hours = quiet_hours
         self._now = now
         self._held: list[Alert] = []
+        self._by_approval: dict[str, set[str]] = {}
 
     def held(self) -> list[Alert]:
         return list(self._held)
 
     async def deliver(self, alert: Alert) -> Delivery:
+        if alert.approval_id is not None:
+            self._by_approval.setdefault(alert.approval_id, set()).add(alert.id)
         if alert.urgency is not Urgency.HIGH and self.quiet_hours.is_quiet(self._now()):
             if all(a.id != alert.id for a in self._held):
                 self._held.append(alert)
             return Delivery.HELD
         await self.notifier.show(alert)
         return Delivery.SHOWN
+
+    async def forget_approval(self, approval_id: str) -> None:
+        """Every alert about this request is out of date (it was decided)."""
+        for alert_id in sorted(self._by_approval.pop(approval_id, set())):
+            await self.forget(alert_id)
 
     async def deliver_event(self, event: PushEvent) -> Delivery:
         return await self.deliver(alert_for(event))
@@ -474,6 +492,42 @@ class NotificationDispatcher:
         """The event was dealt with elsewhere: neither hold nor show it any more."""
         self._held = [a for a in self._held if a.id != alert_id]
         await self.notifier.withdraw(alert_id)
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+class PushNotifications:
+    """Connects the push listener's accepted events to the dispatcher.
+
+    A decision on a request withdraws the alerts still asking about it (shown or held);
+    the "decided elsewhere" alert is skipped when the decision was this device's own
+    (its ``causation_id`` is one of this device's outbox entry ids).
+    """
+
+    def __init__(self, dispatcher: NotificationDispatcher,
+                 is_own_decision: Callable[[str], bool] = lambda _key: False) -> None:
+        self.dispatcher = dispatcher
+        self._is_own = is_own_decision
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def __call__(self, event: PushEvent) -> None:
+        """An ``on_event`` callback: call it from the listener's event loop."""
+        task = asyncio.get_running_loop().create_task(self.handle(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until every event handed over so far is delivered (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def handle(self, event: PushEvent) -> Delivery | None:
+        if event.type in (APPROVAL_DECIDED, APPROVAL_DEPLOYED) and event.approval_id:
+            await self.dispatcher.forget_approval(event.approval_id)
+            causation = event.metadata.get("causation_id")
+            if isinstance(causation, str) and self._is_own(causation):
+                return None
+        return await self.dispatcher.deliver_event(event)
 
 
 # --- acting ---------------------------------------------------------------------------------

@@ -313,6 +313,77 @@ class InMemoryEventSink:
         return [e.to_notification() for e in self.events]
 
 
+class EventStore(Protocol):
+    """The part of ``sync.store.LocalStore`` that ``LocalStoreSink`` uses."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def has_notification(self, notification_id: str) -> bool: ...
+
+    def approval(self, approval_id: str) -> tuple[dict[str, Any], bool] | None: ...
+
+    def apply_event(self, notification: dict[str, Any], approval: dict[str, Any] | None,
+                    push_cursor: str | None) -> None: ...
+
+
+PUSH_CURSOR_META = "push_cursor"
+
+
+def approval_update(event: PushEvent, cached: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cached approval as this event changes it, or None when it changes nothing.
+
+    A decision made on another device updates the status, version and veto deadline at
+    once, so this device shows it before its next sync and queues nothing stale against
+    it (a version conflict is then found locally). A new pending request is cached from
+    the event when this device does not hold it yet, so Approve from the notification works
+    offline; the next sync replaces it with the full record.
+    """
+    data = event.data
+    approval_id = event.approval_id
+    if approval_id is None:
+        return None
+    if event.type == APPROVAL_DECIDED and cached is not None:
+        version = data.get("version")
+        if not isinstance(version, int) or version < int(cached.get("version", 0)):
+            return None  # an older decision than what is held: nothing to learn
+        updated = {**cached, "version": version}
+        for key in ("status", "veto_deadline", "decided_by"):
+            if key in data:
+                updated[key] = data[key]
+        updated["decided_at"] = event.timestamp.isoformat()
+        return updated
+    if event.type == APPROVAL_PENDING and cached is None:
+        agent_name = data.get("agent_name") or data.get("agent_id") or "agent"
+        return {"id": approval_id, "agent": {"name": agent_name, "id": data.get("agent_id")},
+                "requester": data.get("requester") or "", "industry": data.get("industry") or "",
+                "status": "pending_approval", "version": int(data.get("version") or 1),
+                "veto_deadline": None, "created_at": event.timestamp.isoformat()}
+    return None
+
+
+class LocalStoreSink:
+    """``EventSink`` over the client's local store: one transaction per event stores the
+    notification, the approval it changes and the stream cursor."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+
+    def push_cursor(self) -> str | None:
+        return self.store.get_meta(PUSH_CURSOR_META)
+
+    def has_event(self, event_id: str) -> bool:
+        return self.store.has_notification(event_id)
+
+    def apply_event(self, event: PushEvent) -> None:
+        cached = None
+        if event.approval_id is not None and event.type in (APPROVAL_DECIDED, APPROVAL_PENDING):
+            found = self.store.approval(event.approval_id)
+            cached = found[0] if found is not None else None
+        notification = {**event.to_notification().model_dump(mode="json"),
+                        "metadata": event.metadata}
+        self.store.apply_event(notification, approval_update(event, cached), event.cursor)
+
+
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"

@@ -501,3 +501,66 @@ def test_composite_delivers_to_all_even_when_one_fails() -> None:
         assert [i.name for i in composite.info()] == ["recorder", "recorder"]
 
     asyncio.run(main())
+
+
+# --- wiring the listener to the dispatcher ---------------------------------------------------
+
+def test_a_decision_elsewhere_withdraws_the_pending_alert_and_says_so() -> None:
+    from sync.notify import PushNotifications
+
+    async def main() -> None:
+        inapp = InAppNotifier()
+        dispatcher = NotificationDispatcher(inapp, now=lambda: at(12))
+        wiring = PushNotifications(dispatcher)
+        wiring(PENDING)
+        await wiring.drain()
+        assert [b.id for b in inapp.banners()] == ["1"]
+        decided = event("governance.approval.decided", "2", approval_id="APR-1",
+                        status="approved", decided_by="alice", version=2)
+        wiring(decided)
+        await wiring.drain()
+        assert [(b.id, b.title) for b in inapp.banners()] == [("2", "Decided elsewhere")]
+
+    asyncio.run(main())
+
+
+def test_this_devices_own_decision_withdraws_but_does_not_announce() -> None:
+    from sync.notify import PushNotifications
+
+    async def main() -> None:
+        inapp = InAppNotifier()
+        dispatcher = NotificationDispatcher(inapp, now=lambda: at(12))
+        wiring = PushNotifications(dispatcher, is_own_decision=lambda key: key == "entry-1")
+        await wiring.handle(PENDING)
+        own = PushEvent.parse({"id": "2", "type": "governance.approval.decided",
+                               "timestamp": "2026-01-01T12:00:00Z", "source": "stub",
+                               "data": {"approval_id": "APR-1", "status": "approved"},
+                               "metadata": {"causation_id": "entry-1"}})
+        assert await wiring.handle(own) is None
+        assert inapp.banners() == []
+
+    asyncio.run(main())
+
+
+def test_a_decision_also_drops_alerts_held_in_quiet_hours() -> None:
+    from sync.notify import PushNotifications
+
+    async def main() -> None:
+        clock = Clock(at(23))
+        inapp = InAppNotifier()
+        dispatcher = NotificationDispatcher(inapp, quiet_hours=QuietHours(
+            time(22), time(7), UTC), now=clock.now)
+        wiring = PushNotifications(dispatcher)
+        await wiring.handle(PENDING)
+        await wiring.handle(event("governance.approval.deployed", "3", approval_id="APR-1"))
+        clock.value = at(8)
+        released = await dispatcher.release_due()
+        assert [a.id for a in released] == ["3"]  # the deployed FYI, not the stale request
+
+    asyncio.run(main())
+
+
+def test_deployed_and_seed_changed_are_low_urgency() -> None:
+    assert urgency_of(event("governance.approval.deployed")) is Urgency.LOW
+    seed = alert_for(event("governance.seed.changed", seed_id="GEN-002"))
+    assert seed.urgency is Urgency.LOW and "GEN-002" in seed.body
