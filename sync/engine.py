@@ -76,6 +76,7 @@ _OPTIMISTIC = {
     DecisionAction.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
     DecisionAction.VETO: ApprovalStatus.VETOED,
 }
+_UNANSWERED = {OutboxState.QUEUED, OutboxState.SENDING, OutboxState.HELD}
 _VETOABLE = {ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.APPROVED,
              ApprovalStatus.AUTO_APPROVED}
 
@@ -435,6 +436,12 @@ class SyncEngine:
         return entry
 
     def cancel(self, entry_id: str) -> None:
+        entry = self.store.entry(entry_id)
+        if entry is not None and entry.attempts > 0 and entry.state in _UNANSWERED:
+            # It may have reached the server with the answer lost on the way back: taking
+            # it back now could leave it applied there and forgotten here.
+            raise InvalidDecision(f"Outbox entry {entry_id!r} was already sent once; wait "
+                                  "for the server's answer, then decide again if needed.")
         entry = self.store.remove(entry_id, {OutboxState.QUEUED, OutboxState.HELD})
         if entry is None:
             raise InvalidDecision(f"Outbox entry {entry_id!r} does not exist; "
@@ -445,6 +452,10 @@ class SyncEngine:
         self._emit("outbox", "approvals", "status")
 
     def discard(self, entry_id: str) -> None:
+        entry = self.store.entry(entry_id)
+        if entry is not None and entry.attempts > 0 and entry.state == OutboxState.HELD:
+            raise InvalidDecision(f"Outbox entry {entry_id!r} was already sent once; its "
+                                  "author must sign in to learn the server's answer.")
         entry = self.store.remove(entry_id, {OutboxState.REJECTED, OutboxState.HELD})
         if entry is None:
             raise InvalidDecision(f"Outbox entry {entry_id!r} does not exist; "
