@@ -176,6 +176,7 @@ class EngineMachine(RuleBasedStateMachine):
 
 EngineMachine.TestCase.settings = settings(
     # SYNC_STATEFUL_EXAMPLES raises the count for a long soak.
-    max_examples=int(os.environ.get("SYNC_STATEFUL_EXAMPLES", "60")), stateful_step_count=30, deadline=None,
+    max_examples=int(os.environ.get("SYNC_STATEFUL_EXAMPLES", "60")),
+    stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 TestEngineMachine = EngineMachine.TestCase
