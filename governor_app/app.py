@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -26,58 +27,79 @@ def utc_now() -> datetime:
 
 
 class GovernorApp:
-    """The Flet entry point: ``main(page)`` mounts a ``Shell`` on each new session."""
+    """The Flet entry point: ``main(page)`` mounts a ``Shell`` on each new session.
 
-    def __init__(self, client: GovernorClient, *, clock: Clock = utc_now,
-                 step_up_for_veto: bool = False, undo_seconds: float = 5.0) -> None:
-        self.client = client
+    ``client`` may be a ready client or an awaitable of one: the launcher builds the engine
+    while the web server is already starting, so the browser loads Flutter meanwhile.
+    """
+
+    def __init__(self, client: GovernorClient | Awaitable[GovernorClient], *,
+                 clock: Clock = utc_now, step_up_for_veto: bool | Callable[[], bool] = False,
+                 undo_seconds: float = 5.0) -> None:
+        self._client = client
         self.clock = clock
         self.step_up_for_veto = step_up_for_veto
         self.undo_seconds = undo_seconds
 
+    async def client(self) -> GovernorClient:
+        if inspect.isawaitable(self._client):
+            self._client = await self._client
+        return self._client
+
     async def main(self, page: ft.Page) -> None:
-        shell = Shell(page, self.client, clock=self.clock,
-                      step_up_for_veto=self.step_up_for_veto, undo_seconds=self.undo_seconds)
+        client = await self.client()
+        step_up = self.step_up_for_veto
+        shell = Shell(page, client, clock=self.clock,
+                      step_up_for_veto=step_up() if callable(step_up) else step_up,
+                      undo_seconds=self.undo_seconds)
         await shell.mount()
 
 
-async def serve(app: GovernorApp, profile: AppProfile, *, web: bool,
-                before_serve: Callable[[], Awaitable[None]] | None = None,
-                on_listening: Callable[[str], None] | None = None) -> None:
-    """Start the client, run ``before_serve`` (the demo's sign-in), serve the app until
-    SIGINT/SIGTERM (or the desktop window closes), then stop the client."""
-    await app.client.start()
-    try:
+async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, *, web: bool,
+                before_serve: Callable[[GovernorClient], Awaitable[None]] | None = None,
+                on_listening: Callable[[str], None] | None = None,
+                step_up_for_veto: bool | Callable[[], bool] = False) -> None:
+    """Serve the app until SIGINT/SIGTERM (or the desktop window closes).
+
+    The client is built in a worker thread and started (then ``before_serve``, the demo's
+    sign-in) while the server comes up; sessions wait for it. It is stopped at the end."""
+    async def prepare() -> GovernorClient:
+        client = await asyncio.to_thread(make_client)
+        await client.start()
         if before_serve is not None:
-            await before_serve()
-        port = profile.port
-        if web:
-            # Serve, never open a browser: the launcher prints the URL instead.
-            os.environ["FLET_FORCE_WEB_SERVER"] = "1"
-            os.environ.setdefault("FLET_SERVER_IP", profile.host)
-            if port == 0:
-                port = _free_port(profile.host)
-        watcher = None
-        if web and on_listening is not None:
-            url = f"http://{profile.host}:{port}"
-            watcher = asyncio.create_task(_announce_when_listening(profile.host, port, url,
-                                                                   on_listening))
-        try:
-            await ft.run_async(
-                app.main,
-                host=profile.host,
-                port=port,
-                view=ft.AppView.WEB_BROWSER if web else ft.AppView.FLET_APP,
-                assets_dir=str(profile.assets_dir),
-                web_renderer=ft.WebRenderer(profile.web_renderer),
-                route_url_strategy=ft.RouteUrlStrategy(profile.route_url_strategy),
-                no_cdn=True,
-            )
-        finally:
-            if watcher is not None:
-                watcher.cancel()
+            await before_serve(client)
+        return client
+
+    ready = asyncio.ensure_future(prepare())
+    app = GovernorApp(ready, step_up_for_veto=step_up_for_veto)
+    port = profile.port
+    if web:
+        # Serve, never open a browser: the launcher prints the URL instead.
+        os.environ["FLET_FORCE_WEB_SERVER"] = "1"
+        os.environ.setdefault("FLET_SERVER_IP", profile.host)
+        if port == 0:
+            port = _free_port(profile.host)
+    watcher = None
+    if web and on_listening is not None:
+        url = f"http://{profile.host}:{port}"
+        watcher = asyncio.create_task(_announce_when_listening(profile.host, port, url,
+                                                               on_listening))
+    try:
+        await ft.run_async(
+            app.main,
+            host=profile.host,
+            port=port,
+            view=ft.AppView.WEB_BROWSER if web else ft.AppView.FLET_APP,
+            assets_dir=str(profile.assets_dir),
+            web_renderer=ft.WebRenderer(profile.web_renderer),
+            route_url_strategy=ft.RouteUrlStrategy(profile.route_url_strategy),
+            no_cdn=True,
+        )
     finally:
-        await app.client.stop()
+        if watcher is not None:
+            watcher.cancel()
+        client = await ready
+        await client.stop()
 
 
 def _free_port(host: str) -> int:

@@ -141,13 +141,9 @@ def _say(line: str) -> None:
 
 def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
             auto_login: bool = False, fake: int | None = None) -> None:
-    from governor_app.app import GovernorApp, serve
+    from governor_app.app import serve
 
-    client = build_client(profile, data_dir, fake)
-    step_up = engine_settings(profile, data_dir).step_up_for_veto if fake is None else False
-    app = GovernorApp(client, step_up_for_veto=step_up)
-
-    async def before_serve() -> None:
+    async def before_serve(client: GovernorClient) -> None:
         if auto_login and client.account() is None:
             await client.sign_in_with_password(*DEMO_USER)
             try:
@@ -160,8 +156,12 @@ def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
 
     if not web:
         _say("governor app: opening a desktop window")
-    asyncio.run(serve(app, profile, web=web, before_serve=before_serve,
-                      on_listening=listening))
+    def step_up() -> bool:
+        return fake is None and engine_settings(profile, data_dir).step_up_for_veto
+
+    asyncio.run(serve(lambda: build_client(profile, data_dir, fake), profile, web=web,
+                      before_serve=before_serve, on_listening=listening,
+                      step_up_for_veto=step_up))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -173,3 +173,32 @@ def semantics_dump(page: Page) -> list[dict[str, Any]]:
     return [{"id": el.get_attribute("flt-semantics-identifier"),
              "label": el.get_attribute("aria-label"), "text": el.inner_text()[:80]}
             for el in page.locator("[flt-semantics-identifier]").all()]
+
+
+def wait_port(port: int, proc: subprocess.Popen[Any] | None = None,
+              timeout: float = 90.0) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the process serving port {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def kill_group(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        proc.wait(5)
