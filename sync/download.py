@@ -19,7 +19,7 @@ from sync.clock import Clock
 from sync.store import LocalStore
 
 BASE = "/v1/mobile"
-PAGE = 1000
+PAGE = 200  # the contract's largest page
 COLLECTIONS = ("dashboard", "approvals", "agents", "seeds", "violations", "notifications")
 
 
@@ -67,7 +67,7 @@ class Downloader:
 
     async def approvals(self) -> bool:
         cursor = self.store.cursor("approvals")
-        params: dict[str, Any] = {"limit": 200}
+        params: dict[str, Any] = {"limit": PAGE}
         first = await self._get("approvals", "/approvals", params, etag=cursor.etag)
         if first.not_modified:
             self.store.set_cursor("approvals", etag=cursor.etag, synced_at=self.clock.now())
@@ -77,7 +77,7 @@ class Downloader:
         next_cursor = first.meta.get("next_cursor")
         while next_cursor:
             page = await self._get("approvals", "/approvals",
-                                   {"limit": 200, "cursor": next_cursor})
+                                   {"limit": PAGE, "cursor": next_cursor})
             items.extend(page.data or [])
             next_cursor = page.meta.get("next_cursor")
         self.store.upsert_approvals(items, replace_all=True)
@@ -101,11 +101,17 @@ class Downloader:
 
     async def agents(self) -> bool:
         cursor = self.store.cursor("agents")
-        response = await self._get("agents", "/agents", etag=cursor.etag)
-        if response.not_modified:
+        first = await self._get("agents", "/agents", {"limit": PAGE}, etag=cursor.etag)
+        if first.not_modified:
             self.store.set_cursor("agents", etag=cursor.etag, synced_at=self.clock.now())
             return False
-        self.store.replace_agents(list(response.data or []), response.etag, self.clock.now())
+        items: list[dict[str, Any]] = list(first.data or [])
+        next_cursor = first.meta.get("next_cursor")
+        while next_cursor:
+            page = await self._get("agents", "/agents", {"limit": PAGE, "cursor": next_cursor})
+            items.extend(page.data or [])
+            next_cursor = page.meta.get("next_cursor")
+        self.store.replace_agents(items, first.etag, self.clock.now())
         return True
 
     async def _delta(self, collection: str) -> tuple[list[dict[str, Any]], list[str],
@@ -144,11 +150,18 @@ class Downloader:
         after = cursor.cursor
         new = 0
         while True:
-            params = {"after": after} if after else None
+            params: dict[str, Any] = {"limit": 500}
+            if after:
+                params["after"] = after
             response = await self._get("notifications", "/notifications", params)
             items = list(response.data or [])
             new += self.store.add_notifications(items)
-            if items:
+            # The server names the last event it sent (oldest first); fall back to the
+            # last item for servers that do not.
+            last = response.meta.get("last_event_id")
+            if last is not None:
+                after = str(last)
+            elif items:
                 after = str(items[-1]["id"])
             if not items or not response.meta.get("next_cursor"):
                 break
