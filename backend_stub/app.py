@@ -119,6 +119,10 @@ def create_app(settings: StubSettings | None = None, *, clock: Clock | None = No
 
     install_oauth(app)
     install_api(app)
+    # Signed SSE, the gap page and the event key (replaces the API's unsigned versions).
+    from backend_stub.api.events_stream import install as install_push
+
+    install_push(app)
     if settings.demo:
         install_demo(app)
     return app

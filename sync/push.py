@@ -81,7 +81,10 @@ def b64url_decode(text: str) -> bytes:
 
 
 def canonical_event_bytes(event: dict[str, Any]) -> bytes:
-    """What is signed: the event without ``signature``, as sorted compact UTF-8 JSON."""
+    """What is signed: the event without ``signature``, as sorted compact UTF-8 JSON.
+
+    The signature is the lowercase hex HMAC-SHA256 of these bytes (the stub's security
+    component, ``HmacSigner.sign_event``, computes the same)."""
     unsigned = {k: v for k, v in event.items() if k != "signature"}
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
@@ -91,8 +94,7 @@ def sign_event(event: dict[str, Any], key_id: str, key: bytes) -> dict[str, Any]
     """A copy of ``event`` carrying ``key_id`` and its ``signature`` (tests, fakes)."""
     signed = {**event, "key_id": key_id}
     signed.pop("signature", None)
-    mac = hmac.new(key, canonical_event_bytes(signed), hashlib.sha256).digest()
-    signed["signature"] = b64url(mac)
+    signed["signature"] = hmac.new(key, canonical_event_bytes(signed), hashlib.sha256).hexdigest()
     return signed
 
 
@@ -147,7 +149,7 @@ class EventVerifier:
         if key is None:
             return Verdict.UNKNOWN_KEY
         try:
-            given = b64url_decode(signature)
+            given = bytes.fromhex(signature)
         except ValueError:
             return Verdict.BAD_SIGNATURE
         expected = hmac.new(key.key, canonical_event_bytes(event), hashlib.sha256).digest()

@@ -1,25 +1,26 @@
 """Push to governors: ``GET /v1/mobile/events`` (SSE), ``/notifications`` and the event key.
 
 - ``GET /v1/mobile/events`` streams every stored event after ``Last-Event-ID`` (or
-  ``?after=``; with neither, only events from now on), each as ``id: N`` plus ``data:`` the
-  signed platform message, then new ones as they are committed. A comment line
-  (``: heartbeat``) goes out every ``heartbeat_interval`` seconds so that clients and
-  proxies can tell a quiet stream from a dead one.
+  ``?after=``; with neither, only events from now on), each as ``id: N``, ``event:`` the
+  type and ``data:`` the signed platform message, then new ones as they are committed. A
+  comment line (``: heartbeat``) goes out every ``heartbeat_interval`` seconds (15 by
+  default; ``app.state.sse_heartbeat_seconds``) so that clients and proxies can tell a
+  quiet stream from a dead one.
 - ``GET /v1/mobile/notifications?after=N&limit=`` answers the same signed messages as a
-  page (``meta.next_cursor`` is the last id when more may follow): the gap after being
-  offline.
+  page (``meta.next_cursor`` is the last id when more follow): the gap after being offline.
 - ``GET /v1/mobile/events/key`` gives the caller its event key.
 
-Signatures (specified in ``docs/push.md``): each subject gets its own key, derived from
-the stub's secret: ``key = HMAC-SHA256(secret, "waooaw-governor/events/v1:" + sub)``,
-``key_id = "ev1-" + sha256(key)[:16 hex]``. A message is signed by adding ``key_id`` and
-then ``signature = base64url(HMAC-SHA256(key, canonical JSON of the message without
-signature))``, canonical JSON being sorted keys, no spaces, UTF-8. A subject's key cannot
-forge events for another subject, and the secret never leaves the server.
+Signatures (specified in ``docs/push.md``) come from the security component: each subject
+gets its own key, ``derive_key(secret, "event-hmac/subject:" + sub)`` (HKDF-SHA256 over the
+stub's root secret), named ``key_id = "ev1-" + sha256(key)[:16 hex]``. A message is signed
+by adding ``key_id`` and then ``HmacSigner(key).sign_event``: ``signature`` = lowercase hex
+HMAC-SHA256 over the canonical JSON (sorted keys, no spaces, UTF-8) of everything else. A
+subject's key cannot forge events for another subject, and the secret never leaves the
+server.
 
 New events are found by reading the ``events`` table, so several stub processes sharing a
 database all stream everything. In one process, every database commit wakes the streams
-at once (``EventHub``); a slower poll covers commits made by other processes.
+at once (``EventHub``); a short poll covers commits made by other processes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
 import json
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -37,25 +37,19 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import event as sa_event
-from sqlmodel import col, select
 
+from backend_stub.components.security import HmacSigner, derive_key, load_or_create_secret
 from backend_stub.db import Database
 from backend_stub.envelope import ok
 from backend_stub.errors import ValidationFailed
 
-KEY_DERIVATION_LABEL = b"waooaw-governor/events/v1:"
 SIGNATURE_ALG = "HMAC-SHA256"
-MAX_PAGE = 1000
+MAX_PAGE = 500
+PUSH_PATHS = ("/v1/mobile/events", "/v1/mobile/notifications", "/v1/mobile/events/key")
 
 
 def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def canonical_bytes(message: dict[str, Any]) -> bytes:
-    unsigned = {k: v for k, v in message.items() if k != "signature"}
-    return json.dumps(unsigned, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -65,34 +59,32 @@ class SubjectKey:
 
 
 class EventSigner:
-    """Derives each subject's event key from one secret and signs messages with it."""
+    """Derives each subject's event key from the root secret and signs messages with it."""
 
     def __init__(self, secret: bytes) -> None:
         if len(secret) < 16:
             raise ValueError("the event signing secret must be at least 16 bytes; set "
                              "GOVSTUB_SECRET_KEY to a longer value")
         self._secret = secret
-        self._cache: dict[str, SubjectKey] = {}
+        self._cache: dict[str, tuple[SubjectKey, HmacSigner]] = {}
         self._lock = threading.Lock()
 
-    def key_for(self, sub: str) -> SubjectKey:
+    def _entry(self, sub: str) -> tuple[SubjectKey, HmacSigner]:
         with self._lock:
             found = self._cache.get(sub)
             if found is None:
-                key = hmac.new(self._secret, KEY_DERIVATION_LABEL + sub.encode("utf-8"),
-                               hashlib.sha256).digest()
-                found = SubjectKey(key_id="ev1-" + hashlib.sha256(key).hexdigest()[:16],
-                                   key=key)
+                key = derive_key(self._secret, "event-hmac/subject:" + sub)
+                subject_key = SubjectKey("ev1-" + hashlib.sha256(key).hexdigest()[:16], key)
+                found = (subject_key, HmacSigner(key))
                 self._cache[sub] = found
             return found
 
+    def key_for(self, sub: str) -> SubjectKey:
+        return self._entry(sub)[0]
+
     def sign(self, message: dict[str, Any], sub: str) -> dict[str, Any]:
-        subject_key = self.key_for(sub)
-        signed = {**message, "key_id": subject_key.key_id}
-        signed.pop("signature", None)
-        mac = hmac.new(subject_key.key, canonical_bytes(signed), hashlib.sha256).digest()
-        signed["signature"] = _b64url(mac)
-        return signed
+        subject_key, signer = self._entry(sub)
+        return signer.sign_event({**message, "key_id": subject_key.key_id})
 
 
 class EventLog(Protocol):
@@ -103,33 +95,18 @@ class EventLog(Protocol):
     def latest_id(self) -> int: ...
 
 
-class SqlEventLog:
-    """``EventLog`` over the domain's ``events`` table."""
+class ServiceEventLog:
+    """``EventLog`` over the domain service (the ``events`` table)."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
 
     def after(self, cursor: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        from backend_stub.domain.events import message
-        from backend_stub.domain.models import Event
-
-        with self.db.session() as session:
-            rows = session.exec(
-                select(Event).where(col(Event.id) > cursor).order_by(col(Event.id)).limit(limit)
-            ).all()
-            return [(int(r.id or 0), message(int(r.id or 0), r.type, r.timestamp, r.source,
-                                             r.data or {}, r.correlation_id, r.causation_id,
-                                             r.user_id))
-                    for r in rows]
+        items, _ = self.svc.notifications(after=cursor, limit=limit)
+        return [(int(item["id"]), item) for item in items]
 
     def latest_id(self) -> int:
-        from sqlalchemy import func
-
-        from backend_stub.domain.models import Event
-
-        with self.db.session() as session:
-            value = session.exec(select(func.max(col(Event.id)))).one()
-            return int(value or 0)
+        return int(self.svc.last_event_id())
 
 
 class MemoryEventLog:
@@ -213,7 +190,8 @@ def _parse_cursor(raw: str | None, name: str) -> int | None:
 
 def _frame(event_id: int, message: dict[str, Any]) -> bytes:
     data = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
-    return f"id: {event_id}\ndata: {data}\n\n".encode()
+    kind = str(message.get("type") or "message").replace("\n", " ")
+    return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n".encode()
 
 
 async def event_frames(log: EventLog, hub: EventHub, signer: EventSigner, sub: str,
@@ -247,23 +225,25 @@ def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
     stream_settings = settings or StreamSettings()
     router = APIRouter(prefix="/v1/mobile", tags=["events"])
 
-    @router.get("/events/key")
+    @router.get("/events/key", operation_id="push_event_key")
     def event_key(request: Request, principal: Any = Depends(auth)) -> JSONResponse:
         subject_key = signer.key_for(principal.sub)
         return ok(request, {"key_id": subject_key.key_id, "alg": SIGNATURE_ALG,
                             "key": _b64url(subject_key.key)})
 
-    @router.get("/notifications")
+    @router.get("/notifications", operation_id="push_notifications")
     def notifications(request: Request, after: str | None = Query(default=None),
-                      limit: int = Query(default=200, ge=1, le=MAX_PAGE),
+                      limit: int = Query(default=100, ge=1, le=MAX_PAGE),
                       principal: Any = Depends(auth)) -> JSONResponse:
+        """Signed events after ``after``, oldest first: what a device missed offline."""
         cursor = _parse_cursor(after, "after") or 0
         rows = log.after(cursor, limit)
         data = [signer.sign(message, principal.sub) for _, message in rows]
         next_cursor = str(rows[-1][0]) if len(rows) == limit else None
-        return ok(request, data, next_cursor=next_cursor)
+        return ok(request, data, next_cursor=next_cursor,
+                  last_event_id=rows[-1][0] if rows else cursor)
 
-    @router.get("/events")
+    @router.get("/events", operation_id="push_events")
     async def events(request: Request, after: str | None = Query(default=None),
                      principal: Any = Depends(auth)) -> StreamingResponse:
         cursor = _parse_cursor(request.headers.get("last-event-id"), "Last-Event-ID")
@@ -271,28 +251,53 @@ def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
             cursor = _parse_cursor(after, "after")
         if cursor is None:
             cursor = await asyncio.to_thread(log.latest_id)
+        # The server may say it is stopping (``app.state.sse_closing``, set by the CLI), so
+        # open streams end at once instead of holding a graceful shutdown for its timeout.
+        app_closing = getattr(request.app.state, "sse_closing", None)
+
+        def closing() -> bool:
+            return is_closing() or (app_closing is not None and bool(app_closing()))
+
         body = event_frames(log, hub, signer, principal.sub, cursor, stream_settings,
-                            is_closing)
+                            closing)
         return StreamingResponse(body, media_type="text/event-stream", headers={
             "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     return router
 
 
-def install(app: FastAPI, auth: Callable[..., Any], *, secret: bytes,
-            log: EventLog | None = None, settings: StreamSettings | None = None) -> EventHub:
-    """Add the push routes to ``app``; ``app.state.event_hub`` and ``event_signer`` are set.
+def install(app: FastAPI, auth: Callable[..., Any] | None = None, *,
+            secret: bytes | None = None, log: EventLog | None = None,
+            settings: StreamSettings | None = None) -> EventHub:
+    """Serve the push routes on ``app`` (after ``install_api``).
 
-    Install before any other router that defines ``/v1/mobile/notifications``: the first
-    route registered for a path answers.
+    Routes already mounted at the push paths (the API's first, unsigned versions) are
+    replaced. ``app.state.event_hub`` and ``app.state.event_signer`` are set. Defaults:
+    the API's ``governance:read`` guard, the root secret of the security component, the
+    domain service's event log, and ``StreamSettings`` with the heartbeat from
+    ``app.state.sse_heartbeat_seconds`` when set.
     """
+    if auth is None:
+        from backend_stub.api.deps import read_scope
+
+        auth = read_scope
+    if secret is None:
+        stub_settings = app.state.settings
+        configured = stub_settings.secret_key.get_secret_value() \
+            if stub_settings.secret_key else None
+        secret = load_or_create_secret(stub_settings.data_dir, configured)
     db: Database = app.state.db
     hub = EventHub()
     if log is None:
-        log = SqlEventLog(db)
+        log = ServiceEventLog(app.state.governance)
         hub.watch_commits(db)
+    if settings is None:
+        settings = StreamSettings(heartbeat_interval=float(
+            getattr(app.state, "sse_heartbeat_seconds", 15.0)))
     signer = EventSigner(secret)
     app.state.event_hub = hub
     app.state.event_signer = signer
     app.include_router(build_router(auth, log, hub, signer, settings))
+    # The first matching route answers: put these ahead of the API's unsigned versions.
+    app.router.routes.insert(0, app.router.routes.pop())
     return hub
