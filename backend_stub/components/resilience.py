@@ -290,8 +290,10 @@ class DLQHandler:
     def send(self, payload: Mapping[str, Any], error: BaseException | str,
              attempts: int) -> DeadLetter:
         reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        letter = DeadLetter(str(uuid.uuid4()), self.queue_name, dict(payload), reason,
-                            attempts, self._now())
+        # Time-ordered ids: letters written in the same clock tick still list in order.
+        letter_id = f"{time.time_ns():016x}-{uuid.uuid4().hex[:12]}"
+        letter = DeadLetter(letter_id, self.queue_name, dict(payload), reason, attempts,
+                            self._now())
         self.store.add(letter)
         log.error("dead-lettered to %r after %d attempts: %s", self.queue_name, attempts,
                   reason)

@@ -140,7 +140,7 @@ class Validator:
                 break
         return issues
 
-    def check(self, value: Any, what: str = "the request") -> None:
+    def check(self, value: Any, what: str = "The request") -> None:
         """Raise ``ValidationFailed`` (422 in the API) naming every field that is wrong."""
         issues = self.validate(value)
         if issues:

@@ -49,7 +49,8 @@ def postgres_db(postgres_url: str) -> Iterator[Database]:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def sql_db(request: pytest.FixtureRequest) -> Database:
     """Every SQL dialect the stub runs on."""
-    return request.getfixturevalue(f"{request.param}_db")  # type: ignore[no-any-return]
+    db: Database = request.getfixturevalue(f"{request.param}_db")
+    return db
 
 
 @pytest.fixture

@@ -247,7 +247,7 @@ def test_hierarchy_contract_get_or_compute(hierarchy: CacheHierarchy) -> None:
 
 
 def test_get_promotes_an_l2_hit_into_l1() -> None:
-    cache, l2, l3, seen = memory_hierarchy()
+    cache, _l2, l3, seen = memory_hierarchy()
     cache.set("k", "v")
     cache.l1.clear()
     assert cache.get("k") == "v"
@@ -258,7 +258,7 @@ def test_get_promotes_an_l2_hit_into_l1() -> None:
 
 def test_get_promotes_an_l3_hit_into_l2_and_l1_keeping_its_lifetime() -> None:
     clock = FakeClock()
-    cache, l2, l3, seen = memory_hierarchy(clock)
+    cache, l2, _l3, seen = memory_hierarchy(clock)
     cache.set("k", "v", ttl=100)
     cache.l1.clear()
     l2.inner.delete("k")
@@ -281,7 +281,7 @@ def test_set_without_ttl_uses_each_level_default() -> None:
 
 
 def test_set_with_non_positive_ttl_deletes() -> None:
-    cache, l2, l3, _ = memory_hierarchy()
+    cache, _l2, _l3, _ = memory_hierarchy()
     cache.set("k", "v")
     cache.set("k", "w", ttl=0)
     assert cache.get("k") is None
@@ -301,14 +301,16 @@ def test_values_that_are_not_json_are_refused_with_the_key_named() -> None:
 
 def test_edge_values_round_trip() -> None:
     cache, *_ = memory_hierarchy()
-    for key, value in [("none", None), ("empty", {}), ("list", []), ("zero", 0), ("s", "")]:
+    edge: list[tuple[str, Any]] = [("none", None), ("empty", {}), ("list", []), ("zero", 0),
+                                   ("s", "")]
+    for key, value in edge:
         cache.set(key, value)
         cache.l1.clear()
         assert cache.get(key, default="MISSING") == value
 
 
 def test_a_corrupt_lower_entry_is_dropped_not_served() -> None:
-    cache, l2, l3, seen = memory_hierarchy()
+    cache, l2, l3, _seen = memory_hierarchy()
     l2.inner.set("k", "not json", 60)
     l3.inner.set("k", '{"no": "envelope"}', 60)
     assert cache.get("k", default="miss") == "miss"
@@ -327,8 +329,13 @@ def test_kill_switch_makes_the_hierarchy_a_pass_through() -> None:
     assert cache.get("k") is None
     assert l2.sets == 0 and l3.sets == 0
     calls: list[int] = []
-    assert cache.get_or_compute("k", lambda: calls.append(1) or 5) == 5
-    assert cache.get_or_compute("k", lambda: calls.append(1) or 5) == 5
+
+    def five() -> int:
+        calls.append(1)
+        return 5
+
+    assert cache.get_or_compute("k", five) == 5
+    assert cache.get_or_compute("k", five) == 5
     assert len(calls) == 2
     assert seen == ["miss"]
 
@@ -400,7 +407,7 @@ def test_100_threads_on_one_cache_mixed_operations() -> None:
 
 
 def test_a_failing_l2_degrades_to_l1_and_l3_without_errors() -> None:
-    cache, l2, l3, seen = memory_hierarchy()
+    cache, l2, _l3, _seen = memory_hierarchy()
     cache.set("before", "v")
     l2.fail = True
     cache.set("during", "w")  # no error to the caller
@@ -415,7 +422,7 @@ def test_a_failing_l2_degrades_to_l1_and_l3_without_errors() -> None:
 
 def test_the_l2_breaker_lets_traffic_back_after_its_timeout() -> None:
     clock = FakeClock()
-    cache, l2, l3, _ = memory_hierarchy(clock)
+    cache, l2, _l3, _ = memory_hierarchy(clock)
     l2.fail = True
     for _ in range(3):
         cache.get("x")
@@ -453,8 +460,12 @@ def test_a_slow_database_does_not_slow_l1_hits_or_duplicate_work(sqlite_db: Data
     calls: list[int] = []
     results: list[Any] = []
 
+    def report() -> dict[str, int]:
+        calls.append(1)
+        return {"r": 1}
+
     def caller() -> None:
-        results.append(cache.get_or_compute("report", lambda: calls.append(1) or {"r": 1}))
+        results.append(cache.get_or_compute("report", report))
 
     threads = [threading.Thread(target=caller) for _ in range(20)]
     for t in threads:

@@ -143,7 +143,7 @@ def test_jwt_refuses_none_hmac_unknown_kid_and_wrong_audience(
     c = codec(rsa_key, clock)
     claims = {"iss": "http://stub", "aud": "governance-api", "sub": "u",
               "exp": int(clock.now().timestamp()) + 60}
-    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "k1"})
+    unsigned = jwt.encode(claims, "", algorithm="none", headers={"kid": "k1"})
     with pytest.raises(TokenInvalid, match="'none' is not accepted"):
         c.verify(unsigned)
     hs = jwt.encode(claims, "secret" * 6, algorithm="HS256", headers={"kid": "k1"})
