@@ -22,17 +22,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import flet as ft  # noqa: E402
-import httpx  # noqa: E402
+import flet as ft
+import httpx
 
-from sync.auth import Authenticator  # noqa: E402
-from sync.notify import (  # noqa: E402
+from sync.auth import Authenticator
+from sync.notify import (
     InAppNotifier,
     NotificationDispatcher,
     PushNotifications,
 )
-from sync.push import Backoff, InMemoryEventSink, PushListener  # noqa: E402
-from sync.tokens import MemoryVault  # noqa: E402
+from sync.push import Backoff, InMemoryEventSink, PushListener
+from sync.tokens import MemoryVault
 
 
 async def serve(stub_url: str, port: int) -> None:

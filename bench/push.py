@@ -30,13 +30,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
+import httpx
 
-from sync.auth import Authenticator  # noqa: E402
-from sync.push import Backoff, LocalStoreSink, PushEvent, PushListener  # noqa: E402
-from sync.store import LocalStore  # noqa: E402
-from sync.tokens import MemoryVault  # noqa: E402
-from tests.support.stub_process import StubProcess  # noqa: E402
+from sync.auth import Authenticator
+from sync.push import Backoff, LocalStoreSink, PushEvent, PushListener
+from sync.store import LocalStore
+from sync.tokens import MemoryVault
+from tests.support.stub_process import StubProcess
 
 SHORT = os.environ.get("BENCH_SHORT") == "1"
 TARGETS = {"event_to_store_p95_ms": {"max": 100}, "event_to_ui_p95_ms": {"max": 1000},
