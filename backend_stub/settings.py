@@ -36,6 +36,8 @@ class StubSettings(BaseSettings):
     introspection_client_secret: SecretStr = SecretStr("governance-rs-secret")
     login_attempts_per_minute: int = Field(default=10, gt=0)
     requests_per_minute: int = Field(default=6000, gt=0)
+    # Per client address (several tokens may share one address, e.g. behind NAT).
+    client_requests_per_minute: int = Field(default=12000, gt=0)
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     # OTLP/HTTP traces endpoint when otel_exporter is "otlp" (default http://127.0.0.1:4318/v1/traces).
     otel_endpoint: str | None = None

@@ -205,9 +205,11 @@ def build_components(settings: Any, clock: Any, db: Any, *,
 
 def install_components(app: FastAPI) -> None:
     """Build the components for ``app`` and wire them in (middleware, ``/metrics``)."""
+    if getattr(app.state, "components", None) is not None:
+        return  # installed already: installing twice would stack the middleware
     settings = app.state.settings
-    configure_logging(settings.log_level)
     components = build_components(settings, app.state.clock, app.state.db)
+    configure_logging(settings.log_level)  # after validation: the level is known to be good
     app.state.components = components
     for name in ("cache", "bus", "metrics", "tracer", "observability", "state", "signer",
                  "audit_log", "vault", "resources", "rate_limiter", "validator", "dlq"):
@@ -215,6 +217,7 @@ def install_components(app: FastAPI) -> None:
     app.add_middleware(ComponentsMiddleware, metrics=components.metrics,
                        tracing=components.tracer, limiter=components.rate_limiter,
                        requests_per_minute=settings.requests_per_minute,
+                       client_requests_per_minute=settings.client_requests_per_minute,
                        clock=app.state.clock)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.router.add_event_handler("shutdown", components.close)

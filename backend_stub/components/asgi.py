@@ -35,21 +35,28 @@ def _header(scope: Scope, name: bytes) -> str | None:
 class ComponentsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics, tracing: Tracing,
                  limiter: RateLimiter, requests_per_minute: int,
+                 client_requests_per_minute: int | None = None,
                  clock: Clock | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.tracing = tracing
         self.limiter = limiter
         self.requests_per_minute = requests_per_minute
+        self.client_requests_per_minute = client_requests_per_minute or requests_per_minute
         self.clock = clock or SystemClock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _header(scope, b"x-request-id") or uuid.uuid4().hex
-        # The envelope helpers read request.state.request_id: one id for the whole request.
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        # One id for the whole request: the app's request-id middleware may have chosen it
+        # already (it runs outside this one); the envelope helpers read the same slot.
+        rid = state.get("request_id")
+        if rid is None:
+            incoming = _header(scope, b"x-request-id")
+            rid = incoming if incoming and len(incoming) <= 200 else uuid.uuid4().hex
+            state["request_id"] = rid
         token = request_id_var.set(rid)
         try:
             refusal = self._rate_limit(scope)
@@ -64,14 +71,15 @@ class ComponentsMiddleware:
         if not self.limiter.enabled or scope["path"] in EXEMPT_PATHS:
             return None
         client = scope.get("client")
-        keys = [("client", f"client:{client[0] if client else 'unknown'}")]
+        keys = [("client", f"client:{client[0] if client else 'unknown'}",
+                 self.client_requests_per_minute)]
         auth = _header(scope, b"authorization")
         if auth and auth.lower().startswith("bearer "):
             # A digest, not the token: keys may live in a shared Redis.
             digest = hashlib.sha256(auth[7:].strip().encode()).hexdigest()[:24]
-            keys.append(("token", f"token:{digest}"))
-        for scope_name, key in keys:
-            decision = self.limiter.hit(key, self.requests_per_minute)
+            keys.append(("token", f"token:{digest}", self.requests_per_minute))
+        for scope_name, key, limit in keys:
+            decision = self.limiter.hit(key, limit)
             if not decision.allowed:
                 return scope_name, decision
         return None
