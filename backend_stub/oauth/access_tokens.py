@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import jwt
@@ -86,8 +87,45 @@ class TokenValidator:
         self._revoked: set[str] = set()
         self._revoked_loaded = 0.0
         self._lock = threading.Lock()
+        self._revoked_lock = threading.Lock()
+        self._verified: OrderedDict[str, tuple[str, AccessClaims]] = OrderedDict()
 
     def decode(self, token: str, *, check_expiry: bool = True) -> AccessClaims:
+        """Signature, issuer, audience and (unless told not to) lifetime; not revocation."""
+        cached = self._verified_get(token)
+        if cached is not None and self._keys.verification_key(cached[0]) is not None:
+            claims = cached[1]
+        else:
+            kid, claims = self._verify(token)
+            self._verified_put(token, kid, claims)
+        if check_expiry:
+            now = self._clock.now().timestamp()
+            if now > claims.exp + self.leeway_s:
+                raise InvalidToken("The access token has expired; refresh it.")
+            if claims.iat > now + self.leeway_s:
+                raise InvalidToken("The access token was issued in the future; sign in again.")
+        return claims
+
+    # The signature check dominates the cost of a request's validation, and the app sends
+    # the same token for up to 15 minutes: remember tokens whose signature and claims were
+    # verified (keyed by the exact token string, so any change misses). Lifetime, key
+    # retirement and revocation are still checked on every request.
+    _CACHE_SIZE = 4096
+
+    def _verified_get(self, token: str) -> tuple[str, AccessClaims] | None:
+        with self._lock:
+            hit = self._verified.get(token)
+            if hit is not None:
+                self._verified.move_to_end(token)
+            return hit
+
+    def _verified_put(self, token: str, kid: str, claims: AccessClaims) -> None:
+        with self._lock:
+            self._verified[token] = (kid, claims)
+            if len(self._verified) > self._CACHE_SIZE:
+                self._verified.popitem(last=False)
+
+    def _verify(self, token: str) -> tuple[str, AccessClaims]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -97,7 +135,7 @@ class TokenValidator:
                                "sign in again to get one.")
         kid = header.get("kid")
         key = self._keys.verification_key(kid) if isinstance(kid, str) else None
-        if key is None:
+        if key is None or not isinstance(kid, str):
             raise InvalidToken("The access token was signed by an unknown key; sign in again.")
         try:
             claims = jwt.decode(
@@ -115,25 +153,17 @@ class TokenValidator:
             raise InvalidToken("The access token signature or claims are invalid; "
                                "sign in again.") from exc
         try:
-            exp, iat = int(claims["exp"]), int(claims["iat"])
-            result = AccessClaims(
+            return kid, AccessClaims(
                 sub=str(claims["sub"]),
                 username=str(claims.get("preferred_username") or claims["sub"]),
                 scopes=frozenset(str(claims.get("scope", "")).split()),
                 client_id=str(claims.get("client_id", "")),
                 jti=str(claims["jti"]),
-                iat=iat,
-                exp=exp,
+                iat=int(claims["iat"]),
+                exp=int(claims["exp"]),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidToken("The access token claims are malformed; sign in again.") from exc
-        if check_expiry:
-            now = self._clock.now().timestamp()
-            if now > exp + self.leeway_s:
-                raise InvalidToken("The access token has expired; refresh it.")
-            if iat > now + self.leeway_s:
-                raise InvalidToken("The access token was issued in the future; sign in again.")
-        return result
 
     def validate(self, token: str) -> AccessClaims:
         claims = self.decode(token)
@@ -143,9 +173,10 @@ class TokenValidator:
 
     def is_revoked(self, jti: str) -> bool:
         if time.monotonic() - self._revoked_loaded > _REVOKED_REFRESH_S:
-            with self._lock:
-                self._revoked = self._store.revoked_jtis(self._clock.now().timestamp())
-                self._revoked_loaded = time.monotonic()
+            with self._revoked_lock:
+                if time.monotonic() - self._revoked_loaded > _REVOKED_REFRESH_S:
+                    self._revoked = self._store.revoked_jtis(self._clock.now().timestamp())
+                    self._revoked_loaded = time.monotonic()
         return jti in self._revoked
 
     def revoke(self, jti: str, exp: float) -> None:

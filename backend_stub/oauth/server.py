@@ -260,34 +260,41 @@ class GovernanceAuthorizationServer(AuthorizationServer):
         return token
 
     def save_token(self, token: dict[str, Any], request: PlainOAuth2Request) -> None:
-        """Record the refresh token in its family, consuming what was exchanged for it."""
+        """Consume what was exchanged (code, refresh or device code) and record the new
+        refresh token in its family, atomically: of two concurrent uses one wins."""
         now = self.now()
         claims = jwt.decode(token["access_token"], options={"verify_signature": False})
         grant_type = request.payload.grant_type
+        new_refresh = None
+        if "refresh_token" in token:
+            new_refresh = {
+                "token": token["refresh_token"],
+                "client_id": cast(Client, request.client).client_id,
+                "sub": str(claims["sub"]), "scope": str(claims["scope"]),
+                "access_jti": str(claims["jti"]), "access_exp": float(claims["exp"]),
+                "expires_at": now + self.refresh_ttl_s,
+            }
         if grant_type == "refresh_token":
             old = cast(RefreshRecord, request.refresh_token)
-            family_id = old.family_id
-            if not self.store.claim_refresh_token(old.token_hash, now):
-                self._revoke_family(family_id)
+            if not self.store.consume_and_issue("refresh_token", old.token_hash, now=now,
+                                                family_id=old.family_id,
+                                                new_refresh=new_refresh):
+                self._revoke_family(old.family_id)
                 raise InvalidGrantError(description=_REUSED_REFRESH)
-        else:
-            family_id = uuid.uuid4().hex
-            if grant_type == "authorization_code":
-                code = cast(CodeRecord, request.authorization_code)
-                if not self.store.claim_code(code.code_hash, family_id, now):
-                    raise InvalidGrantError(description=_REUSED_CODE)
-            elif grant_type == DEVICE_CODE_GRANT_TYPE:
-                device = cast(DeviceCredential, request.credential)
-                if not self.store.claim_device_code(device.record.device_code_hash):
-                    raise InvalidGrantError(description="This device code was already used.")
-        if "refresh_token" in token:
-            self.store.add_refresh_token(
-                token["refresh_token"], family_id=family_id,
-                client_id=cast(Client, request.client).client_id,
-                sub=str(claims["sub"]), scope=str(claims["scope"]), access_jti=str(claims["jti"]),
-                access_exp=float(claims["exp"]), issued_at=now,
-                expires_at=now + self.refresh_ttl_s,
-            )
+        elif grant_type == "authorization_code":
+            code = cast(CodeRecord, request.authorization_code)
+            if not self.store.consume_and_issue("code", code.code_hash, now=now,
+                                                family_id=uuid.uuid4().hex,
+                                                new_refresh=new_refresh):
+                raise InvalidGrantError(description=_REUSED_CODE)
+        elif grant_type == DEVICE_CODE_GRANT_TYPE:
+            device = cast(DeviceCredential, request.credential)
+            if not self.store.consume_and_issue("device_code", device.record.device_code_hash,
+                                                now=now, family_id=uuid.uuid4().hex,
+                                                new_refresh=new_refresh):
+                raise InvalidGrantError(description="This device code was already used.")
+        else:  # no other grant is registered
+            raise InvalidGrantError(description=f"Grant {grant_type!r} issues no tokens here.")
 
     def _revoke_family(self, family_id: str) -> None:
         self.store.revoke_family(family_id, self.now())
@@ -380,7 +387,7 @@ class PkceAuthorizationCodeGrant(AuthorizationCodeGrant):
         return rec
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
-        pass  # consumed atomically in save_token (store.claim_code)
+        pass  # consumed atomically in save_token (store.consume_and_issue)
 
     def authenticate_user(self, authorization_code: CodeRecord) -> User | None:
         return self.server.store.get_user_by_sub(authorization_code.sub)
@@ -406,7 +413,7 @@ class RotatingRefreshTokenGrant(RefreshTokenGrant):
         return self.server.store.get_user_by_sub(refresh_token.sub)
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
-        pass  # consumed atomically in save_token (store.claim_refresh_token)
+        pass  # consumed atomically in save_token (store.consume_and_issue)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ class OAuthStore:
         self.db = db
 
     def _one(self, sql: str, **params: Any) -> dict[str, Any] | None:
-        with self.db.engine.begin() as conn:
+        # Reads need no commit (a commit costs an fsync with synchronous=FULL).
+        with self.db.engine.connect() as conn:
             row = conn.execute(text(sql), params).mappings().first()
         return dict(row) if row else None
 
@@ -169,35 +170,43 @@ class OAuthStore:
         row = self._one("SELECT * FROM oauth_codes WHERE code_hash = :h", h=secret_hash(code))
         return CodeRecord(**row) if row else None
 
-    def claim_code(self, code_hash: str, family_id: str, now: float) -> bool:
-        """Mark the code used by ``family_id``; False when another use got there first."""
-        return self._exec(
-            "UPDATE oauth_codes SET used_at = :now, family_id = :f "
-            "WHERE code_hash = :h AND used_at IS NULL", now=now, f=family_id, h=code_hash) == 1
+    # --- single use: codes, refresh tokens, device codes --------------------------
+    _CONSUME = {
+        "code": "UPDATE oauth_codes SET used_at = :now, family_id = :f "
+                "WHERE code_hash = :h AND used_at IS NULL",
+        "refresh_token": "UPDATE oauth_refresh_tokens SET used_at = :now "
+                         "WHERE token_hash = :h AND used_at IS NULL AND revoked_at IS NULL",
+        "device_code": "UPDATE oauth_device_codes SET status = 'used' "
+                       "WHERE device_code_hash = :h AND status = 'approved'",
+    }
 
-    # --- refresh tokens ----------------------------------------------------------------
-    def add_refresh_token(self, token: str, *, family_id: str, client_id: str, sub: str,
-                          scope: str, access_jti: str, access_exp: float, issued_at: float,
-                          expires_at: float) -> None:
-        self._exec(
-            "INSERT INTO oauth_refresh_tokens (token_hash, family_id, client_id, sub, scope, "
-            "access_jti, access_exp, issued_at, expires_at) VALUES "
-            "(:h, :f, :c, :sub, :s, :j, :je, :i, :e)",
-            h=secret_hash(token), f=family_id, c=client_id, sub=sub, s=scope, j=access_jti,
-            je=access_exp, i=issued_at, e=expires_at,
-        )
+    def consume_and_issue(self, kind: str, secret_hash_: str, *, now: float, family_id: str,
+                          new_refresh: dict[str, Any] | None) -> bool:
+        """Use up a code, refresh token or device code and record the refresh token issued
+        for it, in one transaction (one commit). False, with nothing written, when the
+        credential was already used: the caller treats that as a replay."""
+        with self.db.engine.connect() as conn, conn.begin() as tx:
+            used = conn.execute(text(self._CONSUME[kind]),
+                                {"now": now, "f": family_id, "h": secret_hash_}).rowcount
+            if used != 1:
+                tx.rollback()
+                return False
+            if new_refresh is not None:
+                conn.execute(text(
+                    "INSERT INTO oauth_refresh_tokens (token_hash, family_id, client_id, sub, "
+                    "scope, access_jti, access_exp, issued_at, expires_at) VALUES "
+                    "(:h, :f, :c, :sub, :s, :j, :je, :i, :e)"),
+                    {"h": secret_hash(new_refresh["token"]), "f": family_id,
+                     "c": new_refresh["client_id"], "sub": new_refresh["sub"],
+                     "s": new_refresh["scope"], "j": new_refresh["access_jti"],
+                     "je": new_refresh["access_exp"], "i": now,
+                     "e": new_refresh["expires_at"]})
+        return True
 
     def get_refresh_token(self, token: str) -> RefreshRecord | None:
         row = self._one("SELECT * FROM oauth_refresh_tokens WHERE token_hash = :h",
                         h=secret_hash(token))
         return RefreshRecord(**row) if row else None
-
-    def claim_refresh_token(self, token_hash: str, now: float) -> bool:
-        """Mark the refresh token used (rotated); False when it was used already."""
-        return self._exec(
-            "UPDATE oauth_refresh_tokens SET used_at = :now "
-            "WHERE token_hash = :h AND used_at IS NULL AND revoked_at IS NULL",
-            now=now, h=token_hash) == 1
 
     def revoke_family(self, family_id: str, now: float) -> int:
         """Revoke every refresh token of the family and every access token it issued that
@@ -221,16 +230,20 @@ class OAuthStore:
 
     # --- revoked access tokens ---------------------------------------------------------
     def revoke_jti(self, jti: str, expires_at: float) -> None:
-        if self._one("SELECT jti FROM oauth_revoked_jti WHERE jti = :j", j=jti) is None:
-            self._exec("INSERT INTO oauth_revoked_jti (jti, expires_at) VALUES (:j, :e)",
-                       j=jti, e=expires_at)
+        with self.db.engine.begin() as conn:
+            # Expired tokens are refused anyway; forgetting them keeps the deny list short.
+            conn.execute(text("DELETE FROM oauth_revoked_jti WHERE expires_at < :c"),
+                         {"c": expires_at - 7 * 24 * 3600})
+            if conn.execute(text("SELECT 1 FROM oauth_revoked_jti WHERE jti = :j"),
+                            {"j": jti}).first() is None:
+                conn.execute(text("INSERT INTO oauth_revoked_jti (jti, expires_at) "
+                                  "VALUES (:j, :e)"), {"j": jti, "e": expires_at})
 
     def revoked_jtis(self, now: float) -> set[str]:
-        with self.db.engine.begin() as conn:
-            # Expired tokens are refused anyway; forgetting them keeps the list short.
-            conn.execute(text("DELETE FROM oauth_revoked_jti WHERE expires_at < :c"),
-                         {"c": now - 300})
-            rows = conn.execute(text("SELECT jti FROM oauth_revoked_jti")).all()
+        """Revoked access-token ids that could still pass the expiry check (read-only)."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(text("SELECT jti FROM oauth_revoked_jti WHERE expires_at >= :c"),
+                                {"c": now - 300}).all()
         return {r[0] for r in rows}
 
     # --- device codes ------------------------------------------------------------------
@@ -261,11 +274,6 @@ class OAuthStore:
             "UPDATE oauth_device_codes SET status = :st, sub = :sub "
             "WHERE user_code = :u AND status = 'pending'",
             st="approved" if approved else "denied", sub=sub, u=user_code) == 1
-
-    def claim_device_code(self, device_code_hash: str) -> bool:
-        return self._exec(
-            "UPDATE oauth_device_codes SET status = 'used' "
-            "WHERE device_code_hash = :h AND status = 'approved'", h=device_code_hash) == 1
 
 
 def _user(row: dict[str, Any]) -> User:

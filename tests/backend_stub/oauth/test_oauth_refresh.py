@@ -84,3 +84,28 @@ def test_refresh_tokens_are_stored_hashed(stub: Stub) -> None:
     with stub.app.state.db.engine.begin() as conn:
         stored = [r[0] for r in conn.execute(text("SELECT token_hash FROM oauth_refresh_tokens"))]
     assert tokens["refresh_token"] not in stored and len(stored) == 1
+
+
+def test_concurrent_use_of_one_refresh_token_lets_exactly_one_win(stub: Stub) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backend_stub.oauth.server import PlainOAuth2Request
+
+    tokens = stub.tokens()
+    server = stub.app.state.oauth.server
+
+    def use(_: int) -> tuple[int, dict[str, str]]:
+        request = PlainOAuth2Request(
+            "POST", "http://testserver/oauth/token", {}, {},
+            {"grant_type": ["refresh_token"], "refresh_token": [tokens["refresh_token"]],
+             "client_id": ["governor-app"]})
+        status, body, _headers = server.create_token_response(request)
+        return status, body
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(use, range(4)))
+    winners = [body for status, body in results if status == 200]
+    assert len(winners) == 1
+    assert all(body["error"] == "invalid_grant" for status, body in results if status != 200)
+    # The losers are reuses: they revoke the family, the winner's new token included.
+    assert stub.refresh(winners[0]["refresh_token"]).json()["error"] == "invalid_grant"
