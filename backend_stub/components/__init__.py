@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,6 +205,22 @@ def build_components(settings: Any, clock: Any, db: Any, *,
         rate_limiter=limiter, validator=Validators(), dlq=dlq, redis=redis_client)
 
 
+def _close_on_shutdown(app: FastAPI, components: Components) -> None:
+    """Close the components when the app's lifespan ends, inside whatever lifespan other
+    features have stacked already."""
+    previous = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        try:
+            async with previous(a) as state:
+                yield state
+        finally:
+            components.close()
+
+    app.router.lifespan_context = lifespan
+
+
 def install_components(app: FastAPI) -> None:
     """Build the components for ``app`` and wire them in (middleware, ``/metrics``)."""
     if getattr(app.state, "components", None) is not None:
@@ -220,7 +238,7 @@ def install_components(app: FastAPI) -> None:
                        client_requests_per_minute=settings.client_requests_per_minute,
                        clock=app.state.clock)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
-    app.router.add_event_handler("shutdown", components.close)
+    _close_on_shutdown(app, components)
     log.info("core components installed", extra={"fields": {
         "redis": bool(settings.redis_url), "cache": not settings.disable_cache,
         "metrics": not settings.disable_metrics, "tracing": not settings.disable_tracing,

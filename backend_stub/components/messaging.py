@@ -335,12 +335,16 @@ class MessageBus:
         return MessageStream(self, pattern, maxsize)
 
     # -- publishing ----------------------------------------------------------------------
-    def publish(self, type: str, data: Mapping[str, Any], *,
+    def publish(self, type: str | Mapping[str, Any], data: Mapping[str, Any] | None = None, *,
                 priority: Priority = Priority.NORMAL, correlation_id: str | None = None,
                 causation_id: str | None = None, user_id: str | None = None,
                 message_id: str | None = None) -> Message:
+        """Publish ``type`` with ``data``; or, given one platform-format message (a dict
+        with ``id``, ``type``, ... as stored by the domain), publish that message as is."""
+        if isinstance(type, Mapping):
+            return self.publish_message(Message.from_dict(type, priority))
         now = self._clock.now() if self._clock else datetime.now(UTC)
-        message = Message(type=type, data=dict(data), id=message_id or uuid.uuid4().hex,
+        message = Message(type=type, data=dict(data or {}), id=message_id or uuid.uuid4().hex,
                           timestamp=rfc3339(now), source=self.source,
                           correlation_id=correlation_id or request_id_var.get(),
                           causation_id=causation_id, user_id=user_id, priority=priority)

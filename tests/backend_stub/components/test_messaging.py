@@ -327,3 +327,19 @@ def test_a_bus_can_start_while_redis_is_down(own_redis: Any) -> None:
     assert bus.flush() and len(got) == 1
     bus.close()
     client.close()
+
+
+def test_a_stored_platform_message_is_published_as_is() -> None:
+    bus = MessageBus(signer=SIGNER)
+    got: list[Message] = []
+    bus.subscribe("governance.*", got.append)
+    stored = {"id": "17", "type": "governance.approval.pending", "timestamp": "t",
+              "source": "governance-stub", "data": {"approval_id": "a1"},
+              "metadata": {"correlation_id": "r1", "causation_id": None, "user_id": None}}
+    sent = bus.publish(stored)
+    bus.flush()
+    assert got[0].id == "17" and got[0].correlation_id == "r1"
+    assert SIGNER.verify_event(sent.to_dict())
+    with pytest.raises(InvalidMessage):
+        bus.publish({"type": "x"})
+    bus.close()
