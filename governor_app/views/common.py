@@ -41,3 +41,22 @@ def action_button(label: str, on_click: Callable[[Any], Any], *, icon: ft.IconDa
 
 def empty(text: str) -> ft.Control:
     return ft.Container(ft.Text(text, italic=True), padding=24)
+
+
+def text_field(shell: Any, label: str, *, value: str = "", multiline: bool = False,
+               password: bool = False, on_change: Callable[[Any], Any] | None = None,
+               max_length: int | None = None, prefix_icon: ft.IconData | None = None,
+               on_submit: Callable[[Any], Any] | None = None) -> ft.TextField:
+    """A text field whose label is its accessible name; while it has focus the keyboard
+    shortcuts (A, V, /) stay off so typing never approves anything."""
+    def focus(e: Any) -> None:
+        shell.typing = True
+
+    def blur(e: Any) -> None:
+        shell.typing = False
+
+    return ft.TextField(label=label, value=value, multiline=multiline,
+                        min_lines=3 if multiline else None, password=password,
+                        can_reveal_password=password, on_change=on_change,
+                        max_length=max_length, prefix_icon=prefix_icon, on_submit=on_submit,
+                        on_focus=focus, on_blur=blur)

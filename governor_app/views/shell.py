@@ -74,6 +74,8 @@ class Shell:
         self._pending_topics: set[Topic] = set()
         self._render_scheduled = False
         self._closed = False
+        self.typing = False  # a text field has focus: shortcuts are off
+        self.file_picker: ft.FilePicker | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
     async def mount(self) -> None:
@@ -163,6 +165,52 @@ class Shell:
     def close_dialog(self) -> None:
         with contextlib.suppress(Exception):
             self.page.pop_dialog()
+
+    # --- decisions ---------------------------------------------------------------------
+    def decide(self, queue: Callable[[], Any], message: str, then: str | None = None) -> bool:
+        """Queue a decision through the client; refusals become a snack bar in words."""
+        try:
+            queue()
+        except Exception as exc:  # InvalidDecision, SignInRequired: said to the governor
+            self.snack(str(exc))
+            self.page.update()
+            return False
+        self.snack(message)
+        if then:
+            self.go(then)
+        else:
+            self._render()
+            self.page.update()
+        return True
+
+    def hold_veto(self, approval_id: str, queue: Callable[[], Any]) -> None:
+        """Keep a confirmed veto on the device for the undo window, then queue it."""
+        window = state.UndoWindow(self.now(), self.undo_seconds)
+        self.memory["veto-hold"] = {"approval_id": approval_id, "window": window,
+                                    "queue": queue}
+
+        async def wait_then_queue() -> None:
+            while not window.cancelled:
+                if window.due(self.now()):
+                    window.committed = True
+                    self.memory.pop("veto-hold", None)
+                    self.decide(queue, f"Veto of {approval_id} queued; it is sent as soon "
+                                       "as the server is reachable.")
+                    return
+                await asyncio.sleep(0.2)
+
+        asyncio.get_running_loop().create_task(wait_then_queue())
+        self.go(f"/approvals/{approval_id}")
+
+    def undo_veto(self) -> None:
+        hold = self.memory.get("veto-hold")
+        if hold is None or not hold["window"].cancel():
+            self.snack("Too late to undo: the veto has already been queued.")
+            self.page.update()
+            return
+        self.memory.pop("veto-hold", None)
+        self.snack(f"Veto of {hold['approval_id']} taken back; nothing was sent.")
+        self.go(f"/approvals/{hold['approval_id']}/veto")
 
     # --- rendering ---------------------------------------------------------------------
     def _render(self) -> None:
@@ -336,7 +384,7 @@ class Shell:
             self.page.update()
 
     def _on_key(self, e: ft.KeyboardEvent) -> None:
-        if e.ctrl or e.alt or e.meta:
+        if e.ctrl or e.alt or e.meta or self.typing or self.is_phone:
             return
         handler = self.shortcuts.get(e.key.lower())
         if handler is not None:

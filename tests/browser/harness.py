@@ -202,3 +202,17 @@ def kill_group(proc: subprocess.Popen[Any]) -> None:
         except ProcessLookupError:
             return
         proc.wait(5)
+
+
+def nav(page: Page, label: str) -> None:
+    """Open a top-level screen from the navigation rail or bar (its name may carry a badge
+    count: "6 Approvals Tab 2 of 8"). On a phone, screens past the bar are under More."""
+    import re
+
+    target = page.get_by_role("button", name=re.compile(rf"(^|\s){label}(\s|$)"))
+    if target.count() == 0 and label not in ("Dashboard", "Approvals", "Seeds",
+                                             "Notifications", "More"):
+        nav(page, "More")
+        button(page, label).click()
+        return
+    target.first.click()

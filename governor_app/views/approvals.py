@@ -1,0 +1,223 @@
+"""Approvals: the filtered, searchable list and a request's detail with its actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flet as ft
+
+from governor_app import format as fmt
+from governor_app import state
+from governor_app.views.common import (
+    action_button,
+    empty,
+    heading,
+    labelled,
+    section,
+    text_field,
+)
+from governor_app.views.shell import Shell
+
+TOPICS = ("approvals", "outbox")
+LIST_LIMIT = 100
+
+
+def build_list(shell: Shell) -> ft.Control:
+    mem: dict[str, Any] = shell.memory.setdefault("approvals", {"filter": "pending",
+                                                                "query": ""})
+    view = state.approval_list_view(shell.client, mem["filter"], mem["query"],
+                                    limit=mem.get("limit", LIST_LIMIT))
+    rows = ft.ListView(expand=True, spacing=4)
+
+    def fill(v: state.ApprovalListView) -> None:
+        rows.controls = [approval_tile(shell, r) for r in v.rows]
+        if v.empty:
+            rows.controls.append(empty(v.empty))
+        if v.more:
+            rows.controls.append(action_button("Show more", show_more))
+
+    def refresh_rows() -> None:
+        fill(state.approval_list_view(shell.client, mem["filter"], mem["query"],
+                                      limit=mem.get("limit", LIST_LIMIT)))
+
+    def show_more(e: object) -> None:
+        mem["limit"] = mem.get("limit", LIST_LIMIT) + LIST_LIMIT
+        refresh_rows()
+
+    def on_search(e: Any) -> None:
+        mem["query"] = e.control.value or ""
+        mem.pop("limit", None)
+        refresh_rows()
+
+    def on_filter(e: Any) -> None:
+        selected = e.control.selected
+        value = next(iter(selected)) if selected else "all"
+        mem["filter"] = value
+        mem.pop("limit", None)
+        refresh_rows()
+
+    search = text_field(shell, "Search requests", value=mem["query"], on_change=on_search,
+                        prefix_icon=ft.Icons.SEARCH)
+    shell.shortcuts["/"] = lambda: shell.spawn(search.focus())
+    shell.shortcuts["slash"] = shell.shortcuts["/"]
+    filters = ft.SegmentedButton(
+        selected=[mem["filter"]], allow_empty_selection=False, allow_multiple_selection=False,
+        show_selected_icon=False, on_change=on_filter,
+        segments=[ft.Segment(value=key, label=ft.Text(label)) for key, label in state.FILTERS])
+    fill(view)
+    return ft.Column([heading("Approvals"), ft.Row([filters], scroll=ft.ScrollMode.AUTO),
+                      search, rows], expand=True, spacing=8)
+
+
+def approval_tile(shell: Shell, row: state.ApprovalRow) -> ft.Control:
+    trailing: list[ft.Control] = []
+    if row.pending:
+        trailing.append(ft.Container(ft.Text(row.pending, size=11, color=ft.Colors.BLACK),
+                                     bgcolor=ft.Colors.AMBER_200, border_radius=8,
+                                     padding=ft.Padding.symmetric(vertical=2, horizontal=6)))
+    if row.deadline is not None:
+        text = ft.Text(fmt.countdown(row.deadline, shell.now()), size=11)
+        deadline = row.deadline
+        shell.tickers.append((text, lambda: fmt.countdown(deadline, shell.now())))
+        trailing.append(text)
+    return ft.Semantics(identifier=f"approval-{row.id}", content=ft.ListTile(
+        title=ft.Text(row.title), subtitle=ft.Text(f"{row.status} · {row.subtitle}", size=12),
+        trailing=ft.Column(trailing, tight=True, spacing=2,
+                           horizontal_alignment=ft.CrossAxisAlignment.END) if trailing
+        else None,
+        on_click=lambda e: shell.go(f"/approvals/{row.id}"), dense=True))
+
+
+def build_detail(shell: Shell, approval_id: str) -> ft.Control:
+    detail = shell.client.approval(approval_id)
+    back = ft.IconButton(ft.Icons.ARROW_BACK, tooltip="Back to approvals",
+                         on_click=lambda e: shell.go("/approvals"))
+    if detail is None:
+        return ft.Column([ft.Row([back]), empty(
+            f"Request {approval_id!r} is not on this device. Sync, then open it again.")])
+    v = state.approval_detail_view(detail, shell.account, shell.now())
+
+    status_line: list[ft.Control] = [labelled("approval-status", f"Status: {v.status}",
+                                              ft.Text(v.status, weight=ft.FontWeight.BOLD))]
+    if v.pending:
+        status_line.append(labelled("approval-pending", v.pending, ft.Container(
+            ft.Text(v.pending, size=12, color=ft.Colors.BLACK), bgcolor=ft.Colors.AMBER_200,
+            border_radius=8, padding=ft.Padding.symmetric(vertical=2, horizontal=8))))
+    if v.deadline is not None:
+        countdown = ft.Text(fmt.countdown(v.deadline, shell.now()))
+        deadline = v.deadline
+        shell.tickers.append((countdown, lambda: fmt.countdown(deadline, shell.now())))
+        status_line.append(labelled("veto-countdown", "Veto window", countdown))
+
+    hold = shell.memory.get("veto-hold")
+    undo_bar: list[ft.Control] = []
+    if hold is not None and hold["approval_id"] == approval_id:
+        left = ft.Text()
+        window: state.UndoWindow = hold["window"]
+        left.value = f"Veto leaves this device in {window.left(shell.now()):.0f} s"
+        shell.tickers.append((left, lambda: f"Veto leaves this device in "
+                                            f"{window.left(shell.now()):.0f} s"))
+        undo_bar.append(labelled("veto-undo-bar", "Veto held on this device", ft.Container(
+            ft.Row([ft.Icon(ft.Icons.TIMER), ft.Container(left, expand=True),
+                    action_button("Undo veto", lambda e: shell.undo_veto(), primary=True)]),
+            bgcolor=ft.Colors.AMBER_100, padding=8, border_radius=8)))
+
+    actions: list[ft.Control] = []
+    if v.actions.approve:
+        actions.append(action_button("Approve", lambda e: approve_dialog(shell, v.id),
+                                     primary=True, icon=ft.Icons.CHECK))
+        shell.shortcuts["a"] = lambda: approve_dialog(shell, v.id)
+    if v.actions.request_changes:
+        actions.append(action_button("Request changes",
+                                     lambda e: request_changes_dialog(shell, v.id),
+                                     icon=ft.Icons.EDIT_NOTE))
+    if v.actions.veto:
+        actions.append(action_button("Veto", lambda e: shell.go(f"/approvals/{v.id}/veto"),
+                                     danger=True, icon=ft.Icons.BLOCK))
+        shell.shortcuts["v"] = lambda: shell.go(f"/approvals/{v.id}/veto")
+    if v.actions.reason:
+        actions.append(labelled("actions-unavailable", v.actions.reason,
+                                ft.Text(v.actions.reason, italic=True)))
+
+    timeline = [_stage(s) for s in v.timeline]
+    budget: list[ft.Control] = [ft.Row([ft.Text(k, expand=True), ft.Text(val)])
+                                for k, val in v.budget] or [ft.Text("No budget stated.")]
+    caps: list[ft.Control] = [ft.Row([
+        ft.Icon(ft.Icons.WARNING_AMBER if c.dangerous else ft.Icons.LOCK_OPEN,
+                color=ft.Colors.RED_700 if c.dangerous else None, size=18),
+                    ft.Text(c.label, color=ft.Colors.RED_700 if c.dangerous else None,
+                            weight=ft.FontWeight.BOLD if c.dangerous else None, expand=True,
+                            selectable=True)])
+            for c in v.capabilities] or [ft.Text("No capabilities requested.")]
+    wasm = [ft.Text(v.wasm_summary, weight=ft.FontWeight.BOLD),
+            *[ft.Text(line, size=12) for line in v.wasm_lines],
+            *[ft.Text(f"Issue: {i}", color=ft.Colors.RED_700, size=12) for i in v.wasm_issues]]
+    seeds: list[ft.Control] = [ft.Column([
+        ft.Text(f"{m.seed_id} {m.title} — score {m.score}", weight=ft.FontWeight.BOLD),
+        *[ft.Text(f"✓ {c}", size=12) for c in m.met],
+        *[ft.Text(f"✗ {c}", size=12, color=ft.Colors.RED_700) for c in m.failed]],
+        spacing=2) for m in v.seed_matches] or [ft.Text("No precedent seed matches.")]
+
+    return ft.ListView([
+        ft.Row([back, ft.Text(v.title, size=20, weight=ft.FontWeight.BOLD, expand=True)]),
+        labelled("approval-detail", f"Request {v.id}", ft.Text(
+            f"{v.id} · requested by {v.requester} · {v.industry} · agent {v.agent_id}",
+            size=12)),
+        ft.Row(status_line, wrap=True, spacing=12),
+        *undo_bar,
+        ft.Row(actions, wrap=True, spacing=8),
+        *([ft.Text(v.decided, italic=True)] if v.decided else []),
+        section("Pipeline", *timeline, key="pipeline"),
+        section(f"Capabilities ({v.dangerous_count} dangerous)", *caps, key="capabilities"),
+        section("WASM report", *wasm, key="wasm-report"),
+        section("Budget", *budget),
+        section("Precedent seed matches", *seeds, key="seed-matches"),
+    ], spacing=8, expand=True)
+
+
+def _stage(s: state.StageRow) -> ft.Control:
+    icon = (ft.Icons.CHECK_CIRCLE if s.done else ft.Icons.CANCEL if s.failed
+            else ft.Icons.RADIO_BUTTON_UNCHECKED)
+    color = ft.Colors.GREEN_700 if s.done else ft.Colors.RED_700 if s.failed else None
+    lines: list[ft.Control] = [ft.Row([ft.Text(s.label, weight=ft.FontWeight.BOLD, expand=True),
+                                       ft.Text(f"{s.status} {s.when}".strip(), size=12)])]
+    if s.notes:
+        lines.append(ft.Text(s.notes, size=12, italic=True))
+    return labelled(f"stage-{s.stage}", f"{s.label}: {s.status}", ft.Row(
+        [ft.Icon(icon, color=color), ft.Column(lines, spacing=0, expand=True)],
+        vertical_alignment=ft.CrossAxisAlignment.START))
+
+
+def approve_dialog(shell: Shell, approval_id: str) -> None:
+    comment = text_field(shell, "Comment (optional)", multiline=True, max_length=2000)
+
+    def confirm(e: object) -> None:
+        shell.close_dialog()
+        shell.decide(lambda: shell.client.approve(approval_id, comment.value or None),
+                     f"Approval of {approval_id} queued; it is sent as soon as the server "
+                     "is reachable.")
+
+    shell.dialog(ft.AlertDialog(
+        modal=True, title=ft.Text(f"Approve {approval_id}?"), content=comment,
+        actions=[ft.TextButton("Cancel", on_click=lambda e: shell.close_dialog()),
+                 ft.FilledButton("Confirm approval", on_click=confirm)]))
+
+
+def request_changes_dialog(shell: Shell, approval_id: str) -> None:
+    error = ft.Text("", color=ft.Colors.RED_700)
+    reason = text_field(shell, "Reason (required)", multiline=True, max_length=2000)
+
+    def confirm(e: object) -> None:
+        if not (reason.value or "").strip():
+            error.value = "Say what must change: the requester reads this reason."
+            shell.page.update()
+            return
+        shell.close_dialog()
+        shell.decide(lambda: shell.client.request_changes(approval_id, reason.value or ""),
+                     f"Change request for {approval_id} queued.")
+
+    shell.dialog(ft.AlertDialog(
+        modal=True, title=ft.Text(f"Request changes on {approval_id}"),
+        content=ft.Column([reason, error], tight=True),
+        actions=[ft.TextButton("Cancel", on_click=lambda e: shell.close_dialog()),
+                 ft.FilledButton("Send change request", on_click=confirm)]))
