@@ -20,6 +20,8 @@ from sync.store import LocalStore
 
 BASE = "/v1/mobile"
 PAGE = 200  # the contract's largest page
+DETAIL_PREFETCH = 100
+OPEN_STATUSES = frozenset({"pending_approval", "approved", "auto_approved"})
 COLLECTIONS = ("dashboard", "approvals", "agents", "seeds", "violations", "notifications")
 
 
@@ -86,10 +88,15 @@ class Downloader:
         return True
 
     async def _stale_details(self) -> None:
-        """Fetch the full request for every approval whose detail is missing or older."""
-        stale = [i for i, (version, detail_version) in self.store.approval_versions().items()
-                 if detail_version != version]
-        for approval_id in stale:
+        """Fetch the full request for approvals whose detail is missing or older: those
+        still to be decided first, newest first, at most ``DETAIL_PREFETCH`` per sync (a
+        fleet of thousands is not fetched one by one; the rest load when opened)."""
+        versions = self.store.approval_versions()
+        order = {a["id"]: (a.get("status") not in OPEN_STATUSES, -i)
+                 for i, a in enumerate(reversed(self.store.approval_summaries()))}
+        stale = sorted((i for i, (version, detail_version) in versions.items()
+                        if detail_version != version), key=lambda i: order.get(i, (True, 0)))
+        for approval_id in stale[:DETAIL_PREFETCH]:
             response = await self._get("approvals", f"/approvals/{approval_id}")
             if isinstance(response.data, dict):
                 self.store.save_approval_detail(response.data)
@@ -123,12 +130,16 @@ class Downloader:
         params: dict[str, Any] = {"limit": PAGE}
         if cursor.cursor is not None:
             params["since"] = cursor.cursor
+        first = True
         while True:
             response = await self._get(collection, f"/{collection}", params)
             changed.extend(response.data or [])
             deleted.extend(str(i) for i in response.meta.get("deleted") or [])
-            if response.meta.get("version") is not None:
+            # The version of the first page: a change made while later pages are read
+            # has a higher version and is fetched next time, never skipped.
+            if first and response.meta.get("version") is not None:
                 version = str(response.meta["version"])
+            first = False
             next_cursor = response.meta.get("next_cursor")
             if not next_cursor:
                 break

@@ -225,3 +225,20 @@ def test_the_sign_in_flows_are_delegated(world: World) -> None:
 
     run(scenario())
     assert timedelta(0) == timedelta(0)
+
+
+def test_details_are_prefetched_for_open_requests_first_and_capped(world: World) -> None:
+    from sync import download
+
+    for i in range(download.DETAIL_PREFETCH + 20):
+        world.server.add_approval(f"BULK-{i:03d}", "vetoed" if i % 2 else "pending_approval")
+    before = len(world.server.requests)
+    run(world.engine.download())
+    details = [r for r in world.server.requests[before:] if "/approvals/" in r]
+    assert len(details) == download.DETAIL_PREFETCH
+    fetched = {r.rsplit("/", 1)[1] for r in details}
+    pending = {a for a, rec in world.server.approvals.items()
+               if rec["status"] == "pending_approval" and a.startswith("BULK")}
+    assert pending <= fetched  # every open request has its detail offline
+    run(world.engine.refresh_approval("BULK-001"))
+    assert world.store.approval("BULK-001")[1]  # type: ignore[index]
