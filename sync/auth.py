@@ -217,8 +217,16 @@ class Authenticator:
         )
         self._metadata: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
-        self._tokens: StoredTokens | None = vault.load()
+        self._tokens: StoredTokens | None = self._load(vault)
         self._listeners: list[Callable[[], None]] = []
+
+    def _load(self, vault: TokenVault) -> StoredTokens | None:
+        stored = vault.load()
+        if stored is not None and stored.issuer and stored.issuer.rstrip("/") != self.server_url:
+            # Tokens of another server (the server URL changed): never send them here.
+            log.info("ignoring the stored session of %s", stored.issuer)
+            return None
+        return stored
 
     async def aclose(self) -> None:
         await self._oauth.aclose()

@@ -537,3 +537,12 @@ def test_start_device_sign_in_offline(h: Harness) -> None:
     h.offline = True
     with pytest.raises(ServerUnreachable):
         run(h.authenticator().start_device_sign_in())
+
+
+def test_a_session_of_another_server_is_ignored(h: Harness) -> None:
+    signed_in(h)
+    other = Authenticator("http://127.0.0.1:9", vault=h.vault, http=h.http())
+    assert other.account() is None
+    with pytest.raises(SignInRequired):
+        run(other.access_token())
+    assert h.vault.load() is not None  # not deleted: it still belongs to the first server
