@@ -132,24 +132,38 @@ class MemoryEventLog:
 
 
 class EventHub:
-    """Wakes every open stream when something may have been stored (thread-safe)."""
+    """Wakes every open stream when something may have been stored (thread-safe).
+
+    ``version`` counts notifications, so a stream that reads the table and then waits
+    cannot miss one that came in between: it waits only while the version is unchanged.
+    """
 
     def __init__(self) -> None:
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._lock = threading.Lock()
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        return self._version
 
     def notify(self) -> None:
         with self._lock:
+            self._version += 1
             waiters = list(self._waiters)
         for loop, flag in waiters:
             # Commits happen in worker threads; the flag belongs to the event loop.
             if not loop.is_closed():
                 loop.call_soon_threadsafe(flag.set)
 
-    async def wait(self, timeout: float) -> None:
+    async def wait(self, timeout: float, seen: int | None = None) -> None:
+        """Return on the next notification, at once if one came after ``seen``, or after
+        ``timeout`` seconds."""
         flag = asyncio.Event()
         entry = (asyncio.get_running_loop(), flag)
         with self._lock:
+            if seen is not None and seen != self._version:
+                return
             self._waiters.add(entry)
         try:
             await asyncio.wait_for(flag.wait(), timeout)
@@ -158,6 +172,20 @@ class EventHub:
         finally:
             with self._lock:
                 self._waiters.discard(entry)
+
+    def follow_publisher(self, svc: Any) -> None:
+        """Wake the streams whenever ``svc`` publishes an event: it does so after the commit,
+        so the stream's read finds the new row (a commit hook fires before it is visible)."""
+        previous: Callable[[dict[str, Any]], None] | None = svc.publish
+
+        def publish(message: dict[str, Any]) -> None:
+            try:
+                if previous is not None:
+                    previous(message)
+            finally:
+                self.notify()
+
+        svc.publish = publish
 
     def watch_commits(self, db: Database) -> None:
         """Wake the streams on every commit of ``db`` (this process's writes)."""
@@ -202,6 +230,7 @@ async def event_frames(log: EventLog, hub: EventHub, signer: EventSigner, sub: s
     yield f"retry: {settings.retry_ms}\n: connected\n\n".encode()
     last_beat = loop.time()
     while not is_closing():
+        seen = hub.version
         rows = await asyncio.to_thread(log.after, cursor, settings.batch)
         if rows:
             chunk = b"".join(_frame(event_id, signer.sign(message, sub))
@@ -215,7 +244,7 @@ async def event_frames(log: EventLog, hub: EventHub, signer: EventSigner, sub: s
             last_beat = now
             yield b": heartbeat\n\n"
         wait = min(settings.poll_interval, settings.heartbeat_interval - (now - last_beat))
-        await hub.wait(max(wait, 0.0))
+        await hub.wait(max(wait, 0.0), seen)
 
 
 def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
@@ -289,7 +318,10 @@ def install(app: FastAPI, auth: Callable[..., Any] | None = None, *,
     db: Database = app.state.db
     hub = EventHub()
     if log is None:
-        log = ServiceEventLog(app.state.governance)
+        svc = app.state.governance
+        log = ServiceEventLog(svc)
+        hub.follow_publisher(svc)
+        # Commits that bypass the service (migrations, demo loading) still wake the streams.
         hub.watch_commits(db)
     if settings is None:
         settings = StreamSettings(heartbeat_interval=float(

@@ -184,7 +184,7 @@ def test_events_signed_for_another_account_or_replayed_are_rejected(
         assert intake.take(theirs[-1]) is Outcome.FORGED
         # The auditor's key id with the governor's data: the signature does not match.
         assert intake.take({**ours[-1], "key_id": theirs[-1]["key_id"]}) is Outcome.FORGED
-        tampered = {**ours[-1], "data": {**ours[-1]["data"], "severity": "low"}}
+        tampered = {**ours[-1], "data": {**ours[-1]["data"], "tampered": True}}
         assert intake.take(tampered) is Outcome.FORGED
         assert intake.take(ours[-1]) is Outcome.ACCEPTED
         assert intake.take(ours[-1]) is Outcome.DUPLICATE  # a replay

@@ -273,3 +273,46 @@ def test_frames_serialise_as_the_stub_sends_them() -> None:
     parser = SseParser()
     frames = feed_all(parser, _frame(4, message("4")).decode())
     assert frames[0].id == "4" and json.loads(frames[0].data)["id"] == "4"
+
+
+# --- the stub's wake-ups ---------------------------------------------------------------------
+
+def test_a_notification_between_read_and_wait_is_not_missed() -> None:
+    import asyncio
+
+    from backend_stub.api.events_stream import EventHub
+
+    async def main() -> None:
+        hub = EventHub()
+        seen = hub.version
+        hub.notify()  # arrives after the stream read the table, before it waits
+        await asyncio.wait_for(hub.wait(60, seen), 5)  # returns at once
+        waiter = asyncio.create_task(hub.wait(60, hub.version))
+        await asyncio.sleep(0)
+        hub.notify()
+        await asyncio.wait_for(waiter, 5)
+
+    asyncio.run(main())
+
+
+def test_the_hub_follows_the_services_publisher_even_when_it_fails() -> None:
+    from backend_stub.api.events_stream import EventHub
+
+    class Service:
+        def __init__(self) -> None:
+            self.publish = self.boom
+
+        def boom(self, message: dict[str, Any]) -> None:
+            raise RuntimeError("bus down")
+
+    svc = Service()
+    hub = EventHub()
+    hub.follow_publisher(svc)
+    with pytest.raises(RuntimeError):
+        svc.publish({"id": "1"})
+    assert hub.version == 1
+    plain = Service()
+    plain.publish = None  # type: ignore[assignment]
+    hub.follow_publisher(plain)
+    plain.publish({"id": "2"})
+    assert hub.version == 2
