@@ -344,8 +344,12 @@ class Authenticator:
             refresh_token=token.get("refresh_token"), issuer=str(claims.get("iss", "")),
         )
         # RFC 9700 rotation: the old refresh token is dead now, so the new one must reach
-        # the vault before anything else can fail.
-        self.vault.save(stored)
+        # the vault before the new access token is handed out.
+        try:
+            self.vault.save(stored)
+        except Exception:
+            # Keep the session for this run; after a restart the governor signs in again.
+            log.exception("could not save the session to the token vault")
         self._tokens = stored
         self._changed()
         return stored

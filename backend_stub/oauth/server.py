@@ -362,9 +362,12 @@ class PkceAuthorizationCodeGrant(AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request: PlainOAuth2Request) -> None:
         user = cast(User, request.user)
         scope = " ".join(s for s in (request.scope or "").split() if s in user.scopes)
-        if not scope:
-            raise InvalidScopeError(description="The account has none of the requested scopes.")
         data = request.payload.data
+        if not scope:
+            # The redirect URI is validated by now, so the app hears about it (§4.1.2.1).
+            raise InvalidScopeError(description="The account has none of the requested scopes.",
+                                    redirect_uri=data["redirect_uri"],
+                                    state=data.get("state"))
         self.server.store.add_code(
             code, client_id=cast(Client, request.client).client_id,
             redirect_uri=data["redirect_uri"],

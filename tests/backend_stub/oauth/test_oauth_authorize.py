@@ -189,3 +189,12 @@ def test_rate_limit_also_counts_per_address_across_usernames(stub: Stub) -> None
     for i in range(limit):
         stub.login(f"user{i}", "guess")
     assert stub.login("auditor", "auditor").status_code == 429
+
+
+def test_asking_only_for_scopes_the_account_lacks_goes_back_as_invalid_scope(stub: Stub
+                                                                             ) -> None:
+    response = stub.login("auditor", scope="veto:execute")
+    assert response.status_code == 302
+    query = parse_qs(urlsplit(response.headers["location"]).query)
+    assert query["error"] == ["invalid_scope"] and "code" not in query
+    assert query["state"] == ["st-1"]
