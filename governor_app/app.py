@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import flet as ft
 
+from governor_app.preferences import PreferenceStore
 from governor_app.profile import AppProfile
 from governor_app.views.shell import Shell
 from sync.facade import GovernorClient
@@ -35,8 +36,11 @@ class GovernorApp:
 
     def __init__(self, client: GovernorClient | Awaitable[GovernorClient], *,
                  clock: Clock = utc_now, step_up_for_veto: bool | Callable[[], bool] = False,
-                 undo_seconds: float = 5.0) -> None:
+                 undo_seconds: float = 5.0, preferences: PreferenceStore | None = None,
+                 server_url: str = "") -> None:
         self._client = client
+        self.preferences = preferences or PreferenceStore()
+        self.server_url = server_url
         self.clock = clock
         self.step_up_for_veto = step_up_for_veto
         self.undo_seconds = undo_seconds
@@ -51,14 +55,16 @@ class GovernorApp:
         step_up = self.step_up_for_veto
         shell = Shell(page, client, clock=self.clock,
                       step_up_for_veto=step_up() if callable(step_up) else step_up,
-                      undo_seconds=self.undo_seconds)
+                      undo_seconds=self.undo_seconds, preferences=self.preferences,
+                      server_url=self.server_url)
         await shell.mount()
 
 
 async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, *, web: bool,
                 before_serve: Callable[[GovernorClient], Awaitable[None]] | None = None,
                 on_listening: Callable[[str], None] | None = None,
-                step_up_for_veto: bool | Callable[[], bool] = False) -> None:
+                step_up_for_veto: bool | Callable[[], bool] = False,
+                preferences: PreferenceStore | None = None) -> None:
     """Serve the app until SIGINT/SIGTERM (or the desktop window closes).
 
     The client is built in a worker thread and started (then ``before_serve``, the demo's
@@ -71,7 +77,8 @@ async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, 
         return client
 
     ready = asyncio.ensure_future(prepare())
-    app = GovernorApp(ready, step_up_for_veto=step_up_for_veto)
+    app = GovernorApp(ready, step_up_for_veto=step_up_for_veto, preferences=preferences,
+                      server_url=profile.server_url)
     port = profile.port
     if web:
         # Serve, never open a browser: the launcher prints the URL instead.

@@ -26,6 +26,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from governor_app.errors import GovernorAppError, StubStartError
+from governor_app.preferences import PreferenceStore
 from governor_app.profile import AppProfile, load_profile
 from sync.facade import GovernorClient
 
@@ -161,7 +162,15 @@ def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
 
     asyncio.run(serve(lambda: build_client(profile, data_dir, fake), profile, web=web,
                       before_serve=before_serve, on_listening=listening,
-                      step_up_for_veto=step_up))
+                      step_up_for_veto=step_up, preferences=preference_store(data_dir)))
+
+
+def preference_store(data_dir: Path | None) -> PreferenceStore:
+    if data_dir is None:
+        from platformdirs import user_data_dir
+
+        data_dir = Path(user_data_dir("waooaw-governor", appauthor=False))
+    return PreferenceStore(data_dir / "app-preferences.json")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -199,7 +208,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_app(profile, web=wants_web(profile, args.web), data_dir=data_dir,
                     auto_login=not args.no_auto_login, fake=args.fake_client)
         else:
-            profile = load_profile(profile_path, server_url=args.server, port=args.port)
+            # The Settings screen's server and interval apply unless a flag or variable says
+            # otherwise.
+            saved = preference_store(args.data_dir).value
+            profile = load_profile(profile_path, port=args.port)
+            if args.server is None and not os.environ.get("GOVERNOR_SERVER_URL") \
+                    and saved.server_url:
+                profile = load_profile(profile_path, port=args.port, server_url=saved.server_url,
+                                       sync_interval=None if os.environ.get(
+                                           "GOVERNOR_SYNC_INTERVAL") else saved.sync_interval)
+            elif args.server is not None:
+                profile = load_profile(profile_path, port=args.port, server_url=args.server)
             run_app(profile, web=wants_web(profile, args.web), data_dir=args.data_dir,
                     fake=args.fake_client)
     except KeyboardInterrupt:

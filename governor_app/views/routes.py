@@ -6,7 +6,17 @@ from functools import partial
 
 import flet as ft
 
-from governor_app.views import approvals, dashboard, signin, veto
+from governor_app.views import (
+    approvals,
+    dashboard,
+    fleet,
+    notifications,
+    outbox,
+    seeds,
+    settings,
+    signin,
+    veto,
+)
 from governor_app.views.common import empty, heading
 from governor_app.views.shell import Builder, Shell
 
@@ -30,4 +40,22 @@ def resolve(route: str) -> tuple[Builder, tuple[str, ...]]:
         if len(parts) == 3 and parts[2] == "veto":
             return partial(veto.build, approval_id=parts[1]), veto.TOPICS
         return partial(approvals.build_detail, approval_id=parts[1]), approvals.TOPICS
+    if head == "seeds":
+        if len(parts) == 1:
+            return seeds.build_list, seeds.TOPICS
+        if parts[1] == "new":
+            return seeds.build_wizard, ()
+        return partial(seeds.build_detail, seed_id=parts[1]), seeds.TOPICS
+    if head == "agents":
+        return fleet.build_agents, fleet.AGENT_TOPICS
+    if head == "violations":
+        return fleet.build_violations, fleet.VIOLATION_TOPICS
+    if head == "notifications":
+        return notifications.build, notifications.TOPICS
+    if head == "outbox":
+        return outbox.build, outbox.TOPICS
+    if head == "settings":
+        return settings.build, settings.TOPICS
+    if head == "more":
+        return settings.build_more, ()
     return _todo(head.title()), ()

@@ -13,11 +13,13 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import flet as ft
 
 from governor_app import state
+from governor_app.preferences import PreferenceStore, should_alert
 from sync.facade import GovernorClient, Topic
 from sync.models import SCOPE_VETO, SCOPE_WRITE, Account
 
@@ -54,8 +56,11 @@ class Shell:
 
     def __init__(self, page: ft.Page, client: GovernorClient, *,
                  clock: Callable[[], datetime], step_up_for_veto: bool = False,
-                 undo_seconds: float = 5.0) -> None:
+                 undo_seconds: float = 5.0, preferences: PreferenceStore | None = None,
+                 server_url: str = "") -> None:
         self.page = page
+        self.preferences = preferences or PreferenceStore()
+        self.server_url = server_url
         self.client = client
         self.clock = clock
         self.step_up_for_veto = step_up_for_veto
@@ -83,13 +88,14 @@ class Shell:
         page.title = "WAOOAW Governor"
         page.theme = ft.Theme(color_scheme_seed="#1F4E99")
         page.dark_theme = ft.Theme(color_scheme_seed="#1F4E99")
-        page.theme_mode = ft.ThemeMode(self.memory.get("theme", "light"))
+        self.apply_theme()
         page.padding = 0
         page.on_resize = self._on_resize
         page.on_keyboard_event = self._on_key
         page.on_close = self._on_close
         page.on_disconnect = self._on_close
         self._unsubscribe = self.client.subscribe(self._on_client_change)
+        self._seen_notifications = {n.id for n in self.client.notifications()}
         account = self.client.account()
         if account is None and not self.client.status().signed_in:
             self.route = "/sign-in"
@@ -105,6 +111,9 @@ class Shell:
             self._unsubscribe = None
         if self._tick_task is not None:
             self._tick_task.cancel()
+
+    def apply_theme(self) -> None:
+        self.page.theme_mode = ft.ThemeMode(self.preferences.value.theme)
 
     # --- facts the screens use ---------------------------------------------------------
     def now(self) -> datetime:
@@ -352,6 +361,8 @@ class Shell:
         self._render_scheduled = False
         if self._closed:
             return
+        if "notifications" in topics:
+            self._alert_new_notifications()
         if "auth" in topics and self.account is None and self.route != "/sign-in":
             self.route = "/sign-in"
             self._render()
@@ -362,6 +373,21 @@ class Shell:
             self._render_nav()
         with contextlib.suppress(Exception):
             self.page.update()
+
+    def _alert_new_notifications(self) -> None:
+        """A new event interrupts with a snack bar unless quiet hours hold it back (budget
+        95 % and violations break through when the override is on)."""
+        fresh = [n for n in self.client.notifications()
+                 if n.id not in self._seen_notifications]
+        self._seen_notifications.update(n.id for n in fresh)
+        local_now = self.now().astimezone()
+        for n in fresh:
+            if should_alert(self.preferences.value, n, state.is_urgent(n), local_now):
+                approval = n.data.get("approval_id")
+                on_action = partial(self.go, f"/approvals/{approval}") if approval else None
+                self.snack(state.notification_title(n), action="Open" if approval else None,
+                           on_action=on_action)
+                break  # one interruption per burst; the centre lists the rest
 
     async def _tick(self) -> None:
         while not self._closed:

@@ -209,7 +209,10 @@ def nav(page: Page, label: str) -> None:
     count: "6 Approvals Tab 2 of 8"). On a phone, screens past the bar are under More."""
     import re
 
-    target = page.get_by_role("button", name=re.compile(rf"(^|\s){label}(\s|$)"))
+    name = re.compile(rf"(^|\s){label}(\s|$)")
+    target = page.get_by_role("tab", name=name)  # the phone's navigation bar
+    if target.count() == 0:
+        target = page.get_by_role("button", name=name)  # the desktop's rail
     if target.count() == 0 and label not in ("Dashboard", "Approvals", "Seeds",
                                              "Notifications", "More"):
         nav(page, "More")
