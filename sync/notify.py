@@ -630,3 +630,93 @@ def password_step_up(ask: Callable[[Alert], Awaitable[tuple[str, VetoCategory, s
         return VetoConfirmation(category=category, reason=reason)
 
     return step_up
+
+
+# --- one object for the app -------------------------------------------------------------------
+
+class OutboxClient(DecisionClient, Protocol):
+    def outbox(self, states: Any = None) -> list[OutboxEntry]: ...
+
+
+class NotificationCenter:
+    """Push for one signed-in session, assembled: the listener, the dispatcher with quiet
+    hours, the notifiers (in-app banners, desktop, any extra such as the phone's) and the
+    actions. The app makes one after sign-in, ``await start()``, renders
+    ``center.inapp`` and shows ``center.channels()`` on the settings screen.
+
+    ``sink`` is the sync engine (``EventSink``); when it has ``event_stream_opened`` it is
+    told of every (re)connection, which makes it flush the outbox at once.
+    """
+
+    def __init__(self, listener: Any, client: OutboxClient, step_up: StepUp, *,
+                 open_approval: Callable[[Alert], Any] | None = None,
+                 quiet_hours: QuietHours = NO_QUIET_HOURS,
+                 desktop: DesktopNotifier | None = None,
+                 extra_notifiers: Sequence[Notifier] = (),
+                 now: Callable[[], datetime] | None = None,
+                 release_every: float = 30.0) -> None:
+        from datetime import UTC
+
+        self.listener = listener
+        self.inapp = InAppNotifier()
+        self.desktop = desktop
+        notifiers: list[Notifier] = [self.inapp]
+        if desktop is not None:
+            notifiers.append(desktop)
+        notifiers.extend(extra_notifiers)
+        self.notifier = CompositeNotifier(notifiers)
+        self.dispatcher = NotificationDispatcher(
+            self.notifier, quiet_hours=quiet_hours, now=now or (lambda: datetime.now(UTC)))
+        self.actions = NotificationActions(client, step_up, open_approval)
+        for notifier in notifiers:
+            setter = getattr(notifier, "set_action_handler", None)
+            if setter is not None:
+                setter(self.actions.handle)
+        self.wiring = PushNotifications(
+            self.dispatcher,
+            is_own_decision=lambda key: any(e.id == key for e in client.outbox()))
+        listener.on_event(self.wiring)
+        self._connects = 0
+        opened = getattr(listener.sink, "event_stream_opened", None)
+
+        def status_changed(status: Any) -> None:
+            if status.connected and status.connects != self._connects:
+                self._connects = status.connects
+                if opened is not None:
+                    opened()
+
+        listener.on_status(status_changed)
+        self._release_every = release_every
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def channels(self) -> list[NotifierInfo]:
+        """For the settings screen: each channel, whether it is active, and why."""
+        return self.notifier.info()
+
+    def set_quiet_hours(self, quiet_hours: QuietHours) -> None:
+        self.dispatcher.quiet_hours = quiet_hours
+
+    async def start(self) -> None:
+        if self.desktop is not None:
+            await self.desktop.probe()
+        self._tasks = [asyncio.create_task(self.listener.run()),
+                       asyncio.create_task(self._release_loop())]
+
+    async def _release_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._release_every)
+            try:
+                await self.dispatcher.release_due()
+            except Exception:
+                log.exception("notify: releasing held alerts failed")
+
+    async def stop(self) -> None:
+        self.listener.stop()
+        for task in self._tasks:
+            if task is not self._tasks[0]:
+                task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self.wiring.drain()

@@ -44,10 +44,10 @@ def bearer_auth(authorization: str | None = Header(default=None)) -> FakePrincip
 
 
 def event_message(n: int, type_: str = "governance.approval.pending",
-                  **data: Any) -> dict[str, Any]:
+                  causation_id: str | None = None, **data: Any) -> dict[str, Any]:
     return {"id": "0", "type": type_, "timestamp": datetime.now(UTC).isoformat(),
             "source": "test", "data": {"approval_id": f"APR-{n}", "n": n, **data},
-            "metadata": {"correlation_id": f"APR-{n}", "causation_id": None,
+            "metadata": {"correlation_id": f"APR-{n}", "causation_id": causation_id,
                          "user_id": None}}
 
 
@@ -68,8 +68,9 @@ class PushServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def emit(self, n: int, type_: str = "governance.approval.pending", **data: Any) -> int:
-        event_id = self.log.append(event_message(n, type_, **data))
+    def emit(self, n: int, type_: str = "governance.approval.pending",
+             causation_id: str | None = None, **data: Any) -> int:
+        event_id = self.log.append(event_message(n, type_, causation_id, **data))
         self.hub.notify()
         return event_id
 
