@@ -44,6 +44,7 @@ class ComponentsMiddleware:
         self.requests_per_minute = requests_per_minute
         self.client_requests_per_minute = client_requests_per_minute or requests_per_minute
         self.clock = clock or SystemClock()
+        self._digests: dict[str, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,9 +75,15 @@ class ComponentsMiddleware:
         keys = [("client", f"client:{client[0] if client else 'unknown'}",
                  self.client_requests_per_minute)]
         auth = _header(scope, b"authorization")
-        if auth and auth.lower().startswith("bearer "):
-            # A digest, not the token: keys may live in a shared Redis.
-            digest = hashlib.sha256(auth[7:].strip().encode()).hexdigest()[:24]
+        if auth and auth[:7].lower() == "bearer ":
+            # A digest, not the token itself: the counters may live in a shared Redis.
+            token = auth[7:].strip()
+            digest = self._digests.get(token)
+            if digest is None:
+                digest = hashlib.sha256(token.encode()).hexdigest()[:24]
+                if len(self._digests) > 10_000:
+                    self._digests.clear()
+                self._digests[token] = digest
             keys.append(("token", f"token:{digest}", self.requests_per_minute))
         for scope_name, key, limit in keys:
             decision = self.limiter.hit(key, limit)
@@ -115,7 +122,8 @@ class ComponentsMiddleware:
             await send(message)
 
         method = scope["method"]
-        if not self.tracing.enabled:
+        # A span nobody records is invisible: skip its cost (~10-40 µs) on the hot path.
+        if not self.tracing.recording:
             try:
                 await self.app(scope, receive, send_wrapper)
             finally:

@@ -26,7 +26,9 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
+    SpanProcessor,
 )
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -184,12 +186,31 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+class _RecordWhenExported(Sampler):
+    """Record spans only once something will export them: with the ``none`` exporter a span
+    still carries its trace context (ids propagate) but skips the ~20 µs of recording that
+    nobody would read."""
+
+    def __init__(self) -> None:
+        self.recording = False
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str,
+                      kind: Any = None, attributes: Any = None, links: Any = None,
+                      trace_state: Any = None) -> SamplingResult:
+        decision = Decision.RECORD_AND_SAMPLE if self.recording else Decision.DROP
+        return SamplingResult(decision, attributes if self.recording else None, trace_state)
+
+    def get_description(self) -> str:
+        return "RecordWhenExported"
+
+
 class Tracing:
     """OpenTelemetry spans from a tracer provider of our own (not the global one).
 
-    ``exporter``: ``none`` (spans are made, not exported), ``console`` or ``otlp`` (OTLP over
-    HTTP to ``endpoint``, default ``http://127.0.0.1:4318/v1/traces``). Tests pass
-    ``span_exporter=InMemorySpanExporter()``.
+    ``exporter``: ``none`` (spans are made but not recorded: nothing would read them),
+    ``console`` or ``otlp`` (OTLP over HTTP to ``endpoint``, default
+    ``http://127.0.0.1:4318/v1/traces``). Tests pass ``span_exporter=InMemorySpanExporter()``
+    or call ``add_exporter`` later.
     """
 
     def __init__(self, service_name: str = "governance-stub", exporter: str = "none", *,
@@ -197,23 +218,40 @@ class Tracing:
                  span_exporter: SpanExporter | None = None) -> None:
         self.enabled = enabled
         self.provider: TracerProvider | None = None
+        self._sampler = _RecordWhenExported()
         if not enabled:
             self.tracer: trace.Tracer = trace.NoOpTracer()
             return
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+        if exporter not in ("none", "console", "otlp"):
+            raise ValueError(f"trace exporter {exporter!r} is unknown; use none, console or otlp")
+        self.provider = TracerProvider(
+            resource=Resource.create({"service.name": service_name}), sampler=self._sampler)
+        self.tracer = self.provider.get_tracer("backend_stub.components")
         if span_exporter is not None:
-            provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+            self.add_exporter(span_exporter)
         elif exporter == "console":
-            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            self.add_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         elif exporter == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
+            self.add_processor(BatchSpanProcessor(OTLPSpanExporter(
                 endpoint=endpoint or "http://127.0.0.1:4318/v1/traces")))
-        elif exporter != "none":
-            raise ValueError(f"trace exporter {exporter!r} is unknown; use none, console or otlp")
-        self.provider = provider
-        self.tracer = provider.get_tracer("backend_stub.components")
+
+    @property
+    def recording(self) -> bool:
+        """Are spans recorded (an exporter is attached)? Hot paths may skip spans if not."""
+        return self.enabled and self._sampler.recording
+
+    def add_processor(self, processor: SpanProcessor) -> None:
+        """Send every span from now on to ``processor`` (and start recording them)."""
+        if self.provider is None:
+            return
+        self.provider.add_span_processor(processor)
+        self._sampler.recording = True
+
+    def add_exporter(self, exporter: SpanExporter) -> None:
+        """Export every span from now on, one at a time (tests, debugging)."""
+        self.add_processor(SimpleSpanProcessor(exporter))
 
     @contextmanager
     def span(self, name: str, kind: trace.SpanKind = trace.SpanKind.INTERNAL,

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from backend_stub.clock import FakeClock
@@ -117,7 +116,7 @@ def test_metrics_endpoint_counts_requests_by_route_template(tmp_path: Path) -> N
 def test_request_id_reaches_handlers_and_spans(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     exporter = InMemorySpanExporter()
-    app.state.tracer.provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app.state.tracer.add_exporter(exporter)
     with TestClient(app) as client:
         body = client.get("/v1/things/7", headers={"X-Request-ID": "rid-7"}).json()
         generated = client.get("/v1/things/8", headers={"X-Request-ID": "x" * 300}).json()

@@ -198,3 +198,18 @@ def test_observability_stack_simple_api(caplog: pytest.LogCaptureFixture) -> Non
     assert obs.get_cost_breakdown()["total"] == 1.5
     assert exporter.get_finished_spans()[0].name == "make_decision"
     assert b'governance_cost_usd_total{category="llm"} 1.5' in obs.metrics.render()[0]
+
+
+def test_spans_are_not_recorded_until_something_exports_them() -> None:
+    tracing = Tracing()
+    with tracing.span("quiet") as span:
+        assert not span.is_recording()
+        assert span.get_span_context().trace_id != 0  # the context still propagates
+    exporter = InMemorySpanExporter()
+    tracing.add_exporter(exporter)
+    with tracing.span("heard") as span:
+        assert span.is_recording()
+    assert [s.name for s in exporter.get_finished_spans()] == ["heard"]
+    disabled = Tracing(enabled=False)
+    disabled.add_exporter(exporter)  # harmless on the kill switch
+    assert disabled.provider is None
