@@ -67,23 +67,34 @@ def met(value: float, target: dict[str, float]) -> bool:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    rows = [("bench", "figure", "value", "target", "met")]
+    """One row per figure: its value, the baseline the bench measured it against (when it
+    reports ``baselines``: figure -> value, e.g. the same thing alone or without a feature)
+    and the ratio to it, the target and whether it is met."""
+    rows = [("bench", "figure", "value", "baseline", "ratio", "target", "met")]
     for result in results:
         if "error" in result:
-            rows.append((result["bench"], "(failed)", result["error"], "", "no"))
+            rows.append((result["bench"], "(failed)", result["error"], "", "", "", "no"))
             continue
         figures: dict[str, Any] = result.get("figures", {})
         targets: dict[str, dict[str, float]] = result.get("targets", {})
+        baselines: dict[str, Any] = result.get("baselines", {})
         for figure, value in figures.items():
+            base = baselines.get(figure)
+            ratio = ""
+            if isinstance(base, int | float) and isinstance(value, int | float) and base:
+                ratio = f"{value / base:.3g}"
+            base_text = _fmt(base) if base is not None else ""
             target = targets.get(figure)
             if target is None:
-                rows.append((result["bench"], figure, _fmt(value), "", ""))
+                rows.append((result["bench"], figure, _fmt(value), base_text, ratio, "", ""))
                 continue
             bound = " ".join(f"{k} {v:g}" for k, v in target.items())
             ok = isinstance(value, int | float) and met(float(value), target)
-            rows.append((result["bench"], figure, _fmt(value), bound, "yes" if ok else "NO"))
-    widths = [max(len(str(r[i])) for r in rows) for i in range(5)]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+            rows.append((result["bench"], figure, _fmt(value), base_text, ratio, bound,
+                         "yes" if ok else "NO"))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
