@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             log_level=settings.log_level.lower(), access_log=False,
                             lifespan="on", timeout_graceful_shutdown=5)
     server = _Server(config)
+    # Open event streams end when the server stops, instead of holding the graceful
+    # shutdown for its whole timeout (backend_stub.api.events_stream reads this).
+    app.state.sse_closing = lambda: server.should_exit
     # uvicorn installs SIGTERM/SIGINT handlers that finish in-flight requests and stop.
     asyncio.run(server.serve())
     app.state.db.dispose()
