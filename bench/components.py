@@ -54,10 +54,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def build_app(root: Path, name: str, **switches: bool) -> Any:
-    settings = StubSettings(data_dir=root / name, db_url=f"sqlite:///{root / name}.db",
-                            demo=True, public_url="http://testserver", log_level="WARNING",
-                            secret_key="bench-secret-key-" + "x" * 16,  # type: ignore[arg-type]
-                            **switches)
+    values: dict[str, Any] = {
+        "data_dir": root / name, "db_url": f"sqlite:///{root / name}.db", "demo": True,
+        "public_url": "http://testserver", "log_level": "WARNING",
+        "secret_key": "bench-secret-key-" + "x" * 16, **switches}
+    settings = StubSettings(**values)
     app = create_app(settings, clock=SystemClock(), database=Database(settings.database_url))
     install_components(app)  # a no-op once create_app installs them itself
     return app
