@@ -451,9 +451,11 @@ class NotificationDispatcher:
     """
 
     def __init__(self, notifier: Notifier, *, quiet_hours: QuietHours = NO_QUIET_HOURS,
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime], urgent_override: bool = True) -> None:
         self.notifier = notifier
         self.quiet_hours = quiet_hours
+        # The person may choose to hold even high urgency through quiet hours.
+        self.urgent_override = urgent_override
         self._now = now
         self._held: list[Alert] = []
         self._by_approval: dict[str, set[str]] = {}
@@ -464,7 +466,8 @@ class NotificationDispatcher:
     async def deliver(self, alert: Alert) -> Delivery:
         if alert.approval_id is not None:
             self._by_approval.setdefault(alert.approval_id, set()).add(alert.id)
-        if alert.urgency is not Urgency.HIGH and self.quiet_hours.is_quiet(self._now()):
+        breaks_through = alert.urgency is Urgency.HIGH and self.urgent_override
+        if not breaks_through and self.quiet_hours.is_quiet(self._now()):
             if all(a.id != alert.id for a in self._held):
                 self._held.append(alert)
             return Delivery.HELD
@@ -693,8 +696,10 @@ class NotificationCenter:
         """For the settings screen: each channel, whether it is active, and why."""
         return self.notifier.info()
 
-    def set_quiet_hours(self, quiet_hours: QuietHours) -> None:
+    def set_quiet_hours(self, quiet_hours: QuietHours, urgent_override: bool = True) -> None:
+        """Apply the person's preference (from the settings screen) at once."""
         self.dispatcher.quiet_hours = quiet_hours
+        self.dispatcher.urgent_override = urgent_override
 
     async def start(self) -> None:
         if self.desktop is not None:

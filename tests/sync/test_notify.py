@@ -564,3 +564,15 @@ def test_deployed_and_seed_changed_are_low_urgency() -> None:
     assert urgency_of(event("governance.approval.deployed")) is Urgency.LOW
     seed = alert_for(event("governance.seed.changed", seed_id="GEN-002"))
     assert seed.urgency is Urgency.LOW and "GEN-002" in seed.body
+
+
+def test_the_person_may_hold_even_high_urgency_through_quiet_hours() -> None:
+    async def main() -> None:
+        recorder = Recorder()
+        dispatcher = NotificationDispatcher(recorder, quiet_hours=QuietHours(
+            time(22), time(7), UTC), now=lambda: at(23), urgent_override=False)
+        violation = alert_for(event("governance.agent.violated", "4"))
+        assert await dispatcher.deliver(violation) is Delivery.HELD
+        assert recorder.shown == []
+
+    asyncio.run(main())
