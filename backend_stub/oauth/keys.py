@@ -27,6 +27,8 @@ ALGORITHM = "RS256"
 # A token naming an unknown kid makes us re-read the keys (another process may have rotated),
 # but not more often than this, so a flood of forged kids cannot hammer the database.
 _RELOAD_EVERY_S = 1.0
+# Processes sharing a database re-read the keys this often, so they sign with the same one.
+_RESYNC_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class KeyRing:
         return self._clock.now().timestamp() < key.retired_at + self._grace
 
     def signing_key(self) -> SigningKey:
+        if time.monotonic() - self._last_reload > _RESYNC_EVERY_S:
+            self._reload()  # follow rotations made by other processes sharing the database
         current = self._current()
         if current is None:  # every key retired by another process without a successor
             self.rotate()

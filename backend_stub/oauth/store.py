@@ -128,7 +128,7 @@ class OAuthStore:
     def add_user(self, username: str, password_hash: str, scopes: Iterable[str]) -> None:
         self._exec(
             "INSERT INTO oauth_users (username, sub, password_hash, scopes) "
-            "VALUES (:u, :u, :h, :s)",
+            "VALUES (:u, :u, :h, :s) ON CONFLICT (username) DO NOTHING",
             u=username, h=password_hash, s=" ".join(sorted(scopes)),
         )
 
@@ -234,10 +234,9 @@ class OAuthStore:
             # Expired tokens are refused anyway; forgetting them keeps the deny list short.
             conn.execute(text("DELETE FROM oauth_revoked_jti WHERE expires_at < :c"),
                          {"c": expires_at - 7 * 24 * 3600})
-            if conn.execute(text("SELECT 1 FROM oauth_revoked_jti WHERE jti = :j"),
-                            {"j": jti}).first() is None:
-                conn.execute(text("INSERT INTO oauth_revoked_jti (jti, expires_at) "
-                                  "VALUES (:j, :e)"), {"j": jti, "e": expires_at})
+            # Concurrent revocations of one family insert the same ids (SQLite and PostgreSQL).
+            conn.execute(text("INSERT INTO oauth_revoked_jti (jti, expires_at) VALUES (:j, :e) "
+                              "ON CONFLICT (jti) DO NOTHING"), {"j": jti, "e": expires_at})
 
     def revoked_jtis(self, now: float) -> set[str]:
         """Revoked access-token ids that could still pass the expiry check (read-only)."""

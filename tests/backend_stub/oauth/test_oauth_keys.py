@@ -64,3 +64,15 @@ def test_a_key_rotated_by_another_process_is_picked_up(tmp_path: Path) -> None:
     with TestClient(two) as client:
         response = client.get("/probe/read", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
+
+
+def test_processes_converge_on_one_signing_key(tmp_path: Path) -> None:
+    import backend_stub.oauth.keys as keys_module
+
+    url = f"sqlite:///{tmp_path / 'stub.db'}"
+    clock = FakeClock()
+    one = make_test_app(clock, db_url=url)
+    two = make_test_app(clock, db_url=url)
+    new_kid = one.state.keys.rotate()
+    two.state.keys._last_reload -= keys_module._RESYNC_EVERY_S + 1  # 30 s later
+    assert two.state.keys.signing_key().kid == new_kid
