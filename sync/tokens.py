@@ -262,7 +262,14 @@ def keyring_available() -> bool:
     if backends is not None and not backends:
         return False
     priority = getattr(backend, "priority", 1)
-    return bool(priority and float(priority) > 0)
+    if not (priority and float(priority) > 0):
+        return False
+    try:
+        # A backend can be installed yet unusable (Secret Service without a D-Bus session).
+        backend.get_password(KEYRING_SERVICE, "availability-probe")
+    except Exception:
+        return False
+    return True
 
 
 def default_key_dir() -> Path:

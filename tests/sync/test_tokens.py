@@ -219,3 +219,21 @@ def test_secure_storage_vault() -> None:
 def test_naive_expiry_is_read_as_utc() -> None:
     raw = TOKENS.to_json().replace("+00:00", "")
     assert StoredTokens.from_json(raw).expires_at.tzinfo is not None
+
+
+class BrokenKeyring(MemoryKeyring):
+    def get_password(self, service: str, username: str) -> str | None:
+        from keyring.errors import KeyringError
+
+        raise KeyringError("no D-Bus session")
+
+
+def test_unusable_keychain_is_not_chosen(tmp_path: Path) -> None:
+    previous = keyring.get_keyring()
+    keyring.set_keyring(BrokenKeyring())
+    try:
+        assert not keyring_available()
+        assert isinstance(default_vault(tmp_path, key_dir=tmp_path / "k"), EncryptedFileVault)
+        assert KeyringVault().load() is None  # and reading it never raises
+    finally:
+        keyring.set_keyring(previous)
