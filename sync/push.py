@@ -520,9 +520,14 @@ class PushListener:
                  verifier: EventVerifier | None = None, heartbeat_timeout: float = 45.0,
                  backoff: Backoff | None = None, sleep: Sleep = asyncio.sleep,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 page_limit: int = 500) -> None:
+                 page_limit: int = 500,
+                 refresh: Callable[[str], Awaitable[str]] | None = None) -> None:
         self._client = client
-        self._token = token
+        self._token_provider = token
+        # ``Authenticator.refresh_after_401``: a token the server refused is refreshed
+        # before the one retry (the cached one may look fresh yet be revoked).
+        self._refresh = refresh
+        self._last_token: str | None = None
         self.verifier = verifier or EventVerifier()
         self.intake = EventIntake(sink, self.verifier)
         self.sink = sink
@@ -577,6 +582,12 @@ class PushListener:
             if isinstance(exc, TokenRefused) and not refused_before:
                 refused_before = True
                 self._set_disconnected(_describe(exc))
+                if self._refresh is not None and self._last_token is not None:
+                    try:
+                        await self._refresh(self._last_token)
+                    except SignInRequired:
+                        self._set_disconnected("sign in again to receive notifications")
+                        raise
             elif isinstance(exc, SignInRequired):
                 self._set_disconnected("sign in again to receive notifications")
                 raise exc
@@ -719,6 +730,10 @@ class PushListener:
             raise ServerUnreachable(f"The event stream dropped ({exc!r}); reconnecting.") from exc
 
     # -- helpers ---------------------------------------------------------------------------
+    async def _token(self) -> str:
+        self._last_token = await self._token_provider()
+        return self._last_token
+
     async def _get_json(self, path: str, params: dict[str, Any] | None = None
                         ) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {await self._token()}"}

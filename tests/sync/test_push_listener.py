@@ -430,3 +430,50 @@ def test_retry_field_sets_the_backoff_base() -> None:
     listener, sink, _ = mock_listener(handler)
     run_until(listener, lambda: len(sink.events) == 1)
     assert listener.backoff.base == 0.2
+
+
+def test_a_refused_token_is_refreshed_before_the_retry() -> None:
+    tokens = {"current": "stale"}
+    refreshed: list[str] = []
+
+    async def current() -> str:
+        return tokens["current"]
+
+    async def refresh(rejected: str) -> str:
+        refreshed.append(rejected)
+        tokens["current"] = "fresh"
+        return "fresh"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.headers["authorization"] != "Bearer fresh":
+            return httpx.Response(401, json={"error": {"code": "INVALID_TOKEN",
+                                                       "message": "revoked"}})
+        if request.url.path == EVENT_KEY_PATH:
+            return httpx.Response(200, json=key_body())
+        if request.url.path.endswith("/notifications"):
+            return httpx.Response(200, json={"data": [signed(1)], "meta": {}})
+        return httpx.Response(200, content=b"")
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    client = httpx.AsyncClient(base_url="http://stub.test",
+                               transport=httpx.MockTransport(handler))
+    sink = InMemoryEventSink()
+    listener = PushListener(client, current, sink, refresh=refresh, sleep=no_wait)
+    run_until(listener, lambda: len(sink.events) == 1)
+    assert refreshed == ["stale"]
+
+
+def test_a_refresh_that_needs_sign_in_stops_the_listener() -> None:
+    async def refresh(rejected: str) -> str:
+        raise SignInRequired("The refresh token was revoked; sign in again.")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"error": {"code": "INVALID_TOKEN", "message": "no"}})
+
+    client = httpx.AsyncClient(base_url="http://stub.test",
+                               transport=httpx.MockTransport(handler))
+    listener = PushListener(client, token, InMemoryEventSink(), refresh=refresh)
+    with pytest.raises(SignInRequired):
+        asyncio.run(listener.run())
