@@ -48,6 +48,9 @@ class StubSettings(BaseSettings):
     disable_tracing: bool = False
     disable_rate_limit: bool = False
     disable_auth: bool = False  # only honoured by benchmarks measuring validation overhead
+    # A comment line on every open event stream this often, so clients can tell quiet
+    # from dead (they give up after three missed beats).
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("db_url")
     @classmethod

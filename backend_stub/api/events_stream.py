@@ -4,7 +4,7 @@
   ``?after=``; with neither, only events from now on), each as ``id: N``, ``event:`` the
   type and ``data:`` the signed platform message, then new ones as they are committed. A
   comment line (``: heartbeat``) goes out every ``heartbeat_interval`` seconds (15 by
-  default; ``app.state.sse_heartbeat_seconds``) so that clients and proxies can tell a
+  default; ``GOVSTUB_SSE_HEARTBEAT_SECONDS``) so that clients and proxies can tell a
   quiet stream from a dead one.
 - ``GET /v1/mobile/notifications?after=N&limit=`` answers the same signed messages as a
   page (``meta.next_cursor`` is the last id when more follow): the gap after being offline.
@@ -324,8 +324,10 @@ def install(app: FastAPI, auth: Callable[..., Any] | None = None, *,
         # Commits that bypass the service (migrations, demo loading) still wake the streams.
         hub.watch_commits(db)
     if settings is None:
-        settings = StreamSettings(heartbeat_interval=float(
-            getattr(app.state, "sse_heartbeat_seconds", 15.0)))
+        override = getattr(app.state, "sse_heartbeat_seconds", None)
+        heartbeat = float(override if override is not None else getattr(
+            app.state.settings, "sse_heartbeat_seconds", 15.0))
+        settings = StreamSettings(heartbeat_interval=heartbeat)
     signer = EventSigner(secret)
     app.state.event_hub = hub
     app.state.event_signer = signer

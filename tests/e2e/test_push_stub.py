@@ -225,3 +225,26 @@ def test_the_stream_resumes_from_last_event_id_and_refuses_a_bad_one(
         await auth.aclose()
 
     asyncio.run(main())
+
+
+def test_the_stub_sends_heartbeats_at_the_configured_interval(tmp_path: Path) -> None:
+    stub = StubProcess(tmp_path / "stub", env={"GOVSTUB_SSE_HEARTBEAT_SECONDS": "0.2"}).start()
+
+    async def main() -> None:
+        auth = await signed_in(stub.url)
+        headers = {"Authorization": f"Bearer {await auth.access_token()}"}
+        beats = 0
+        async with httpx.AsyncClient(base_url=stub.url, timeout=10) as client, \
+                client.stream("GET", "/v1/mobile/events", headers=headers) as response:
+            async for line in response.aiter_lines():
+                if line == ": heartbeat":
+                    beats += 1
+                    if beats == 3:
+                        break
+        assert beats == 3
+        await auth.aclose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        stub.stop()
