@@ -69,18 +69,27 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> logging.Handler:
-    """Send the root logger's records to ``stream`` (stderr) as JSON lines; idempotent."""
+    """Send the root logger's records to ``stream`` (stderr) as JSON lines; idempotent.
+
+    A plain console handler already there (``logging.basicConfig``) is switched to JSON
+    rather than doubled; handlers of other kinds (pytest's capture) are left alone.
+    """
     root = logging.getLogger()
+    chosen: logging.Handler | None = None
     for handler in root.handlers:
         if getattr(handler, "_govstub_json", False):
+            chosen = handler
             break
-    else:
-        handler = logging.StreamHandler(stream or sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        handler._govstub_json = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+        if type(handler) is logging.StreamHandler and stream is None:
+            chosen = handler
+            break
+    if chosen is None:
+        chosen = logging.StreamHandler(stream or sys.stderr)
+        root.addHandler(chosen)
+    chosen.setFormatter(JsonFormatter())
+    chosen._govstub_json = True  # type: ignore[attr-defined]
     root.setLevel(level.upper())
-    return handler
+    return chosen
 
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

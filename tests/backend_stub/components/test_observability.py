@@ -213,3 +213,11 @@ def test_spans_are_not_recorded_until_something_exports_them() -> None:
     disabled = Tracing(enabled=False)
     disabled.add_exporter(exporter)  # harmless on the kill switch
     assert disabled.provider is None
+
+
+def test_configure_logging_turns_a_basic_console_handler_into_json(root_logging: None) -> None:
+    stream = io.StringIO()
+    plain = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(plain)
+    assert configure_logging("INFO") is plain
+    assert isinstance(plain.formatter, JsonFormatter)
