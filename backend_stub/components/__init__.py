@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -135,6 +136,8 @@ class Components:
     validator: Validators
     dlq: DLQHandler
     redis: Any = None
+    # Names this process in cache keys that only it can interpret.
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def close(self) -> None:
         self.bus.close()
@@ -205,6 +208,19 @@ def build_components(settings: Any, clock: Any, db: Any, *,
         rate_limiter=limiter, validator=Validators(), dlq=dlq, redis=redis_client)
 
 
+def _wake_event_streams(app: FastAPI, bus: MessageBus) -> None:
+    """Every event on the bus (from this process or, on Redis, any other) wakes the open
+    SSE streams at once, instead of at their next poll. The hub is looked up per event: the
+    push feature may install it after the components."""
+
+    def wake(_message: Message) -> None:
+        hub = getattr(app.state, "event_hub", None)
+        if hub is not None:
+            hub.notify()
+
+    bus.subscribe("*", wake, name="sse-wake")
+
+
 def _close_on_shutdown(app: FastAPI, components: Components) -> None:
     """Close the components when the app's lifespan ends, inside whatever lifespan other
     features have stacked already."""
@@ -238,6 +254,7 @@ def install_components(app: FastAPI) -> None:
                        client_requests_per_minute=settings.client_requests_per_minute,
                        clock=app.state.clock)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    _wake_event_streams(app, components.bus)
     _close_on_shutdown(app, components)
     log.info("core components installed", extra={"fields": {
         "redis": bool(settings.redis_url), "cache": not settings.disable_cache,

@@ -1,0 +1,63 @@
+"""Small helpers the API routes call to run through the components, each a no-op (plain
+call) when the components are not installed, so features stay testable alone.
+
+- ``cached(request, key, compute, ttl)``: ``app.state.cache.get_or_compute``.
+- ``observed_decisions(request, actor, commands, decide)``: a span around the batch and one
+  per decision, ``governance_decisions_total{action,outcome}``, and an audit-log entry per
+  applied decision (who, which client and device, the request id).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from backend_stub.components.observability import request_id_var
+
+T = TypeVar("T")
+
+
+def cached(request: Request, key: str, compute: Callable[[], T], ttl: float) -> T:
+    """``compute()`` through the app's cache; a deep copy, so callers may change it."""
+    cache = getattr(request.app.state, "cache", None)
+    if cache is None:
+        return compute()
+    return copy.deepcopy(cache.get_or_compute(key, compute, ttl=ttl))
+
+
+def instance_key(request: Request, name: str, version: object) -> str:
+    """A cache key private to this process (``version`` is a per-process counter: another
+    process's number 5 is not this one's)."""
+    components = getattr(request.app.state, "components", None)
+    instance = getattr(components, "instance_id", "none")
+    return f"{name}:{instance}:{version}"
+
+
+def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
+                       decide: Callable[[], list[T]]) -> list[T]:
+    state = request.app.state
+    tracer = getattr(state, "tracer", None)
+    if tracer is None:
+        return decide()
+    rid = request_id_var.get()
+    with tracer.span("decisions", **{"decisions.count": len(commands), "request.id": rid,
+                                     "enduser.id": getattr(actor, "sub", None)}):
+        results = decide()
+        for command, result in zip(commands, results, strict=False):
+            outcome = str(getattr(result, "outcome", "unknown"))
+            with tracer.span("decision", **{"decision.action": command.action,
+                                            "decision.approval_id": command.approval_id,
+                                            "decision.outcome": outcome}):
+                state.metrics.record_decision(command.action, outcome)
+                if outcome == "applied":
+                    state.audit_log.record(
+                        f"decision.{command.action}", actor=str(getattr(actor, "sub", "?")),
+                        resource=f"approval:{command.approval_id}",
+                        details={"client_id": getattr(actor, "client_id", None),
+                                 "device_id": getattr(command, "device_id", None),
+                                 "request_id": rid, "idempotency_key": command.key,
+                                 "category": getattr(command, "category", None)})
+    return results

@@ -1,0 +1,144 @@
+"""The helpers API routes call to go through the components (and work without them)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from backend_stub.clock import FakeClock
+from backend_stub.components import install_components
+from backend_stub.components.hooks import cached, instance_key, observed_decisions
+from backend_stub.db import Database
+from backend_stub.settings import StubSettings
+
+
+@pytest.fixture(autouse=True)
+def _keep_root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@dataclass
+class Command:
+    key: str
+    approval_id: str
+    action: str
+    device_id: str | None = None
+    category: str | None = None
+
+
+@dataclass
+class Result:
+    outcome: str
+
+
+@dataclass
+class Actor:
+    sub: str
+    client_id: str
+
+
+def make_app(tmp_path: Path | None, computed: list[int]) -> FastAPI:
+    app = FastAPI()
+    if tmp_path is not None:
+        settings = StubSettings(data_dir=tmp_path, db_url=f"sqlite:///{tmp_path / 's.db'}")
+        app.state.settings = settings
+        app.state.clock = FakeClock()
+        app.state.db = Database(settings.database_url)
+        install_components(app)
+
+    @app.get("/dashboard")
+    def dashboard(request: Request) -> dict[str, Any]:
+        def compute() -> dict[str, Any]:
+            computed.append(1)
+            return {"pending": 3, "nested": {"n": 1}}
+
+        data = cached(request, instance_key(request, "dashboard", 7), compute, ttl=5)
+        data["generated_at"] = "now"  # callers may change what they get
+        data["nested"]["n"] = 99
+        return data
+
+    @app.post("/decide")
+    def decide(request: Request) -> list[str]:
+        commands = [Command("k1", "REQ-1", "veto", "dev-1", "safety"),
+                    Command("k2", "REQ-2", "approve")]
+        results = observed_decisions(request, Actor("governor", "governor-app"), commands,
+                                     lambda: [Result("applied"), Result("rejected")])
+        return [r.outcome for r in results]
+
+    return app
+
+
+def test_the_dashboard_is_computed_once_and_callers_get_their_own_copy(tmp_path: Path) -> None:
+    computed: list[int] = []
+    app = make_app(tmp_path, computed)
+    with TestClient(app) as client:
+        first = client.get("/dashboard").json()
+        second = client.get("/dashboard").json()
+        metrics = client.get("/metrics").text
+    assert first == second == {"pending": 3, "nested": {"n": 99}, "generated_at": "now"}
+    assert computed == [1]
+    assert 'cache_hits_total{level="l1"} 1.0' in metrics
+    instance = app.state.components.instance_id
+    assert app.state.cache.l1.get(f"dashboard:{instance}:7") == {"pending": 3,
+                                                                "nested": {"n": 1}}
+
+
+def test_decisions_are_counted_traced_and_audited(tmp_path: Path) -> None:
+    app = make_app(tmp_path, [])
+    exporter = InMemorySpanExporter()
+    app.state.tracer.add_exporter(exporter)
+    with TestClient(app) as client:
+        assert client.post("/decide", headers={"X-Request-ID": "rid-9"}).json() == \
+            ["applied", "rejected"]
+        metrics = client.get("/metrics").text
+    assert 'governance_decisions_total{action="veto",outcome="applied"} 1.0' in metrics
+    assert 'governance_decisions_total{action="approve",outcome="rejected"} 1.0' in metrics
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names.count("decision") == 2 and "decisions" in names
+    (entry,) = app.state.audit_log.entries()
+    assert entry.action == "decision.veto" and entry.actor == "governor"
+    assert entry.resource == "approval:REQ-1"
+    assert entry.details == {"client_id": "governor-app", "device_id": "dev-1",
+                             "request_id": "rid-9", "idempotency_key": "k1",
+                             "category": "safety"}
+    assert app.state.audit_log.verify().ok
+
+
+def test_without_components_the_helpers_just_call_through() -> None:
+    computed: list[int] = []
+    app = make_app(None, computed)
+    with TestClient(app) as client:
+        client.get("/dashboard")
+        client.get("/dashboard")
+        assert client.post("/decide").json() == ["applied", "rejected"]
+    assert computed == [1, 1]
+
+
+def test_bus_events_wake_the_sse_hub(tmp_path: Path) -> None:
+    app = make_app(tmp_path, [])
+    woken: list[int] = []
+
+    class Hub:
+        def notify(self) -> None:
+            woken.append(1)
+
+    app.state.bus.publish("governance.approval.pending", {})
+    app.state.bus.flush()
+    assert woken == []  # no hub yet: nothing to wake
+    app.state.event_hub = Hub()
+    app.state.bus.publish("governance.approval.pending", {})
+    app.state.bus.flush()
+    assert woken == [1]
+    app.state.components.close()
