@@ -9,6 +9,7 @@ become ``ServerUnreachable``; any other error envelope becomes ``ApiRejected``.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -142,6 +143,7 @@ class ApiClient:
         self.http = httpx.AsyncClient(base_url=self.server_url, transport=transport,
                                       timeout=timeout)
         self.bytes_received = 0
+        self.seconds_waiting = 0.0  # time spent waiting on the server (figures, logs)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -168,14 +170,17 @@ class ApiClient:
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":"), default=str).encode()
             all_headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
         try:
             response = await self.http.request(method, path, params=params, content=content,
                                                headers=all_headers)
         except httpx.TransportError as exc:
+            self.seconds_waiting += time.perf_counter() - started
             self._reachable(False)
             raise ServerUnreachable(f"Cannot reach {self.server_url!r} ({type(exc).__name__}"
                                     f": {exc}). Decisions stay queued and are sent when "
                                     "the connection is back.") from exc
+        self.seconds_waiting += time.perf_counter() - started
         size = len(response.content) + sum(len(k) + len(v) + 4
                                            for k, v in response.headers.items())
         self.bytes_received += size

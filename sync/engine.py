@@ -268,7 +268,7 @@ class SyncEngine:
         found = self.store.approval(approval_id)
         if found is None:
             return None
-        pending = self.store.pending_actions().get(approval_id)
+        pending = self.store.pending_action(approval_id)
         return cast(ApprovalDetail, self._present(found[0], pending, ApprovalDetail))
 
     def seeds(self, query: str = "", limit: int = 200) -> list[Seed]:
@@ -340,7 +340,7 @@ class SyncEngine:
             raise InvalidDecision(f"Approval {approval_id!r} is not on this device; "
                                   "sync and open it again.")
         server = ApprovalSummary.model_validate(found[0])
-        pending = self.store.pending_actions().get(approval_id)
+        pending = self.store.pending_action(approval_id)
         status = _OPTIMISTIC[pending] if pending else server.status
         if pending == action or (pending is not None and action != DecisionAction.VETO):
             raise InvalidDecision(f"A {pending.value} of {approval_id!r} is already queued; "

@@ -132,3 +132,16 @@ def test_an_older_answer_never_overwrites_a_newer_approval() -> None:
     store.upsert_approvals([{**base, "status": "pending_approval", "version": 2}])
     found = store.approval("A")
     assert found is not None and found[0]["version"] == 3
+
+
+def test_a_large_seed_cache_answers_in_seed_order_without_ranking() -> None:
+    store = LocalStore()
+    store.RANK_UP_TO = 2  # type: ignore[misc]
+    store.upsert_seeds([
+        {"id": "GEN-1", "title": "budget", "description": "budget budget budget"},
+        {"id": "GEN-2", "title": "other", "description": "budget"},
+        {"id": "GEN-3", "title": "budget cap", "description": ""},
+    ])
+    assert [s["id"] for s in store.search_seeds("budg", limit=2)] == ["GEN-1", "GEN-2"]
+    store.RANK_UP_TO = 100  # type: ignore[misc]
+    assert [s["id"] for s in store.search_seeds("budget cap")] == ["GEN-3"]

@@ -1,0 +1,370 @@
+"""Offline sync figures: the real engine against the real stub (127.0.0.1 only), on SQLite.
+
+- ``drain_10k_per_s``: 10,000 queued approvals uploaded in batches (``SyncEngine.upload``),
+  decisions per second, every one applied (checked);
+- ``drain_vs_per_request_ratio``: that rate over the rate of a loop sending one request per
+  decision, through the same engine with a batch size of 1, in the same run (BENCH_SHORT
+  or ``--loop N`` measure the loop on fewer decisions: it is a rate either way);
+- ``reconnect_to_drained_s``: 10 decisions queued while offline; from the OS reporting the
+  network back (``network_available()``) to the outbox drained;
+- ``initial_sync_10k_seeds_s``: an empty store catching up 10,000 seeds (paged delta, FTS
+  indexing included);
+- ``unchanged_resync_ms``: a full download (six collections) when nothing changed, median;
+- ``fts_100k_p95_ms``: offline seed search over 100,000 cached seeds, 95th percentile;
+- ``rss_100k_seeds_mb``: peak RSS of a process running the engine over that store.
+
+The stub's data is prepared by starting it once (demo world), then copying rows in its
+SQLite file (bench approvals and seeds), then starting it again.
+
+``python bench/sync.py``; the last line is one JSON object
+``{"bench": "sync", "figures", "targets", "ok"}``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# ``python bench/NAME.py`` puts bench/ first on sys.path, where this file would shadow the
+# ``sync`` package for every benchmark. Take bench/ off the path, and if this file was
+# imported *as* ``sync`` by a sibling, hand the importer the real package instead.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+if __name__ == "sync":
+    import importlib
+
+    del sys.modules["sync"]
+    sys.modules["sync"] = importlib.import_module("sync")
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import sqlite3  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import httpx  # noqa: E402
+
+ROOT = Path(_HERE).parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sync.auth import Authenticator  # noqa: E402
+from sync.engine import SyncEngine  # noqa: E402
+from sync.models import OutboxState  # noqa: E402
+from sync.settings import GovernorSettings  # noqa: E402
+from sync.store import LocalStore  # noqa: E402
+from sync.tokens import MemoryVault  # noqa: E402
+
+TARGETS: dict[str, dict[str, float]] = {
+    "drain_10k_per_s": {"min": 5000},
+    "drain_vs_per_request_ratio": {"min": 5},
+    "reconnect_to_drained_s": {"max": 1.0},
+    "initial_sync_10k_seeds_s": {"max": 2.0},
+    "unchanged_resync_ms": {"max": 50},
+    "fts_100k_p95_ms": {"max": 10},
+    "rss_100k_seeds_mb": {"max": 200},
+}
+SHORT = os.environ.get("BENCH_SHORT") == "1"
+DRAIN = 10_000
+LOOP = 500 if SHORT else 2_000
+SEEDS = 10_000
+FTS_SEEDS = 100_000
+_VOCABULARY = ("healthcare education finance retail logistics budget tokens network read "
+               "write files patients claims ledger curriculum tutor sentinel forecast routing "
+               "pricing audit safety ethics constitutional outbound inbound precedent cap "
+               "daily monthly agent coe marketing quality review approve veto window deploy "
+               "sandbox wasm memory import export table function module policy grant deny")
+WORDS = tuple(_VOCABULARY.split())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def stub(data_dir: Path) -> Iterator[str]:
+    """The real stub with demo data in a child process; yields its URL."""
+    port = _free_port()
+    env = {**os.environ, "GOVSTUB_DATA_DIR": str(data_dir), "GOVSTUB_LOG_LEVEL": "WARNING",
+           # The per-client rate limit would throttle the benchmark itself.
+           "GOVSTUB_DISABLE_RATE_LIMIT": "true", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "backend_stub.cli", "--host", "127.0.0.1", "--port", str(port),
+         "--demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=ROOT)
+    ready = threading.Event()
+    output: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            output.append(line)
+            if "governance stub listening on" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("the stub did not start:\n" + "".join(output[-20:]))
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _copy_rows(db: sqlite3.Connection, table: str, source_where: str, count: int,
+               overrides: dict[str, str]) -> None:
+    """Insert ``count`` copies of one row of ``table`` with some columns computed from
+    ``i`` (1..count); the other columns keep the source row's values."""
+    columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+    select = ", ".join(overrides.get(c, f"src.{c}") for c in columns)
+    db.execute(
+        f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {count}) "
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select} FROM n, "
+        f"(SELECT * FROM {table} WHERE {source_where} LIMIT 1) AS src")
+
+
+def prepare_stub(data_dir: Path, *, approvals: int, seeds: int) -> None:
+    """Demo world first (through the stub itself), then bench rows copied in SQLite."""
+    with stub(data_dir):
+        pass
+    with sqlite3.connect(data_dir / "governance.db") as db:
+        if approvals:
+            _copy_rows(db, "approval_requests", "status = 'pending_approval'", approvals, {
+                "id": "printf('BENCH-%06d', i)", "status": "'pending_approval'",
+                "version": "1", "veto_deadline": "NULL", "decided_by": "NULL",
+                "decided_at": "NULL", "decision_note": "NULL", "matched_seed_id": "NULL",
+                "agent_name": "'Bench agent ' || i"})
+        if seeds:
+            base = db.execute("SELECT value FROM counters WHERE name = 'seeds'").fetchone()[0]
+            _copy_rows(db, "seeds", "1 = 1", seeds, {
+                "id": "printf('GEN-B%05d', i)", "version": f"{base} + i",
+                "title": "'Bench precedent ' || i", "status": "'active'",
+                "matches": "0", "vetoes": "0", "match_rate": "0", "veto_rate": "0"})
+            db.execute("UPDATE counters SET value = value + ? WHERE name = 'seeds'", (seeds,))
+
+
+class Switch(httpx.AsyncBaseTransport):
+    """The network, with an off switch (``offline``): a refused connection, as in a tunnel."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.offline = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.offline:
+            raise httpx.ConnectError("bench: offline", request=request)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _engine(url: str, auth: Authenticator, data_dir: Path, *, batch_size: int = 500,
+            transport: httpx.AsyncBaseTransport | None = None) -> SyncEngine:
+    settings = GovernorSettings(server_url=url, data_dir=data_dir, sync_interval=0,
+                                batch_size=batch_size)
+    return SyncEngine(settings, authenticator=auth, transport=transport)
+
+
+def _queue_approvals(engine: SyncEngine, ids: list[str]) -> None:
+    for approval_id in ids:
+        engine.approve(approval_id, comment="bench")
+
+
+async def _drain(engine: SyncEngine) -> float:
+    started = time.perf_counter()
+    while engine.status().pending_count:
+        report = await engine.upload()
+        if report is None:
+            raise RuntimeError(f"upload stopped: {engine.status().last_error}")
+    return time.perf_counter() - started
+
+
+async def _list_ids(engine: SyncEngine, prefix: str) -> list[str]:
+    await engine.downloader.approvals()
+    return sorted(a["id"] for a in engine.store.approval_summaries()
+                  if a["id"].startswith(prefix) and a["status"] == "pending_approval")
+
+
+async def decisions_run(work: Path, figures: dict[str, float], notes: list[str]) -> None:
+    stub_dir = work / "stub-decisions"
+    prepare_stub(stub_dir, approvals=DRAIN + LOOP + 10, seeds=0)
+    with stub(stub_dir) as url:
+        auth = Authenticator(url, vault=MemoryVault())
+        await auth.sign_in_with_password("governor", "governor")
+
+        # Batched drain of 10,000.
+        batched = _engine(url, auth, work / "client-batched")
+        ids = await _list_ids(batched, "BENCH-")
+        drain_ids, loop_ids, reconnect_ids = ids[:DRAIN], ids[DRAIN:DRAIN + LOOP], \
+            ids[DRAIN + LOOP:DRAIN + LOOP + 10]
+        _queue_approvals(batched, drain_ids)
+        waiting = batched.api.seconds_waiting
+        seconds = await _drain(batched)
+        waiting = batched.api.seconds_waiting - waiting
+        applied = len(batched.store.entries({OutboxState.APPLIED}))
+        if applied != len(drain_ids):
+            raise RuntimeError(f"only {applied} of {len(drain_ids)} decisions applied")
+        figures["drain_10k_per_s"] = round(len(drain_ids) / seconds, 1)
+        notes.append(f"batched: {len(drain_ids)} decisions in {seconds:.2f} s, of which "
+                     f"{waiting:.2f} s waiting on the stub, {seconds - waiting:.2f} s in the "
+                     "client")
+        await batched.stop()
+
+        # One request per decision, same engine code, batch size 1.
+        single = _engine(url, auth, work / "client-single", batch_size=1)
+        await single.downloader.approvals()
+        _queue_approvals(single, loop_ids)
+        seconds = await _drain(single)
+        loop_rate = len(loop_ids) / seconds
+        figures["drain_vs_per_request_ratio"] = round(figures["drain_10k_per_s"] / loop_rate, 1)
+        notes.append(f"per-request loop: {len(loop_ids)} decisions in {seconds:.2f} s "
+                     f"({loop_rate:.0f}/s)")
+        await single.stop()
+
+        # Offline, 10 queued, then the network comes back.
+        switch = Switch()
+        mobile = _engine(url, auth, work / "client-mobile", transport=switch)
+        await mobile.downloader.approvals()
+        switch.offline = True
+        await mobile.download()
+        _queue_approvals(mobile, reconnect_ids)
+        await mobile.upload()
+        assert mobile.status().pending_count == 10 and not mobile.status().online
+        switch.offline = False
+        started = time.perf_counter()
+        mobile.network_available()
+        while mobile.status().pending_count:
+            await asyncio.sleep(0.001)
+        figures["reconnect_to_drained_s"] = round(time.perf_counter() - started, 3)
+        await mobile.stop()
+
+
+async def seeds_run(work: Path, figures: dict[str, float], notes: list[str]) -> None:
+    stub_dir = work / "stub-seeds"
+    prepare_stub(stub_dir, approvals=0, seeds=SEEDS)
+    with stub(stub_dir) as url:
+        auth = Authenticator(url, vault=MemoryVault())
+        await auth.sign_in_with_password("governor", "governor")
+        engine = _engine(url, auth, work / "client-seeds")
+        started = time.perf_counter()
+        await engine.downloader.seeds()
+        figures["initial_sync_10k_seeds_s"] = round(time.perf_counter() - started, 3)
+        count = engine.store.seed_count()
+        if count < SEEDS:
+            raise RuntimeError(f"only {count} seeds arrived")
+        await engine.download()  # everything else, so the next one is unchanged
+        await engine.download()
+        timings = []
+        for _ in range(15 if SHORT else 41):
+            started = time.perf_counter()
+            ok = await engine.download()
+            timings.append((time.perf_counter() - started) * 1000)
+            if not ok:
+                raise RuntimeError(f"resync failed: {engine.status().last_error}")
+        figures["unchanged_resync_ms"] = round(statistics.median(timings), 1)
+        notes.append("unchanged resync bytes: " + ", ".join(
+            f"{k} {v}" for k, v in sorted(engine.downloader.bytes_by_collection.items())))
+        await engine.stop()
+
+
+def _seed(i: int, rng: random.Random) -> dict[str, Any]:
+    title = " ".join(rng.choice(WORDS) for _ in range(4))
+    description = " ".join(rng.choice(WORDS) for _ in range(20))
+    return {"id": f"GEN-{i:06d}", "title": f"{title} {i}", "description": description,
+            "conditions": {"industry_in": [rng.choice(WORDS)]}, "auto_approve": False,
+            "status": "active", "metrics": {}, "created_by": "governor",
+            "created_at": "2026-01-01T00:00:00Z", "version": i}
+
+
+def fts_run(work: Path, figures: dict[str, float], notes: list[str]) -> None:
+    path = work / "client-fts" / "governor.db"
+    store = LocalStore(path)
+    rng = random.Random(7)
+    for start in range(0, FTS_SEEDS, 5000):
+        store.upsert_seeds(_seed(i, rng) for i in range(start, start + 5000))
+    store.close()
+    # A fresh process, as the app would be: the engine over that store, searching.
+    script = f"""
+import asyncio, json, random, resource, statistics, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from sync.engine import SyncEngine
+from sync.settings import GovernorSettings
+from sync.tokens import MemoryVault
+from sync.auth import Authenticator
+words = {list(WORDS)!r}
+engine = SyncEngine(GovernorSettings(data_dir={str(path.parent)!r}, sync_interval=0),
+                    authenticator=Authenticator("http://127.0.0.1:9", vault=MemoryVault()))
+rng = random.Random(3)
+queries = []
+for _ in range(300):
+    n = rng.choice((1, 1, 2, 2, 3))
+    words_ = [rng.choice(words) for _ in range(n)]
+    words_[-1] = words_[-1][:rng.randint(2, len(words_[-1]))]
+    queries.append(" ".join(words_))
+for q in queries[:20]:
+    engine.seeds(q)
+timings = []
+found = 0
+for q in queries:
+    t = time.perf_counter()
+    found += len(engine.seeds(q, limit=50))
+    timings.append((time.perf_counter() - t) * 1000)
+timings.sort()
+engine.seeds("")
+print(json.dumps({{"p95": timings[int(len(timings) * 0.95) - 1], "found": found,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=600, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    figures["fts_100k_p95_ms"] = round(result["p95"], 2)
+    figures["rss_100k_seeds_mb"] = round(result["rss_mb"], 1)
+    notes.append(f"fts: 300 queries (1-3 words, last one a prefix), limit 50, "
+                 f"{result['found']} results in all")
+
+
+def main() -> None:
+    # A SIGTERM (the bench runner's timeout) unwinds, so the stub child is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    figures: dict[str, float] = {}
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        work = Path(tmp)
+        asyncio.run(decisions_run(work, figures, notes))
+        asyncio.run(seeds_run(work, figures, notes))
+        fts_run(work, figures, notes)
+    ok = True
+    print(f"{'figure':<30} {'value':>10}  target")
+    for name, target in TARGETS.items():
+        value = figures.get(name)
+        bound, limit = next(iter(target.items()))
+        met = value is not None and (value <= limit if bound == "max" else value >= limit)
+        ok = ok and met
+        print(f"{name:<30} {value!s:>10}  {bound} {limit}  {'ok' if met else 'MISSED'}")
+    for note in notes:
+        print(f"  {note}")
+    print(json.dumps({"bench": "sync", "figures": figures, "targets": TARGETS, "ok": ok}))
+
+
+if __name__ == "__main__":
+    main()
