@@ -296,7 +296,9 @@ class GovernanceService:
             for row in due:
                 tx.session.execute(
                     update(ApprovalRequest).where(AR.id == row.id)
-                    .values(status="deployed", stage="deployed", veto_deadline=None,
+                    # The deadline stays stored (VETO_WINDOW_CLOSED reports it) but is no
+                    # longer shown: veto_deadline is null outside a window.
+                    .values(status="deployed", stage="deployed",
                             pipeline=pl.deploy(row.pipeline, now), version=row.version + 1,
                             updated_at=now))
                 tx.session.execute(update(Agent).where(AG.id == row.agent_id)
@@ -354,7 +356,8 @@ class GovernanceService:
                       "industry": row.industry},
             "requester": row.requester, "industry": row.industry, "status": row.status,
             "stage": row.stage, "version": row.version,
-            "veto_deadline": rfc3339(row.veto_deadline) if row.veto_deadline else None,
+            "veto_deadline": (rfc3339(row.veto_deadline)
+                              if row.veto_deadline and row.status in pl.IN_WINDOW else None),
             "created_at": rfc3339(row.created_at),
         }
 
@@ -824,7 +827,7 @@ class GovernanceService:
             if vetoed_any:
                 self._recompute_metrics(tx)
         for state in approvals.values():
-            if state["veto_deadline"] is not None:
+            if state["veto_deadline"] is not None and state["status"] in pl.IN_WINDOW:
                 self._deadline_set(state["veto_deadline"])
         return results
 
