@@ -221,6 +221,36 @@ def _wake_event_streams(app: FastAPI, bus: MessageBus) -> None:
     bus.subscribe("*", wake, name="sse-wake")
 
 
+def _watch_budgets(app: FastAPI, components: Components) -> None:
+    """Feed ``budget_utilisation_ratio{agent}``: from every threshold event at once, and
+    from the agents the governance service knows at each scrape (when it is installed)."""
+    metrics = components.metrics
+
+    def on_threshold(message: Message) -> None:
+        agent = message.data.get("agent_id") or message.data.get("agent")
+        utilisation = message.data.get("utilisation")
+        if agent is not None and isinstance(utilisation, int | float):
+            metrics.set_budget_utilisation(str(agent), float(utilisation))
+
+    components.bus.subscribe(BUDGET_THRESHOLD_EVENT, on_threshold, name="budget-gauge")
+
+    def refresh() -> None:
+        service = getattr(app.state, "governance", None)
+        if service is None or not hasattr(service, "list_agents"):
+            return
+        cursor = None
+        for _ in range(50):  # 50 pages of 200: far more agents than the stub ever holds
+            agents, cursor = service.list_agents(cursor=cursor, limit=200)
+            for agent in agents:
+                budget = agent.get("budget") or {}
+                if "utilisation" in budget:
+                    metrics.set_budget_utilisation(str(agent["id"]), float(budget["utilisation"]))
+            if not cursor:
+                break
+
+    metrics.on_scrape(refresh)
+
+
 def _close_on_shutdown(app: FastAPI, components: Components) -> None:
     """Close the components when the app's lifespan ends, inside whatever lifespan other
     features have stacked already."""
@@ -255,6 +285,7 @@ def install_components(app: FastAPI) -> None:
                        clock=app.state.clock)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     _wake_event_streams(app, components.bus)
+    _watch_budgets(app, components)
     _close_on_shutdown(app, components)
     log.info("core components installed", extra={"fields": {
         "redis": bool(settings.redis_url), "cache": not settings.disable_cache,

@@ -142,3 +142,26 @@ def test_bus_events_wake_the_sse_hub(tmp_path: Path) -> None:
     app.state.bus.flush()
     assert woken == [1]
     app.state.components.close()
+
+
+def test_budget_gauge_follows_threshold_events_and_the_service(tmp_path: Path) -> None:
+    app = make_app(tmp_path, [])
+
+    class Service:
+        def list_agents(self, *, cursor: str | None = None, limit: int = 50
+                        ) -> tuple[list[dict[str, Any]], str | None]:
+            if cursor is None:
+                return [{"id": "AGT-1", "budget": {"utilisation": 0.5}}], "page-2"
+            return [{"id": "AGT-2", "budget": {}}], None
+
+    app.state.bus.publish("governance.budget.threshold_exceeded",
+                          {"agent_id": "AGT-9", "threshold": 80, "utilisation": 0.81})
+    app.state.bus.publish("governance.budget.threshold_exceeded", {"agent": "x"})
+    app.state.bus.flush()
+    text = app.state.metrics.render()[0].decode()
+    assert 'budget_utilisation_ratio{agent="AGT-9"} 0.81' in text
+    app.state.governance = Service()
+    text = app.state.metrics.render()[0].decode()
+    assert 'budget_utilisation_ratio{agent="AGT-1"} 0.5' in text
+    assert 'agent="AGT-2"' not in text
+    app.state.components.close()
