@@ -183,8 +183,10 @@ def build_components(settings: Any, clock: Any, db: Any, *,
     dlq = DLQHandler("messaging", store=SqlDLQStore(db), clock=clock,
                      on_change=metrics.set_dlq_size)
     metrics.on_scrape(lambda: metrics.set_dlq_size(dlq.queue_name, dlq.size()))
+    # block_ms below the client's 0.5 s socket timeout: a quiet stream is not an error.
     transport: Transport = (RedisStreamTransport(redis_client, signer=signer,
-                                                 stream=f"govstub:{namespace}:events")
+                                                 stream=f"govstub:{namespace}:events",
+                                                 block_ms=250)
                             if redis_client else InProcessTransport())
     bus = MessageBus(transport, signer=signer, dlq=dlq, clock=clock,
                      on_publish=lambda m: metrics.record_event(m.type))

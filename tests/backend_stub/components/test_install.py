@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -206,5 +207,17 @@ def test_with_redis_the_cache_bus_and_limits_are_shared(tmp_path: Path, redis_ur
     assert c.bus.transport.stream == f"govstub:{namespace}:events"
     c.cache.set("k", {"v": 1})
     c.cache.delete("k")
+    # Another stub process on the same database and Redis: its events reach this one.
+    received: list[Message] = []
+    c.bus.subscribe("governance.*", received.append, name="sse")
+    time.sleep(0.6)  # idle longer than the socket timeout: a quiet stream must not break
+    other = MessageBus(RedisStreamTransport(c.redis, stream=c.bus.transport.stream,
+                                            signer=c.signer), signer=c.signer)
+    other.publish("governance.approval.pending", {"approval_id": "REQ-1"})
+    deadline = time.monotonic() + 10
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [m.data for m in received] == [{"approval_id": "REQ-1"}]
+    other.close()
     c.close()
     c.redis.delete(f"govstub:{namespace}:events")
