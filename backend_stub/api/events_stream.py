@@ -29,6 +29,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ from backend_stub.components.security import HmacSigner, derive_key, load_or_cre
 from backend_stub.db import Database
 from backend_stub.envelope import ok
 from backend_stub.errors import ValidationFailed
+
+logger = logging.getLogger("backend_stub.events")
 
 SIGNATURE_ALG = "HMAC-SHA256"
 MAX_PAGE = 500
@@ -142,6 +145,7 @@ class EventHub:
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._lock = threading.Lock()
         self._version = 0
+        self._bus_followed = False
 
     @property
     def version(self) -> int:
@@ -186,6 +190,21 @@ class EventHub:
                 self.notify()
 
         svc.publish = publish
+
+    def follow_bus(self, app: FastAPI) -> None:
+        """Wake the streams on every governance message of the app's bus, once it has one:
+        with ``--redis`` that includes events committed by the other stub processes, which
+        would otherwise wait for the poll."""
+        if self._bus_followed:
+            return
+        bus = getattr(app.state, "bus", None)
+        if bus is None or not hasattr(bus, "subscribe"):
+            return
+        self._bus_followed = True
+        try:
+            bus.subscribe("governance.*", lambda _message: self.notify(), name="event-streams")
+        except Exception:  # the poll still covers it
+            logger.exception("event streams could not follow the message bus")
 
     def watch_commits(self, db: Database) -> None:
         """Wake the streams on every commit of ``db`` (this process's writes)."""
@@ -280,6 +299,8 @@ def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
             cursor = _parse_cursor(after, "after")
         if cursor is None:
             cursor = await asyncio.to_thread(log.latest_id)
+        # The bus is installed after this router (components come later): look now.
+        hub.follow_bus(request.app)
         # The server may say it is stopping (``app.state.sse_closing``, set by the CLI), so
         # open streams end at once instead of holding a graceful shutdown for its timeout.
         app_closing = getattr(request.app.state, "sse_closing", None)

@@ -316,3 +316,35 @@ def test_the_hub_follows_the_services_publisher_even_when_it_fails() -> None:
     hub.follow_publisher(plain)
     plain.publish({"id": "2"})
     assert hub.version == 2
+
+
+def test_the_hub_follows_the_bus_once_when_there_is_one() -> None:
+    from types import SimpleNamespace
+
+    from backend_stub.api.events_stream import EventHub
+
+    class Bus:
+        def __init__(self) -> None:
+            self.handlers: list[Any] = []
+
+        def subscribe(self, pattern: str, handler: Any, *, name: str | None = None) -> None:
+            assert pattern == "governance.*"
+            self.handlers.append(handler)
+
+    hub = EventHub()
+    hub.follow_bus(SimpleNamespace(state=SimpleNamespace()))  # type: ignore[arg-type]
+    bus = Bus()
+    app = SimpleNamespace(state=SimpleNamespace(bus=bus))
+    hub.follow_bus(app)  # type: ignore[arg-type]
+    hub.follow_bus(app)  # type: ignore[arg-type]
+    assert len(bus.handlers) == 1
+    bus.handlers[0]({"type": "governance.agent.violated"})
+    assert hub.version == 1
+
+    class Broken:
+        def subscribe(self, *args: Any, **kwargs: Any) -> None:
+            raise RuntimeError("bus down")
+
+    other = EventHub()
+    other.follow_bus(SimpleNamespace(state=SimpleNamespace(bus=Broken())))  # type: ignore[arg-type]
+    assert other.version == 0
