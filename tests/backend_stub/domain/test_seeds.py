@@ -1,9 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from backend_stub.domain import capabilities as caps
 from backend_stub.domain.seeds import RequestFacts, SeedMatcher, SeedRule, condition_errors
-
-import pytest
 
 FACTS = RequestFacts(industry="education", agent_kind="industry",
                      capabilities=("file_read:/data/curriculum/x",), daily_token_budget=90_000,
