@@ -27,7 +27,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, Protocol, cast
 
@@ -463,6 +463,9 @@ class NotificationDispatcher:
     def held(self) -> list[Alert]:
         return list(self._held)
 
+    def now(self) -> datetime:
+        return self._now()
+
     async def deliver(self, alert: Alert) -> Delivery:
         if alert.approval_id is not None:
             self._by_approval.setdefault(alert.approval_id, set()).add(alert.id)
@@ -508,9 +511,15 @@ class PushNotifications:
     """
 
     def __init__(self, dispatcher: NotificationDispatcher,
-                 is_own_decision: Callable[[str], bool] = lambda _key: False) -> None:
+                 is_own_decision: Callable[[str], bool] = lambda _key: False, *,
+                 max_age: timedelta | None = timedelta(hours=24),
+                 now: Callable[[], datetime] | None = None) -> None:
         self.dispatcher = dispatcher
         self._is_own = is_own_decision
+        # Older events are stored (the notification list has them) but alert nobody: the
+        # history a new device downloads, or a long time offline, must not ring 200 times.
+        self.max_age = max_age
+        self._now = now or dispatcher.now
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def __call__(self, event: PushEvent) -> None:
@@ -530,6 +539,8 @@ class PushNotifications:
             causation = event.metadata.get("causation_id")
             if isinstance(causation, str) and self._is_own(causation):
                 return None
+        if self.max_age is not None and self._now() - event.timestamp > self.max_age:
+            return None
         return await self.dispatcher.deliver_event(event)
 
 

@@ -576,3 +576,21 @@ def test_the_person_may_hold_even_high_urgency_through_quiet_hours() -> None:
         assert recorder.shown == []
 
     asyncio.run(main())
+
+
+def test_old_events_are_stored_but_alert_nobody() -> None:
+    from sync.notify import PushNotifications
+
+    async def main() -> None:
+        recorder = Recorder()
+        clock = Clock(at(12) + timedelta(days=2))
+        wiring = PushNotifications(NotificationDispatcher(recorder, now=clock.now))
+        assert await wiring.handle(PENDING) is None  # two days old: history, not news
+        clock.value = at(13)
+        assert await wiring.handle(PENDING) is Delivery.SHOWN
+        always = PushNotifications(NotificationDispatcher(recorder, now=clock.now),
+                                   max_age=None, now=lambda: at(12) + timedelta(days=9))
+        assert await always.handle(PENDING) is Delivery.SHOWN
+        assert recorder.shown == ["1", "1"]
+
+    asyncio.run(main())
