@@ -571,7 +571,13 @@ class PushListener:
         while not self._stopping.is_set():
             attempt = asyncio.ensure_future(self.connect_once())
             stop = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({attempt, stop}, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                await asyncio.wait({attempt, stop}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                # Our task was cancelled (the app is closing): take the connection along.
+                attempt.cancel()
+                stop.cancel()
+                raise
             stop.cancel()
             if not attempt.done():
                 attempt.cancel()

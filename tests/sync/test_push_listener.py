@@ -483,3 +483,20 @@ def test_a_refresh_that_needs_sign_in_stops_the_listener() -> None:
     listener = PushListener(client, token, InMemoryEventSink(), refresh=refresh)
     with pytest.raises(SignInRequired):
         asyncio.run(listener.run())
+
+
+def test_cancelling_the_listener_closes_its_connection(server: PushServer) -> None:
+    async def main() -> None:
+        listener, client, _ = make_listener(server.url)
+        task = asyncio.create_task(listener.run())
+        await wait_until(lambda: listener.status.connected, what="connection")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The stream task went with it: nothing is left running but this one.
+        await asyncio.sleep(0.05)
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert others == []
+        await client.aclose()
+
+    asyncio.run(main())
