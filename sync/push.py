@@ -48,6 +48,7 @@ EVENTS_PATH = "/v1/mobile/events"
 NOTIFICATIONS_PATH = "/v1/mobile/notifications"
 EVENT_KEY_PATH = "/v1/mobile/events/key"
 SIGNATURE_ALG = "HMAC-SHA256"
+KEY_REFETCH_INTERVAL = 60.0  # seconds
 
 # Event types of the contract ("Events").
 APPROVAL_PENDING = "governance.approval.pending"
@@ -528,6 +529,7 @@ class PushListener:
         # before the one retry (the cached one may look fresh yet be revoked).
         self._refresh = refresh
         self._last_token: str | None = None
+        self._key_refetched_at: datetime | None = None
         self.verifier = verifier or EventVerifier()
         self.intake = EventIntake(sink, self.verifier)
         self.sink = sink
@@ -679,7 +681,7 @@ class PushListener:
 
     async def _take(self, event: dict[str, Any], cursor: str | None) -> int:
         missing = self.intake.needs_key(event)
-        if missing is not None:
+        if missing is not None and self._may_refetch_key():
             with contextlib.suppress(PushError):
                 await self.ensure_key(missing)
         outcome = self.intake.take(event, cursor)
@@ -687,6 +689,16 @@ class PushListener:
             self.status.last_event_id = self.sink.push_cursor()
             return 1
         return 0
+
+    def _may_refetch_key(self) -> bool:
+        """At most one key fetch a minute for unknown key ids: a flood of forged events
+        naming made-up keys must not turn into a flood of key requests."""
+        now = self._now()
+        if self._key_refetched_at is not None and \
+                (now - self._key_refetched_at).total_seconds() < KEY_REFETCH_INTERVAL:
+            return False
+        self._key_refetched_at = now
+        return True
 
     # -- stream ----------------------------------------------------------------------------
     async def _stream(self) -> None:

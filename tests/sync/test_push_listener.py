@@ -500,3 +500,21 @@ def test_cancelling_the_listener_closes_its_connection(server: PushServer) -> No
         await client.aclose()
 
     asyncio.run(main())
+
+
+def test_made_up_key_ids_do_not_flood_the_key_endpoint() -> None:
+    key_calls: list[int] = []
+    made_up = [signed(n, EventKey(f"fake-{n}", b"attacker key .................."))
+               for n in range(1, 21)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == EVENT_KEY_PATH:
+            key_calls.append(1)
+            return httpx.Response(200, json=key_body())
+        if request.url.path.endswith("/notifications"):
+            return httpx.Response(200, json={"data": made_up, "meta": {}})
+        return httpx.Response(200, content=b"")
+
+    listener, _, _ = mock_listener(handler)
+    run_until(listener, lambda: listener.intake.counts.forged >= 20)
+    assert len(key_calls) <= 2  # the first key, and at most one refetch a minute
