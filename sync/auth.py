@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import html
 import inspect
 import json
 import logging
@@ -71,8 +73,6 @@ def pkce_pair() -> tuple[str, str]:
 
 
 def s256_challenge(verifier: str) -> str:
-    import hashlib
-
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
@@ -125,8 +125,6 @@ def _page_message(text: str) -> str:
         return ""
     start = text.find(">", start) + 1
     end = text.find("</p>", start)
-    import html
-
     return html.unescape(text[start:end]).strip()
 
 

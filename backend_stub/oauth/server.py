@@ -11,6 +11,7 @@ What Authlib does not do and this module adds (RFC 9700):
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import uuid
@@ -93,8 +94,6 @@ class Client(ClientMixin):
         return self.client_id == APP_CLIENT_ID and is_registered_redirect(redirect_uri)
 
     def check_client_secret(self, client_secret: str) -> bool:
-        import hmac
-
         return self.secret is not None and hmac.compare_digest(self.secret, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
