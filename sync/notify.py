@@ -31,6 +31,7 @@ from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, Protocol, cast
 
+from sync.errors import SyncError
 from sync.models import OutboxEntry, VetoCategory
 from sync.push import (
     AGENT_VIOLATED,
@@ -604,7 +605,12 @@ class NotificationActions:
             return ActionResult(action_id, True, entry, f"Approval of {approval_id} queued.")
         if action_id == ActionId.VETO:
             approval_id = self._approval(alert, action_id)
-            confirmation = await self.step_up(alert)
+            try:
+                confirmation = await self.step_up(alert)
+            except SyncError as exc:
+                # A password check needs the server; offline, only a local check (the
+                # phone's biometrics) can pass. Say so, and keep the banner.
+                return ActionResult(action_id, False, None, f"Veto not sent: {exc}")
             if confirmation is None:
                 return ActionResult(action_id, False, None,
                                     "Veto not sent: the identity check was cancelled.")
@@ -736,3 +742,25 @@ class NotificationCenter:
                 await task
         self._tasks = []
         await self.wiring.drain()
+
+
+def center_for_engine(engine: Any, step_up: StepUp, *,
+                      open_approval: Callable[[Alert], Any] | None = None,
+                      quiet_hours: QuietHours = NO_QUIET_HOURS,
+                      desktop: bool = True,
+                      extra_notifiers: Sequence[Notifier] = (),
+                      transport: Any = None) -> NotificationCenter:
+    """A ``NotificationCenter`` for a ``sync.engine.SyncEngine``: the engine is the event
+    sink and the decision client, its authenticator gives (and refreshes) the tokens, and
+    its settings name the server. ``transport`` is for tests (an ``httpx`` transport)."""
+    import httpx
+
+    from sync.push import EngineEventSink, PushListener
+
+    http = httpx.AsyncClient(base_url=engine.settings.server_url, transport=transport)
+    listener = PushListener(http, engine.auth.access_token, EngineEventSink(engine),
+                            refresh=engine.auth.refresh_after_401)
+    return NotificationCenter(listener, engine, step_up, open_approval=open_approval,
+                              quiet_hours=quiet_hours,
+                              desktop=DesktopNotifier() if desktop else None,
+                              extra_notifiers=extra_notifiers)

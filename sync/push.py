@@ -387,6 +387,50 @@ class LocalStoreSink:
         self.store.apply_event(notification, approval_update(event, cached), event.cursor)
 
 
+class EngineEventSink:
+    """The sync engine's push hooks, plus the cache updates of ``approval_update`` that the
+    engine's ``apply_event`` does not make for the stub's event shapes (the request id is
+    ``data.approval_id``; a pending request carries no full record).
+
+    Interim: once ``SyncEngine.apply_event`` applies ``approval_update`` in its own
+    transaction, the second write here finds nothing to change and can go.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def push_cursor(self) -> str | None:
+        cursor = self.engine.push_cursor()
+        return None if cursor is None else str(cursor)
+
+    def has_event(self, event_id: str) -> bool:
+        return bool(self.engine.has_event(event_id))
+
+    def event_stream_opened(self) -> None:
+        opened = getattr(self.engine, "event_stream_opened", None)
+        if opened is not None:
+            opened()
+
+    def apply_event(self, event: PushEvent) -> None:
+        store = self.engine.store
+        update = None
+        if event.approval_id is not None and event.type in (APPROVAL_DECIDED, APPROVAL_PENDING):
+            found = store.approval(event.approval_id)
+            update = approval_update(event, found[0] if found is not None else None)
+        self.engine.apply_event(event)
+        if update is None:
+            return
+        found = store.approval(str(update["id"]))
+        if found is not None and int(found[0].get("version", 0)) >= int(update["version"]) \
+                and found[0].get("status") == update["status"]:
+            return  # the engine already applied it
+        store.upsert_approvals([update])
+        # Tell the UI the approvals changed (the engine's own change signal).
+        emit = getattr(self.engine, "_emit", None)
+        if emit is not None:
+            emit("approvals")
+
+
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"

@@ -594,3 +594,19 @@ def test_old_events_are_stored_but_alert_nobody() -> None:
         assert recorder.shown == ["1", "1"]
 
     asyncio.run(main())
+
+
+def test_a_step_up_that_cannot_reach_the_server_sends_nothing_and_says_why() -> None:
+    from sync.errors import ServerUnreachable
+
+    async def main() -> None:
+        client = FakeClient()
+
+        async def offline(alert: Alert) -> VetoConfirmation | None:
+            raise ServerUnreachable("Confirming your identity needs the server; connect.")
+
+        result = await NotificationActions(client, offline).handle(alert_for(PENDING), "veto")
+        assert not result.done and "needs the server" in result.message
+        assert client.calls == []
+
+    asyncio.run(main())

@@ -99,3 +99,53 @@ def test_approval_update_ignores_stale_and_unrelated_events() -> None:
     budget = PushEvent.parse(raw("1", "governance.budget.threshold_exceeded",
                                  agent_id="A", threshold=80))
     assert approval_update(budget, None) is None
+
+
+class FakeEngine:
+    """The engine's push hooks over a real store; ``applies`` says whether it updates the
+    cached approval itself."""
+
+    def __init__(self, store: LocalStore, applies: bool) -> None:
+        self.store = store
+        self.applies = applies
+        self.emitted: list[str] = []
+        self.opened = 0
+
+    def push_cursor(self) -> str | None:
+        return self.store.get_meta("push_cursor")
+
+    def has_event(self, event_id: str) -> bool:
+        return self.store.has_notification(event_id)
+
+    def apply_event(self, event: PushEvent) -> None:
+        found = self.store.approval(event.approval_id or "")
+        update = approval_update(event, found[0] if found else None) if self.applies else None
+        self.store.apply_event({"id": event.id, "type": event.type,
+                                "timestamp": event.timestamp.isoformat(), "data": event.data},
+                               update, event.cursor)
+
+    def _emit(self, *topics: str) -> None:
+        self.emitted += topics
+
+    def event_stream_opened(self) -> None:
+        self.opened += 1
+
+
+@pytest.mark.parametrize("engine_applies", [False, True])
+def test_the_engine_sink_makes_the_cache_update_the_engine_does_not(
+        store: LocalStore, engine_applies: bool) -> None:
+    from sync.push import EngineEventSink
+
+    store.upsert_approvals([summary(version=3)])
+    engine = FakeEngine(store, engine_applies)
+    sink = EngineEventSink(engine)
+    sink.apply_event(PushEvent.parse(raw("7", "governance.approval.decided",
+                                         approval_id="APR-1", status="approved", version=4),
+                                     "7"))
+    fields, _ = store.approval("APR-1")  # type: ignore[misc]
+    assert fields["status"] == "approved" and fields["version"] == 4
+    assert engine.emitted == ([] if engine_applies else ["approvals"])
+    assert sink.push_cursor() == "7" and sink.has_event("7")
+    sink.apply_event(PushEvent.parse(raw("8", "governance.agent.violated"), "8"))
+    sink.event_stream_opened()
+    assert engine.opened == 1 and sink.push_cursor() == "8"
