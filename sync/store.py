@@ -205,31 +205,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX violation_time ON violation (occurred_at)",
         "CREATE INDEX notification_time ON notification (timestamp)",
     )),
-    # A prefix index makes "fin" or "he" as fast as a whole word over 100k seeds.
-    Migration("0004_seed_fulltext_prefixes", (
-        "DROP TRIGGER seed_ai", "DROP TRIGGER seed_ad", "DROP TRIGGER seed_au",
-        "DROP TABLE seed_fts",
-        """CREATE VIRTUAL TABLE seed_fts USING fts5(title, description, id UNINDEXED,
-           content='seed', content_rowid='num', prefix='2 3',
-           tokenize='unicode61 remove_diacritics 2')""",
-        """CREATE TRIGGER seed_ai AFTER INSERT ON seed BEGIN
-             INSERT INTO seed_fts (rowid, title, description, id)
-             VALUES (new.num, new.title, new.description, new.id); END""",
-        """CREATE TRIGGER seed_ad AFTER DELETE ON seed BEGIN
-             INSERT INTO seed_fts (seed_fts, rowid, title, description, id)
-             VALUES ('delete', old.num, old.title, old.description, old.id); END""",
-        """CREATE TRIGGER seed_au AFTER UPDATE ON seed BEGIN
-             INSERT INTO seed_fts (seed_fts, rowid, title, description, id)
-             VALUES ('delete', old.num, old.title, old.description, old.id);
-             INSERT INTO seed_fts (rowid, title, description, id)
-             VALUES (new.num, new.title, new.description, new.id); END""",
-        "INSERT INTO seed_fts (seed_fts) VALUES ('rebuild')",
-    )),
+    # (0004, a prefix index on the seed index, was withdrawn before release: it doubled
+    # indexing time, and with only the last word searched as a prefix it bought nothing.)
     # Deciding looks up what is pending on one request, and reminders look at unsent
     # vetoes; without these both scan the whole outbox, quadratic over a long queue.
     Migration("0005_outbox_lookup_indexes", (
-        "CREATE INDEX outbox_approval ON outbox (approval_id, state)",
-        "CREATE INDEX outbox_action ON outbox (action, state)",
+        "CREATE INDEX IF NOT EXISTS outbox_approval ON outbox (approval_id, state)",
+        "CREATE INDEX IF NOT EXISTS outbox_action ON outbox (action, state)",
     )),
 )
 
@@ -252,7 +234,9 @@ _FTS_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 def fts_query(query: str) -> str | None:
-    """Turn what a person types into an FTS5 query: every word, as a prefix, all required.
+    """Turn what a person types into an FTS5 query: every word required, the last one as a
+    prefix (it is still being typed). Earlier words match whole: a prefix on every word
+    makes FTS5 merge many doclists and costs tens of milliseconds over 100k seeds.
 
     Quoting each token keeps FTS5 syntax (``AND``, ``-``, ``"``) from being interpreted, so
     no input can make the search fail.
@@ -260,7 +244,8 @@ def fts_query(query: str) -> str | None:
     tokens = _FTS_TOKEN.findall(query)
     if not tokens:
         return None
-    return " ".join(f'"{t}"*' for t in tokens)
+    whole = [f'"{t}"' for t in tokens[:-1]]
+    return " ".join([*whole, f'"{tokens[-1]}"*'])
 
 
 @dataclass
@@ -310,7 +295,8 @@ class LocalStore:
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
-        with self._lock, self.engine.connect() as conn:
+        # A deferred BEGIN: readers never wait for, or block, a writer (WAL).
+        with self._lock, self.engine.connect().execution_options(readonly=True) as conn:
             yield conn
 
     # --- migrations -------------------------------------------------------------------
@@ -535,6 +521,12 @@ class LocalStore:
             self._set_cursor(conn, "seeds", cursor=version, etag=None, synced_at=synced_at)
 
     RANK_UP_TO = 2000  # seeds; beyond this, ranking every match costs too much
+    _SEARCH_RANKED = text(
+        "SELECT s.body FROM seed_fts JOIN seed s ON s.num = seed_fts.rowid "
+        "WHERE seed_fts MATCH :q ORDER BY bm25(seed_fts, 4.0, 1.0), s.id LIMIT :l")
+    _SEARCH_IN_ORDER = text(
+        "SELECT s.body FROM seed_fts JOIN seed s ON s.num = seed_fts.rowid "
+        "WHERE seed_fts MATCH :q ORDER BY seed_fts.rowid LIMIT :l")
 
     def search_seeds(self, query: str = "", limit: int = 200) -> list[dict[str, Any]]:
         """Seeds matching every word (each a prefix). A small cache is ranked by bm25 with
@@ -548,11 +540,8 @@ class LocalStore:
                                     {"l": limit}).all()
             else:
                 large = self._seed_total(conn) > self.RANK_UP_TO
-                order = "seed_fts.rowid" if large else "bm25(seed_fts, 4.0, 1.0), s.id"
-                rows = conn.execute(text(
-                    "SELECT s.body FROM seed_fts JOIN seed s ON s.num = seed_fts.rowid "
-                    f"WHERE seed_fts MATCH :q ORDER BY {order} LIMIT :l"),
-                    {"q": match, "l": limit}).all()
+                rows = conn.execute(self._SEARCH_IN_ORDER if large else self._SEARCH_RANKED,
+                                    {"q": match, "l": limit}).all()
         return [json.loads(r[0]) for r in rows]
 
     def _seed_total(self, conn: Connection) -> int:
@@ -940,4 +929,8 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the lock up front, so two never deadlock upgrading a read lock.
+    if conn.get_execution_options().get("readonly"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

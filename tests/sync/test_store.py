@@ -92,7 +92,8 @@ def test_seed_search_is_prefix_and_all_words_and_never_fails() -> None:
         {"id": "GEN-3", "title": "Café agents", "description": "health checks"},
     ])
     assert [s["id"] for s in store.search_seeds("health")] == ["GEN-1", "GEN-3"]
-    assert [s["id"] for s in store.search_seeds("fin cap")] == ["GEN-2"]
+    assert [s["id"] for s in store.search_seeds("finance ca")] == ["GEN-2"]
+    assert store.search_seeds("fin cap") == []  # only the last word is a prefix
     assert [s["id"] for s in store.search_seeds("cafe")] == ["GEN-3"]
     assert store.search_seeds('"AND OR NEAR( -') == []
     assert len(store.search_seeds("")) == 3
