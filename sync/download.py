@@ -12,6 +12,8 @@ sync cut short resumes from where its data is.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from typing import Any
 
 from sync.api import ApiClient, ApiResponse
@@ -67,36 +69,49 @@ class Downloader:
         self.store.save_dashboard(response.data, response.etag, self.clock.now())
         return True
 
+    async def _whole_list(self, collection: str, path: str
+                          ) -> tuple[list[dict[str, Any]], str | None, str] | None:
+        """Every page of a list without deltas: ``(items, etag, digest)``, or None on a
+        304. The digest stands in for an ETag when the server gives none: an unchanged
+        list is then not written again."""
+        cursor = self.store.cursor(collection)
+        first = await self._get(collection, path, {"limit": PAGE}, etag=cursor.etag)
+        if first.not_modified:
+            return None
+        digest = hashlib.sha256()
+        items: list[dict[str, Any]] = []
+        page = first
+        while True:
+            data = list(page.data or [])
+            digest.update(json.dumps(data, sort_keys=True, separators=(",", ":"),
+                                     default=str).encode())
+            items.extend(data)
+            next_cursor = page.meta.get("next_cursor")
+            if not next_cursor:
+                break
+            page = await self._get(collection, path, {"limit": PAGE, "cursor": next_cursor})
+        return items, first.etag, digest.hexdigest()
+
     async def approvals(self) -> bool:
         cursor = self.store.cursor("approvals")
-        params: dict[str, Any] = {"limit": PAGE}
-        first = await self._get("approvals", "/approvals", params, etag=cursor.etag)
-        if first.not_modified:
-            self.store.set_cursor("approvals", etag=cursor.etag, synced_at=self.clock.now())
-            await self._stale_details()
-            return False
-        items: list[dict[str, Any]] = list(first.data or [])
-        next_cursor = first.meta.get("next_cursor")
-        while next_cursor:
-            page = await self._get("approvals", "/approvals",
-                                   {"limit": PAGE, "cursor": next_cursor})
-            items.extend(page.data or [])
-            next_cursor = page.meta.get("next_cursor")
-        self.store.upsert_approvals(items, replace_all=True)
-        self.store.set_cursor("approvals", etag=first.etag, synced_at=self.clock.now())
+        listing = await self._whole_list("approvals", "/approvals")
+        changed = listing is not None and listing[2] != cursor.cursor
+        if listing is not None and changed:
+            items, etag, digest = listing
+            self.store.upsert_approvals(items, replace_all=True)
+            self.store.set_cursor("approvals", cursor=digest, etag=etag,
+                                  synced_at=self.clock.now())
+        else:
+            self.store.set_cursor("approvals", cursor=cursor.cursor, etag=cursor.etag,
+                                  synced_at=self.clock.now())
         await self._stale_details()
-        return True
+        return changed
 
     async def _stale_details(self) -> None:
         """Fetch the full request for approvals whose detail is missing or older: those
         still to be decided first, newest first, at most ``DETAIL_PREFETCH`` per sync (a
         fleet of thousands is not fetched one by one; the rest load when opened)."""
-        versions = self.store.approval_versions()
-        order = {a["id"]: (a.get("status") not in OPEN_STATUSES, -i)
-                 for i, a in enumerate(reversed(self.store.approval_summaries()))}
-        stale = sorted((i for i, (version, detail_version) in versions.items()
-                        if detail_version != version), key=lambda i: order.get(i, (True, 0)))
-        for approval_id in stale[:DETAIL_PREFETCH]:
+        for approval_id in self.store.stale_detail_ids(DETAIL_PREFETCH, OPEN_STATUSES):
             response = await self._get("approvals", f"/approvals/{approval_id}")
             if isinstance(response.data, dict):
                 self.store.save_approval_detail(response.data)
@@ -108,17 +123,13 @@ class Downloader:
 
     async def agents(self) -> bool:
         cursor = self.store.cursor("agents")
-        first = await self._get("agents", "/agents", {"limit": PAGE}, etag=cursor.etag)
-        if first.not_modified:
-            self.store.set_cursor("agents", etag=cursor.etag, synced_at=self.clock.now())
+        listing = await self._whole_list("agents", "/agents")
+        if listing is None or listing[2] == cursor.cursor:
+            self.store.set_cursor("agents", cursor=cursor.cursor, etag=cursor.etag,
+                                  synced_at=self.clock.now())
             return False
-        items: list[dict[str, Any]] = list(first.data or [])
-        next_cursor = first.meta.get("next_cursor")
-        while next_cursor:
-            page = await self._get("agents", "/agents", {"limit": PAGE, "cursor": next_cursor})
-            items.extend(page.data or [])
-            next_cursor = page.meta.get("next_cursor")
-        self.store.replace_agents(items, first.etag, self.clock.now())
+        items, etag, digest = listing
+        self.store.replace_agents(items, etag, self.clock.now(), digest=digest)
         return True
 
     async def _delta(self, collection: str) -> tuple[list[dict[str, Any]], list[str],

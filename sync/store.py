@@ -454,6 +454,19 @@ class LocalStore:
                 "SELECT id, version, detail_version FROM approval").all()
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def stale_detail_ids(self, limit: int, open_statuses: Iterable[str]) -> list[str]:
+        """Approvals whose stored detail is missing or older than the summary: requests
+        still open first, newest first."""
+        statuses = sorted(open_statuses)
+        marks = ", ".join(f":s{i}" for i in range(len(statuses))) or "''"
+        with self.reading() as conn:
+            rows = conn.execute(text(
+                "SELECT id FROM approval WHERE detail_version IS NOT version "
+                f"ORDER BY CASE WHEN status IN ({marks}) THEN 0 ELSE 1 END, "
+                "created_at DESC, id DESC LIMIT :l"),
+                {"l": limit, **{f"s{i}": v for i, v in enumerate(statuses)}}).all()
+        return [r[0] for r in rows]
+
     def approval_summaries(self) -> list[dict[str, Any]]:
         with self.reading() as conn:
             rows = conn.exec_driver_sql(
@@ -560,13 +573,13 @@ class LocalStore:
 
     # --- agents, violations, notifications --------------------------------------------
     def replace_agents(self, agents: list[dict[str, Any]], etag: str | None,
-                       synced_at: datetime) -> None:
+                       synced_at: datetime, digest: str | None = None) -> None:
         with self.transaction() as conn:
             conn.exec_driver_sql("DELETE FROM agent")
             if agents:
                 conn.execute(text("INSERT INTO agent (id, body) VALUES (:id, :b)"),
                              [{"id": a["id"], "b": _dumps(a)} for a in agents])
-            self._set_cursor(conn, "agents", cursor=None, etag=etag, synced_at=synced_at)
+            self._set_cursor(conn, "agents", cursor=digest, etag=etag, synced_at=synced_at)
 
     def agents(self) -> list[dict[str, Any]]:
         with self.reading() as conn:

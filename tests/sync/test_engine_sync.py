@@ -242,3 +242,25 @@ def test_details_are_prefetched_for_open_requests_first_and_capped(world: World)
     assert pending <= fetched  # every open request has its detail offline
     run(world.engine.refresh_approval("BULK-001"))
     assert world.store.approval("BULK-001")[1]  # type: ignore[index]
+
+
+def test_an_unchanged_list_without_etag_is_not_written_again(world: World) -> None:
+    from sync.fake_server import _ok
+
+    original = world.server._route
+
+    def route(request, fault):  # type: ignore[no-untyped-def]
+        if request.url.path.endswith(("/approvals", "/agents")):
+            response = original(request, fault)
+            return _ok(response.json()["data"], {"next_cursor": None})  # no ETag
+        return original(request, fault)
+
+    world.server._route = route  # type: ignore[method-assign]
+    run(world.engine.download())
+    seen: list[str] = []
+    world.engine.subscribe(seen.append)
+    run(world.engine.download())
+    assert "approvals" not in seen and "agents" not in seen
+    world.server.add_approval("APR-NEW")
+    run(world.engine.download())
+    assert "approvals" in seen and world.engine.approval("APR-NEW") is not None
