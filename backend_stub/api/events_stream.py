@@ -37,8 +37,13 @@ from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+from pydantic import Field as PydField
 from sqlalchemy import event as sa_event
 
+from backend_stub.api.deps import errors
+from backend_stub.api.schemas import Meta, NotificationMeta
+from backend_stub.api.schemas import Notification as _Notification
 from backend_stub.components.security import HmacSigner, derive_key, load_or_create_secret
 from backend_stub.db import Database
 from backend_stub.envelope import ok
@@ -266,6 +271,28 @@ async def event_frames(log: EventLog, hub: EventHub, signer: EventSigner, sub: s
         await hub.wait(max(wait, 0.0), seen)
 
 
+class SignedNotification(_Notification):
+    key_id: str = PydField(description="Names the caller's event key (GET /events/key).")
+    signature: str = PydField(description="Lowercase hex HMAC-SHA256 over the canonical JSON "
+                              "of this object without signature (docs/push.md).")
+
+
+class SignedNotificationEnvelope(BaseModel):
+    data: list[SignedNotification]
+    meta: NotificationMeta
+
+
+class EventKeyOut(BaseModel):
+    key_id: str
+    alg: str = PydField(description="Always HMAC-SHA256.")
+    key: str = PydField(description="The key, base64url without padding (32 bytes).")
+
+
+class EventKeyEnvelope(BaseModel):
+    data: EventKeyOut
+    meta: Meta
+
+
 def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
                  signer: EventSigner, settings: StreamSettings | None = None,
                  is_closing: Callable[[], bool] = lambda: False) -> APIRouter:
@@ -273,13 +300,15 @@ def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
     stream_settings = settings or StreamSettings()
     router = APIRouter(prefix="/v1/mobile", tags=["events"])
 
-    @router.get("/events/key", operation_id="push_event_key")
+    @router.get("/events/key", operation_id="push_event_key",
+                response_model=EventKeyEnvelope, responses=errors())
     def event_key(request: Request, principal: Any = Depends(auth)) -> JSONResponse:
         subject_key = signer.key_for(principal.sub)
         return ok(request, {"key_id": subject_key.key_id, "alg": SIGNATURE_ALG,
                             "key": _b64url(subject_key.key)})
 
-    @router.get("/notifications", operation_id="push_notifications")
+    @router.get("/notifications", operation_id="push_notifications",
+                response_model=SignedNotificationEnvelope, responses=errors())
     def notifications(request: Request, after: str | None = Query(default=None),
                       limit: int = Query(default=100, ge=1, le=MAX_PAGE),
                       principal: Any = Depends(auth)) -> JSONResponse:
@@ -291,7 +320,10 @@ def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
         return ok(request, data, next_cursor=next_cursor,
                   last_event_id=rows[-1][0] if rows else cursor)
 
-    @router.get("/events", operation_id="push_events")
+    @router.get("/events", operation_id="push_events", responses={**errors(), 200: {
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "description": "Server-Sent Events: id (the event id), event (its type) and data "
+                       "(the signed message); a ': heartbeat' comment every 15 s."}})
     async def events(request: Request, after: str | None = Query(default=None),
                      principal: Any = Depends(auth)) -> StreamingResponse:
         cursor = _parse_cursor(request.headers.get("last-event-id"), "Last-Event-ID")

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from backend_stub.api.events_stream import EventKeyEnvelope, SignedNotificationEnvelope
 from sync.auth import Authenticator
 from sync.push import (
     Backoff,
@@ -180,6 +181,13 @@ def test_events_signed_for_another_account_or_replayed_are_rejected(
         theirs = await page(await auditor.access_token())
         ours = await page(await governor.access_token())
         assert theirs and ours
+        # What the OpenAPI document says the gap page and the key endpoint answer.
+        raw = await client.get("/v1/mobile/notifications", headers={
+            "Authorization": f"Bearer {await governor.access_token()}"})
+        SignedNotificationEnvelope.model_validate(raw.json())
+        raw_key = await client.get("/v1/mobile/events/key", headers={
+            "Authorization": f"Bearer {await governor.access_token()}"})
+        EventKeyEnvelope.model_validate(raw_key.json())
         # Genuine, but signed with the auditor's key: this device holds no such key.
         assert intake.take(theirs[-1]) is Outcome.FORGED
         # The auditor's key id with the governor's data: the signature does not match.
