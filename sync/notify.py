@@ -601,7 +601,10 @@ class NotificationActions:
     async def handle(self, alert: Alert, action_id: str) -> ActionResult:
         if action_id == ActionId.APPROVE:
             approval_id = self._approval(alert, action_id)
-            entry = self.client.approve(approval_id)
+            try:
+                entry = self.client.approve(approval_id)
+            except SyncError as exc:  # already decided here, not on this device, ...
+                return ActionResult(action_id, False, None, f"Approval not queued: {exc}")
             return ActionResult(action_id, True, entry, f"Approval of {approval_id} queued.")
         if action_id == ActionId.VETO:
             approval_id = self._approval(alert, action_id)
@@ -614,7 +617,11 @@ class NotificationActions:
             if confirmation is None:
                 return ActionResult(action_id, False, None,
                                     "Veto not sent: the identity check was cancelled.")
-            entry = self.client.veto(approval_id, confirmation.category, confirmation.reason)
+            try:
+                entry = self.client.veto(approval_id, confirmation.category,
+                                         confirmation.reason)
+            except SyncError as exc:
+                return ActionResult(action_id, False, None, f"Veto not queued: {exc}")
             return ActionResult(action_id, True, entry, f"Veto of {approval_id} queued.")
         if action_id == ActionId.OPEN:
             if self.open_approval is not None:

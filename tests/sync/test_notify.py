@@ -610,3 +610,28 @@ def test_a_step_up_that_cannot_reach_the_server_sends_nothing_and_says_why() -> 
         assert client.calls == []
 
     asyncio.run(main())
+
+
+def test_a_decision_the_client_refuses_keeps_the_banner_and_says_why() -> None:
+    from sync.errors import InvalidDecision
+
+    class Refusing(FakeClient):
+        def approve(self, approval_id: str, comment: str | None = None) -> OutboxEntry:
+            raise InvalidDecision(f"A approve of {approval_id!r} is already queued.")
+
+        def veto(self, approval_id: str, category: VetoCategory, reason: str,
+                 attachments: Any = None) -> OutboxEntry:
+            raise InvalidDecision(f"Approval {approval_id!r} is deployed.")
+
+    async def main() -> None:
+        step_up, _ = confirm()
+        inapp = InAppNotifier()
+        inapp.set_action_handler(NotificationActions(Refusing(), step_up).handle)
+        await inapp.show(alert_for(PENDING))
+        approved = await inapp.act("1", "approve")
+        assert not approved.done and "already queued" in approved.message
+        vetoed = await inapp.act("1", "veto")
+        assert not vetoed.done and "deployed" in vetoed.message
+        assert [b.id for b in inapp.banners()] == ["1"]
+
+    asyncio.run(main())
