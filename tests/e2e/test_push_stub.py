@@ -256,3 +256,29 @@ def test_the_stub_sends_heartbeats_at_the_configured_interval(tmp_path: Path) ->
         asyncio.run(main())
     finally:
         stub.stop()
+
+
+def test_a_veto_window_closing_within_the_hour_is_pushed(push_stub: StubProcess,
+                                                        tmp_path: Path) -> None:
+    async def main() -> None:
+        auth = await signed_in(push_stub.url)
+        store = LocalStore(tmp_path / "client.db")
+        listener, client = make(push_stub, auth, store)
+        closing: list[str] = []
+        listener.on_event(lambda e: closing.append(str(e.approval_id))
+                          if e.type == "governance.veto_window.closing" else None)
+
+        async def body() -> None:
+            await wait_until(lambda: listener.status.connected, 20, "connection")
+            with push_stub.client() as demo:
+                auto = demo.post("/v1/demo/scenario", json={"event": "seed_auto_approval"})
+                approval_id = auto.json()["data"]["result"]["approval_id"]
+                # 23 h later the 24 h window has less than an hour to run.
+                demo.post("/v1/demo/clock", json={"advance_seconds": 23 * 3600 + 60})
+            await wait_until(lambda: approval_id in closing, 30, "the closing notice")
+
+        await run_listener(listener, body)
+        await client.aclose()
+        await auth.aclose()
+
+    asyncio.run(main())
