@@ -727,7 +727,8 @@ OUTBOX_SECTIONS: tuple[tuple[str, str, frozenset[OutboxState]], ...] = (
 )
 ERROR_WORDS = {
     "VETO_WINDOW_CLOSED": "The veto window closed before the veto reached the server.",
-    "ALREADY_DECIDED": "Someone else decided this request first.",
+    "ALREADY_DECIDED": "The request was decided elsewhere first (another device or "
+                       "governor).",
     "VERSION_CONFLICT": "The request changed after you decided.",
     "VALIDATION_FAILED": "The server found the decision invalid.",
     "INSUFFICIENT_SCOPE": "This account may not make that decision.",
@@ -744,6 +745,7 @@ class OutboxRow:
     can_cancel: bool
     can_discard: bool
     can_decide_again: bool
+    approval_id: str | None = None  # open the request to decide anew after a refusal
 
 
 def outbox_title(e: OutboxEntry) -> str:
@@ -776,7 +778,8 @@ def outbox_row(e: OutboxEntry, now: datetime, conflict: Conflict | None = None) 
         id=e.id, title=outbox_title(e), subtitle=subtitle, state=fmt.humanise(e.state.value),
         error=error, can_cancel=e.state in (OutboxState.QUEUED, OutboxState.HELD),
         can_discard=e.state in (OutboxState.REJECTED, OutboxState.HELD),
-        can_decide_again=bool(conflict and conflict.can_decide_again))
+        can_decide_again=bool(conflict and conflict.can_decide_again),
+        approval_id=e.approval_id)
 
 
 def outbox_sections(client: GovernorClient, now: datetime

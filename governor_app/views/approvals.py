@@ -65,6 +65,7 @@ def build_list(shell: Shell) -> ft.Control:
         show_selected_icon=False, on_change=on_filter,
         segments=[ft.Segment(value=key, label=ft.Text(label)) for key, label in state.FILTERS])
     fill(view)
+    shell.refreshers.append(refresh_rows)
     return ft.Column([heading("Approvals"), ft.Row([filters], scroll=ft.ScrollMode.AUTO),
                       search, rows], expand=True, spacing=8)
 

@@ -42,6 +42,10 @@ def build(shell: Shell) -> ft.Control:
             buttons.append(action_button("Take back", take_back))
         if row.can_decide_again:
             buttons.append(action_button("Decide again", again, primary=True))
+        if row.error and row.approval_id:
+            approval_id = row.approval_id
+            buttons.append(action_button("Open request",
+                                         lambda e: shell.go(f"/approvals/{approval_id}")))
         if row.can_discard:
             buttons.append(action_button("Discard", discard))
         lines: list[ft.Control] = [ft.Text(row.title, weight=ft.FontWeight.BOLD),

@@ -40,6 +40,7 @@ def build_list(shell: Shell) -> ft.Control:
     shell.shortcuts["/"] = lambda: shell.spawn(search.focus())
     shell.shortcuts["slash"] = shell.shortcuts["/"]
     fill()
+    shell.refreshers.append(fill)
     new = action_button("New seed", lambda e: shell.go("/seeds/new"), icon=ft.Icons.ADD,
                         disabled=not shell.can_decide)
     return ft.Column([heading("Precedent seeds", new), search, rows], expand=True, spacing=8)

@@ -71,10 +71,19 @@ class Shell:
         # Live texts (countdowns, ages) refreshed every second without a re-render.
         self.tickers: list[tuple[ft.Text, Callable[[], str]]] = []
         self.shortcuts: dict[str, Callable[[], Any]] = {}
+        # A screen with a field being typed in refreshes its rows in place instead of being
+        # rebuilt (a rebuild would take the focus away mid-word).
+        self.refreshers: list[Callable[[], None]] = []
         self._unsubscribe: Callable[[], None] | None = None
         self._body = ft.Container(expand=True)
         self._banner = ft.Container()
-        self._nav_host = ft.Container()
+        self._banner_ticker: tuple[ft.Text, Callable[[], str]] | None = None
+        self._nav_host = ft.Container(expand=True)
+        self._frame_mode = ""
+        self._phone_dests = [d for d in DESTINATIONS if d.on_phone_bar] + [MORE]
+        self._top = ft.Container()
+        self._bar = ft.NavigationBar(destinations=[])
+        self._rail = ft.NavigationRail(destinations=[])
         self._tick_task: asyncio.Task[None] | None = None
         self._pending_topics: set[Topic] = set()
         self._render_scheduled = False
@@ -228,6 +237,7 @@ class Shell:
         builder, topics = resolve(self.route)
         self._screen_topics = topics
         self.tickers = []
+        self.refreshers = []
         try:
             content = builder(self)
         except Exception as exc:  # a broken screen must not blank the app
@@ -239,15 +249,16 @@ class Shell:
 
     def _render_banner(self) -> None:
         conn = state.connection_view(self.client.status(), self.now())
+        # The banner stays in the tree (empty when not needed) so the frame below it keeps
+        # its place in Flutter's element tree.
         if self.route == "/sign-in" or (conn.online and not conn.detail):
             self._banner.content = None
-            self._banner.visible = False
+            self._banner_ticker = None
             return
-        self._banner.visible = True
         color = ft.Colors.AMBER_100 if not conn.online else ft.Colors.RED_50
         text = ft.Text(f"{conn.label}. {conn.synced}. {conn.detail or ''}", size=13,
                        color=ft.Colors.BLACK)
-        self.tickers.append((text, lambda: self._banner_text()))
+        self._banner_ticker = (text, self._banner_text)
         self._banner.content = ft.Semantics(
             identifier="connection-banner", container=True,
             content=ft.Container(ft.Row([ft.Icon(ft.Icons.CLOUD_OFF if not conn.online
@@ -277,40 +288,55 @@ class Shell:
         return icon
 
     def _render_nav(self) -> None:
-        if self.route == "/sign-in":
-            self._nav_host.content = self._body
-            self._nav_host.expand = True
+        """Update the frame in place; rebuild it only when its kind changes (sign-in,
+        phone, desktop). Replacing an ancestor of the body would rebuild the screen in
+        Flutter and take the focus out of a field the governor is typing in."""
+        mode = "sign-in" if self.route == "/sign-in" else "phone" if self.is_phone \
+            else "desktop"
+        if mode != self._frame_mode:
+            self._frame_mode = mode
+            self._build_frame(mode)
+        if mode == "sign-in":
             return
         badges = self._badges()
-        top = self._app_bar()
+        self._top.content = self._app_bar()
         current = self.route.split("/")[1] if self.route != "/" else "dashboard"
-        if self.is_phone:
-            dests = [d for d in DESTINATIONS if d.on_phone_bar] + [MORE]
-            index = next((i for i, d in enumerate(dests) if d.route == f"/{current}"),
-                         len(dests) - 1)
-            bar = ft.NavigationBar(
-                selected_index=index,
-                destinations=[ft.NavigationBarDestination(icon=self._icon(d, badges),
-                                                          label=d.label) for d in dests],
-                on_change=lambda e: self.go(dests[e.control.selected_index].route),
-            )
-            self._nav_host.content = ft.Column([top, self._body, bar], spacing=0, expand=True)
+        if mode == "phone":
+            dests = self._phone_dests
+            self._bar.selected_index = next(
+                (i for i, d in enumerate(dests) if d.route == f"/{current}"), len(dests) - 1)
+            for control, d in zip(self._bar.destinations, dests, strict=True):
+                control.icon = self._icon(d, badges)
         else:
-            dests = list(DESTINATIONS)
-            rail_index = next((i for i, d in enumerate(dests) if d.route == f"/{current}"),
-                              None)
-            rail = ft.NavigationRail(
-                selected_index=rail_index,
+            self._rail.selected_index = next(
+                (i for i, d in enumerate(DESTINATIONS) if d.route == f"/{current}"), None)
+            for rail_dest, d in zip(self._rail.destinations, DESTINATIONS, strict=True):
+                rail_dest.icon = self._icon(d, badges)
+
+    def _build_frame(self, mode: str) -> None:
+        if mode == "sign-in":
+            self._nav_host.content = self._body
+            return
+        self._top = ft.Container(padding=ft.Padding.only(left=12, right=4, top=4, bottom=4))
+        if mode == "phone":
+            dests = self._phone_dests
+            self._bar = ft.NavigationBar(
+                destinations=[ft.NavigationBarDestination(icon=d.icon, label=d.label)
+                              for d in dests],
+                on_change=lambda e: self.go(dests[e.control.selected_index].route))
+            self._nav_host.content = ft.Column([self._top, self._body, self._bar], spacing=0,
+                                               expand=True)
+        else:
+            self._rail = ft.NavigationRail(
                 label_type=ft.NavigationRailLabelType.ALL,
-                destinations=[ft.NavigationRailDestination(icon=self._icon(d, badges),
-                                                           label=d.label) for d in dests],
-                on_change=lambda e: self.go(dests[e.control.selected_index].route),
-            )
+                destinations=[ft.NavigationRailDestination(icon=d.icon, label=d.label)
+                              for d in DESTINATIONS],
+                on_change=lambda e: self.go(DESTINATIONS[e.control.selected_index].route))
             self._nav_host.content = ft.Column(
-                [top, ft.Row([rail, ft.VerticalDivider(width=1), self._body], expand=True,
-                             vertical_alignment=ft.CrossAxisAlignment.START)],
+                [self._top, ft.Row([self._rail, ft.VerticalDivider(width=1), self._body],
+                                   expand=True,
+                                   vertical_alignment=ft.CrossAxisAlignment.START)],
                 spacing=0, expand=True)
-        self._nav_host.expand = True
 
     def _app_bar(self) -> ft.Control:
         account = self.account
@@ -334,10 +360,8 @@ class Shell:
             ]
         menu = ft.Semantics(label="Account menu", button=True, content=ft.PopupMenuButton(
             icon=ft.Icons.ACCOUNT_CIRCLE, tooltip="Account menu", items=items))
-        return ft.Container(
-            ft.Row([ft.Text("WAOOAW Governor", weight=ft.FontWeight.BOLD, size=16,
-                            expand=True), chip, menu]),
-            padding=ft.Padding.only(left=12, right=4, top=4, bottom=4))
+        return ft.Row([ft.Text("WAOOAW Governor", weight=ft.FontWeight.BOLD, size=16,
+                               expand=True), chip, menu])
 
     async def sign_out(self) -> None:
         await self.client.sign_out()
@@ -367,7 +391,13 @@ class Shell:
             self.route = "/sign-in"
             self._render()
         elif topics & set(self._screen_topics):
-            self._render()
+            if self.refreshers:
+                for refresh in list(self.refreshers):
+                    refresh()
+                self._render_banner()
+                self._render_nav()
+            else:
+                self._render()
         else:
             self._render_banner()
             self._render_nav()
@@ -393,7 +423,10 @@ class Shell:
         while not self._closed:
             await asyncio.sleep(1)
             changed = False
-            for text, compute in list(self.tickers):
+            tickers = list(self.tickers)
+            if self._banner_ticker is not None:
+                tickers.append(self._banner_ticker)
+            for text, compute in tickers:
                 value = compute()
                 if text.value != value:
                     text.value = value

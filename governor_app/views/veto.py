@@ -103,7 +103,12 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
     async def confirm(e: object) -> None:
         shell.close_dialog()
         if step_up is not None:
-            ok = await shell.client.confirm_identity(step_up.value or "")
+            try:
+                ok = await shell.client.confirm_identity(step_up.value or "")
+            except Exception as exc:  # offline: the check fails closed, say so
+                errors.controls = [ft.Text(str(exc), color=ft.Colors.RED_700)]
+                shell.page.update()
+                return
             if not ok:
                 errors.controls = [ft.Text("The step-up check failed: type your password "
                                            "again to veto.", color=ft.Colors.RED_700)]
@@ -135,7 +140,7 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
         reason,
         labelled("reason-counter", "Characters used", counter),
         ft.Text("Attachments", weight=ft.FontWeight.BOLD),
-        files,
+        ft.Semantics(identifier="veto-attachments", container=True, content=files),
         action_button("Add attachment", pick, icon=ft.Icons.ATTACH_FILE),
     ]
     if step_up is not None:

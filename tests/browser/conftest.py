@@ -68,3 +68,32 @@ def app_against(tmp_path: Path) -> Iterator[object]:
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def _screenshot_on_failure(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
+    """A failed browser test leaves a screenshot of every open page beside its tmp dir."""
+    yield
+    if not request.node.stash.get(_FAILED, False) or "browser" not in request.fixturenames:
+        return
+    chromium = request.getfixturevalue("browser")
+    for i, context in enumerate(chromium.contexts):
+        for j, page in enumerate(context.pages):
+            shot = tmp_path / f"failure-{i}-{j}.png"
+            try:
+                page.screenshot(path=str(shot))
+            except Exception:  # a closed page has nothing to show
+                continue
+            print(f"screenshot of the failure: {shot}")

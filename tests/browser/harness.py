@@ -152,12 +152,22 @@ def type_into(page: Page, label: str, text: str) -> None:
 def wait_for_text(page: Page, identifier: str, needle: str) -> str:
     """Wait until the label of ``identifier`` contains ``needle``; return that label."""
     loc = by_id(page, identifier).first
-    page.wait_for_function(
-        """([sel, needle]) => { const el = document.querySelector(sel);
-             if (!el) return false;
-             const t = (el.getAttribute('aria-label') || '') + ' ' + el.innerText;
-             return t.includes(needle); }""",
-        arg=[f'[flt-semantics-identifier="{identifier}"]', needle], timeout=WAIT_MS)
+    try:
+        page.wait_for_function(
+            """([sel, needle]) => {
+                 for (const el of document.querySelectorAll(sel)) {
+                   let t = (el.getAttribute('aria-label') || '') + ' ' + el.innerText;
+                   for (const c of el.querySelectorAll('[aria-label]'))
+                     t += ' ' + c.getAttribute('aria-label');
+                   if (t.includes(needle)) return true;
+                 }
+                 return false; }""",
+            arg=[f'[flt-semantics-identifier="{identifier}"]', needle], timeout=WAIT_MS)
+    except Exception as exc:
+        shot = Path(os.environ.get("TMPDIR", "/tmp")) / f"governor-fail-{identifier}.png"
+        page.screenshot(path=str(shot))
+        raise AssertionError(f"{identifier!r} never showed {needle!r} (screenshot {shot}); "
+                             f"on the page: {semantics_dump(page)}") from exc
     return (loc.get_attribute("aria-label") or "") + " " + loc.inner_text()
 
 

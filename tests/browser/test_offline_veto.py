@@ -1,0 +1,78 @@
+"""Go offline, veto with an attachment, see it pending, come back online, see it applied."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Browser
+
+from tests.browser.harness import (
+    PHONE,
+    AppProcess,
+    button,
+    by_id,
+    nav,
+    open_app,
+    sign_in,
+    type_into,
+    wait_for_text,
+)
+from tests.support.stub_process import StubProcess
+
+
+def first_pending_id(page: object) -> str:
+    rows = by_id(page, "approval-").page.locator(  # type: ignore[arg-type]
+        '[flt-semantics-identifier^="approval-REQ"]')
+    rows.first.wait_for()
+    identifier = rows.first.get_attribute("flt-semantics-identifier") or ""
+    return identifier.removeprefix("approval-")
+
+
+def test_veto_offline_with_an_attachment_is_applied_when_the_stub_returns(
+        browser: Browser, demo_stub: StubProcess, app_against: Callable[..., AppProcess],
+        tmp_path: Path) -> None:
+    # Step-up needs the server (it fails closed offline), so this device has it off.
+    app = app_against(demo_stub.url, GOVERNOR_STEP_UP_FOR_VETO="false")
+    page = open_app(browser, app.url, PHONE)
+    sign_in(page, "governor", "governor")
+    by_id(page, "figure-active-agents").wait_for()
+
+    nav(page, "Approvals")
+    approval_id = first_pending_id(page)
+
+    demo_stub.stop()
+    wait_for_text(page, "connection-state", "Offline")
+
+    by_id(page, f"approval-{approval_id}").click()
+    button(page, "Veto").click()
+    page.get_by_role("radio", name="Safety").click()
+    type_into(page, "Reason for the veto", "Dangerous exec import; see the attached review.")
+    wait_for_text(page, "reason-counter", "47 / 2000")
+    evidence = tmp_path / "review.txt"
+    evidence.write_text("exec import found in the module", encoding="utf-8")
+    with page.expect_file_chooser() as chooser:
+        button(page, "Add attachment").click()
+    chooser.value.set_files(str(evidence))
+    wait_for_text(page, "veto-attachments", "review.txt (31 B)")
+    wait_for_text(page, "veto-attachments", "Up to 5 files, 5.0 MB in all.")
+
+    button(page, "Veto this request").click()
+    button(page, "Confirm veto").click()
+    by_id(page, "veto-undo-bar").wait_for()
+    wait_for_text(page, "approval-pending", "Veto queued")  # after the undo window
+    wait_for_text(page, "connection-banner", "1 decision(s) wait")
+
+    nav(page, "Outbox")
+    wait_for_text(page, "outbox-pending", f"Veto {approval_id}")
+
+    demo_stub.start()
+    wait_for_text(page, "connection-state", "Online")
+    wait_for_text(page, "sync-summary", "0 waiting")
+
+    nav(page, "Approvals")
+    button(page, "All").click()
+    type_into(page, "Search requests", approval_id)
+    by_id(page, f"approval-{approval_id}").click()
+    wait_for_text(page, "approval-status", "Vetoed")
+    assert by_id(page, "approval-pending").count() == 0
