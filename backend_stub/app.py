@@ -77,6 +77,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's only 400: a body it cannot decode (not UTF-8). The contract says
+            # malformed JSON is 422 VALIDATION_FAILED.
+            return JSONResponse(
+                error_body(request, "VALIDATION_FAILED",
+                           "The request body is not valid JSON; send UTF-8 encoded JSON.",
+                           {"fields": {"body": str(exc.detail)}}),
+                status_code=422)
         code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}.get(
             exc.status_code, "HTTP_ERROR")
         message = ("No such resource; check the path." if exc.status_code == 404
