@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from backend_stub.api import schemas as s
-from backend_stub.api.deps import errors
+from backend_stub.api.deps import errors, known_query
 from backend_stub.clock import rfc3339
 from backend_stub.demo.activity import DemoPlatform
 from backend_stub.domain.service import GovernanceService
 from backend_stub.envelope import ok
 
-router = APIRouter(prefix="/v1/demo", tags=["demo"])
+router = APIRouter(prefix="/v1/demo", tags=["demo"], dependencies=[Depends(known_query)])
 
 
 @router.post("/scenario", response_model=s.Envelope[s.ScenarioResult], responses=errors(404))

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from backend_stub.api.schemas import ErrorEnvelope
 from backend_stub.domain.service import Actor, GovernanceService
 from backend_stub.envelope import request_id
+from backend_stub.errors import ValidationFailed
 from backend_stub.oauth.guard import Principal, authenticate, require_scope
 
 # Declares the bearer scheme in the OpenAPI document; the guard does the checking.
@@ -71,6 +72,36 @@ async def any_scope(request: Request,
 def service(request: Request) -> GovernanceService:
     svc: GovernanceService = request.app.state.governance
     return svc
+
+
+_allowed_query: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant: Any) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+async def known_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare (a typo must not pass silently)."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    allowed = _allowed_query.get(id(route))
+    if allowed is None:
+        allowed = frozenset(_query_names(dependant))
+        _allowed_query[id(route)] = allowed
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown query parameter {unknown[0]!r}; this route takes "
+            f"{', '.join(sorted(allowed)) or 'none'}.",
+            details={"fields": {f"query.{name}": "unknown parameter" for name in unknown}})
 
 
 async def sweep(request: Request) -> None:

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from backend_stub.api import schemas as s
 from backend_stub.api.deps import (
     actor,
     any_scope,
     errors,
+    known_query,
     read_scope,
     service,
     sweep,
@@ -32,11 +30,14 @@ from backend_stub.domain.service import (
     DecisionResult,
     GovernanceService,
 )
-from backend_stub.envelope import meta, ok
+from backend_stub.envelope import ok
 from backend_stub.errors import ApiError
 from backend_stub.oauth.guard import Principal
 
-router = APIRouter(prefix="/v1/mobile", tags=["mobile"], dependencies=[Depends(sweep)])
+# /events, /notifications and /events/key are served by backend_stub.api.events_stream
+# (signed messages); the domain keeps the events they read.
+router = APIRouter(prefix="/v1/mobile", tags=["mobile"],
+                   dependencies=[Depends(known_query), Depends(sweep)])
 
 Svc = Annotated[GovernanceService, Depends(service)]
 Read = Annotated[Principal, Depends(read_scope)]
@@ -243,56 +244,3 @@ def list_violations(request: Request, _: Read, svc: Svc, since: Since = None,
     items, next_cursor, version, deleted = svc.list_violations(since=since, cursor=cursor,
                                                                limit=limit)
     return _list(request, items, next_cursor, version=version, deleted=deleted)
-
-
-# ---------------------------------------------------------------- events
-After = Annotated[int, Query(ge=0, le=2**62, description="The last event id you hold.")]
-
-
-@router.get("/notifications", response_model=s.NotificationEnvelope, responses=errors())
-def notifications(request: Request, _: Read, svc: Svc, after: After = 0,
-                  limit: Annotated[int, Query(ge=1, le=500)] = 100) -> JSONResponse:
-    """Events after the given id, oldest first: what a device missed while offline."""
-    items, next_cursor = svc.notifications(after=after, limit=limit)
-    last = int(items[-1]["id"]) if items else after
-    return _list(request, items, next_cursor, last_event_id=last)
-
-
-@router.get("/events", responses={**errors(), 200: {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
-    "description": "Server-Sent Events: id, event (the type) and data (the message)."}})
-async def events(request: Request, _: Read,
-                 last_event_id: Annotated[str | None, Header(max_length=32)] = None,
-                 after: Annotated[int | None, Query(ge=0, le=2**62)] = None
-                 ) -> StreamingResponse:
-    """The event stream; resumes after ``Last-Event-ID`` (or ``after``)."""
-    svc: GovernanceService = request.app.state.governance
-    start = after
-    if start is None:
-        start = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
-    if start is None:
-        start = await run_in_threadpool(svc.last_event_id)
-    poll = float(getattr(request.app.state, "sse_poll_seconds", 1.0))
-
-    async def stream() -> AsyncIterator[str]:
-        position = start
-        yield "retry: 3000\n\n"
-        idle = 0.0
-        while not await request.is_disconnected():
-            items, _ = await run_in_threadpool(svc.notifications, after=position, limit=200)
-            for item in items:
-                position = int(item["id"])
-                yield (f"id: {item['id']}\nevent: {item['type']}\n"
-                       f"data: {json.dumps(item, separators=(',', ':'))}\n\n")
-            if items:
-                idle = 0.0
-                continue
-            await asyncio.sleep(poll)
-            idle += poll
-            if idle >= 15:
-                idle = 0.0
-                yield ": keep-alive\n\n"
-
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-                                      "X-Request-ID": meta(request)["request_id"]})

@@ -38,7 +38,7 @@ class _In(BaseModel):
 class AttachmentIn(_In):
     name: str = Field(min_length=1, max_length=255)
     content_type: str = Field(min_length=3, max_length=255, pattern=r"^[\w.+-]+/[\w.+-]+$")
-    data_base64: str = Field(max_length=MAX_ATTACHMENT_B64,
+    data_base64: str = Field(max_length=MAX_ATTACHMENT_B64, pattern=r"^[A-Za-z0-9+/]*={0,2}$",
                              description="Standard base64; 5 MB decoded across all attachments.")
 
     @field_validator("data_base64")

@@ -467,3 +467,10 @@ def test_published_messages_reach_the_bus_when_one_is_installed(api: Api) -> Non
     api.submit()
     assert [m["type"] for m in seen] == ["governance.approval.pending"]
     json.dumps(seen)  # the message format is plain JSON
+
+
+def test_unknown_query_parameters_are_refused(api: Api) -> None:
+    response = api.client.get("/v1/mobile/approvals", params={"statuss": "vetoed"},
+                              headers=api.auth(READ))
+    assert response.status_code == 422
+    assert error(response)["details"]["fields"] == {"query.statuss": "unknown parameter"}
