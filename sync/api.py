@@ -8,13 +8,13 @@ become ``ServerUnreachable``; any other error envelope becomes ``ApiRejected``.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
+import orjson
 
 from sync.errors import (
     ApiRejected,
@@ -168,7 +168,7 @@ class ApiClient:
         all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
         content = None
         if json_body is not None:
-            content = json.dumps(json_body, separators=(",", ":"), default=str).encode()
+            content = orjson.dumps(json_body, default=str)
             all_headers["Content-Type"] = "application/json"
         started = time.perf_counter()
         try:
@@ -201,8 +201,8 @@ class ApiClient:
         body: Any = None
         if response.content:
             try:
-                body = response.json()
-            except ValueError:
+                body = orjson.loads(response.content)
+            except orjson.JSONDecodeError:
                 body = None
         if 200 <= status < 300:
             data = body.get("data") if isinstance(body, dict) else None

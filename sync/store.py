@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
@@ -226,7 +227,11 @@ def parse_iso(value: str | None) -> datetime | None:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+    # orjson: the outbox and the cache serialise thousands of rows per sync.
+    return orjson.dumps(value, default=str).decode()
+
+
+_loads = orjson.loads
 
 
 _PENDING = (OutboxState.QUEUED.value, OutboxState.SENDING.value)
@@ -405,7 +410,7 @@ class LocalStore:
             return None
         fetched = parse_iso(row[2])
         assert fetched is not None
-        return json.loads(row[0]), row[1], fetched
+        return _loads(row[0]), row[1], fetched
 
     # --- approvals --------------------------------------------------------------------
     @staticmethod
@@ -471,7 +476,7 @@ class LocalStore:
         with self.reading() as conn:
             rows = conn.exec_driver_sql(
                 "SELECT summary FROM approval ORDER BY created_at DESC, id DESC").all()
-        return [json.loads(r[0]) for r in rows]
+        return [_loads(r[0]) for r in rows]
 
     def approval(self, approval_id: str) -> tuple[dict[str, Any], bool] | None:
         """The fullest record held: ``(fields, is_detail)``."""
@@ -482,14 +487,14 @@ class LocalStore:
         if row is None:
             return None
         if row[1] is not None:
-            detail = json.loads(row[1])
+            detail = _loads(row[1])
             if row[3] == row[2]:
                 return detail, True
             # The summary is newer than the detail: keep the detail's extra fields, take
             # the summary's status and version.
-            detail.update(json.loads(row[0]))
+            detail.update(_loads(row[0]))
             return detail, True
-        return json.loads(row[0]), False
+        return _loads(row[0]), False
 
     # --- seeds ------------------------------------------------------------------------
     def upsert_seeds(self, seeds: Iterable[dict[str, Any]]) -> int:
@@ -555,7 +560,7 @@ class LocalStore:
                 large = self._seed_total(conn) > self.RANK_UP_TO
                 rows = conn.execute(self._SEARCH_IN_ORDER if large else self._SEARCH_RANKED,
                                     {"q": match, "l": limit}).all()
-        return [json.loads(r[0]) for r in rows]
+        return [_loads(r[0]) for r in rows]
 
     def _seed_total(self, conn: Connection) -> int:
         # max(num) is an index lookup, and close enough to the count to pick a strategy.
@@ -565,7 +570,7 @@ class LocalStore:
         with self.reading() as conn:
             row = conn.execute(text("SELECT body FROM seed WHERE id = :id"),
                                {"id": seed_id}).first()
-        return json.loads(row[0]) if row else None
+        return _loads(row[0]) if row else None
 
     def seed_count(self) -> int:
         with self.reading() as conn:
@@ -583,7 +588,7 @@ class LocalStore:
 
     def agents(self) -> list[dict[str, Any]]:
         with self.reading() as conn:
-            return [json.loads(r[0]) for r in
+            return [_loads(r[0]) for r in
                     conn.exec_driver_sql("SELECT body FROM agent ORDER BY id")]
 
     def apply_violation_delta(self, changed: list[dict[str, Any]], deleted: list[str],
@@ -604,7 +609,7 @@ class LocalStore:
 
     def violations(self) -> list[dict[str, Any]]:
         with self.reading() as conn:
-            return [json.loads(r[0]) for r in conn.exec_driver_sql(
+            return [_loads(r[0]) for r in conn.exec_driver_sql(
                 "SELECT body FROM violation ORDER BY occurred_at DESC")]
 
     def add_notifications(self, notifications: list[dict[str, Any]]) -> int:
@@ -646,7 +651,7 @@ class LocalStore:
         with self.reading() as conn:
             rows = conn.exec_driver_sql(
                 "SELECT body, read FROM notification ORDER BY timestamp DESC, id DESC").all()
-        return [(json.loads(r[0]), bool(r[1])) for r in rows]
+        return [(_loads(r[0]), bool(r[1])) for r in rows]
 
     def mark_read(self, notification_id: str) -> bool:
         with self.transaction() as conn:
@@ -702,11 +707,11 @@ class LocalStore:
         # 500-entry batch cheap to build.
         return OutboxEntry.model_construct(
             id=row[0], seq=row[1], kind=row[2], approval_id=row[3],
-            action=DecisionAction(row[4]) if row[4] else None, payload=json.loads(row[5]),
+            action=DecisionAction(row[4]) if row[4] else None, payload=_loads(row[5]),
             expected_version=row[6], veto_deadline=parse_iso(row[7]),
             state=state or OutboxState(row[8]), created_at=datetime.fromisoformat(row[9]),
             attempts=row[10] if attempts is None else attempts, error_code=row[11],
-            error_message=row[12], error_details=json.loads(row[13] or "{}"), sub=row[14])
+            error_message=row[12], error_details=_loads(row[13] or "{}"), sub=row[14])
 
     def entry(self, entry_id: str) -> OutboxEntry | None:
         with self.reading() as conn:
