@@ -14,13 +14,13 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
-import jwt
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
@@ -42,7 +42,12 @@ from authlib.oauth2.rfc8628 import (
 
 from backend_stub.clock import Clock
 from backend_stub.errors import InvalidToken
-from backend_stub.oauth.access_tokens import AUDIENCE, AccessTokenIssuer, TokenValidator
+from backend_stub.oauth.access_tokens import (
+    AUDIENCE,
+    AccessTokenIssuer,
+    IssuedAccessToken,
+    TokenValidator,
+)
 from backend_stub.oauth.store import (
     CodeRecord,
     DeviceRecord,
@@ -210,6 +215,10 @@ class GovernanceAuthorizationServer(AuthorizationServer):
         self.validator = validator
         self.clients = clients
         self.refresh_ttl_s = refresh_ttl_s
+        # What _generate_token minted, for save_token (which Authlib calls with the token
+        # response only): spares decoding the JWT we have just signed.
+        self._issued: dict[str, tuple[IssuedAccessToken, str, str]] = {}
+        self._issued_lock = threading.Lock()
         self.register_token_generator("default", self._generate_token)
         self.register_grant(PkceAuthorizationCodeGrant, [S256CodeChallenge(required=True)])
         self.register_grant(RotatingRefreshTokenGrant)
@@ -248,6 +257,10 @@ class GovernanceAuthorizationServer(AuthorizationServer):
             raise InvalidScopeError(description="The account has none of the requested scopes.")
         access = self.issuer.issue(sub=user.sub, username=user.username, scopes=granted,
                                    client_id=client.client_id)
+        with self._issued_lock:
+            if len(self._issued) > 1000:  # left by requests that failed after generation
+                self._issued.clear()
+            self._issued[access.token] = (access, user.sub, " ".join(sorted(granted)))
         token: dict[str, Any] = {
             "token_type": "Bearer",
             "access_token": access.token,
@@ -262,15 +275,16 @@ class GovernanceAuthorizationServer(AuthorizationServer):
         """Consume what was exchanged (code, refresh or device code) and record the new
         refresh token in its family, atomically: of two concurrent uses one wins."""
         now = self.now()
-        claims = jwt.decode(token["access_token"], options={"verify_signature": False})
+        with self._issued_lock:
+            access, sub, scope = self._issued.pop(token["access_token"])
         grant_type = request.payload.grant_type
         new_refresh = None
         if "refresh_token" in token:
             new_refresh = {
                 "token": token["refresh_token"],
                 "client_id": cast(Client, request.client).client_id,
-                "sub": str(claims["sub"]), "scope": str(claims["scope"]),
-                "access_jti": str(claims["jti"]), "access_exp": float(claims["exp"]),
+                "sub": sub, "scope": scope, "access_jti": access.jti,
+                "access_exp": float(access.exp),
                 "expires_at": now + self.refresh_ttl_s,
             }
         if grant_type == "refresh_token":

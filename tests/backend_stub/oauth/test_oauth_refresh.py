@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from backend_stub.clock import FakeClock
+from backend_stub.oauth.testing import make_test_app
 from tests.backend_stub.oauth.conftest import Stub
 
 
@@ -109,3 +114,14 @@ def test_concurrent_use_of_one_refresh_token_lets_exactly_one_win(stub: Stub) ->
     assert all(body["error"] == "invalid_grant" for status, body in results if status != 200)
     # The losers are reuses: they revoke the family, the winner's new token included.
     assert stub.refresh(winners[0]["refresh_token"]).json()["error"] == "invalid_grant"
+
+
+def test_rotation_leaves_the_database_fully_synchronous(tmp_path: Path) -> None:
+    """The rotation skips one fsync (it fails safe); every other write must not."""
+    clock = FakeClock()
+    app = make_test_app(clock, db_url=f"sqlite:///{tmp_path / 'stub.db'}")
+    with TestClient(app) as client:
+        stub = Stub(app, client, clock)
+        assert stub.refresh(stub.tokens()["refresh_token"]).status_code == 200
+    with app.state.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
