@@ -20,7 +20,7 @@ import pytest
 
 from sync.auth import Authenticator
 from sync.engine import SyncEngine
-from sync.models import DecisionAction, OutboxState, VetoCategory
+from sync.models import DecisionAction, OutboxState, SeedDraft, VetoCategory
 from sync.settings import GovernorSettings
 from sync.store import LocalStore
 from sync.tokens import EncryptedFileVault, MemoryVault
@@ -162,6 +162,47 @@ def test_a_stub_outage_keeps_the_queue_and_a_reconnect_drains_it(
         await engine._flush_task
         applied = audit(fast_stub)
         assert all(applied.get(e.id) == 1 for e in entries)
+        await engine.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_new_seed_is_created_once_and_a_bad_one_comes_back(
+        fast_stub: StubProcess, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        engine = await engine_for(fast_stub, tmp_path / "client")
+        await engine.sync_now()
+        template = engine.seeds()[0]
+        good = engine.create_seed(SeedDraft(title="Offline precedent for tutors",
+                                            description="made on a plane",
+                                            conditions=template.conditions))
+        bad = engine.create_seed(SeedDraft(title="Broken", description="",
+                                           conditions={"no_such_rule": 1}))
+        await engine.upload()
+        await engine.upload()  # a replay must not create it twice
+        assert engine.store.entry(good.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+        rejected = engine.store.entry(bad.id)
+        assert rejected is not None and rejected.state == OutboxState.REJECTED
+        assert rejected.error_code == "VALIDATION_FAILED"
+        await engine.sync_now()
+        assert [s.title for s in engine.seeds("offline precedent")] == [
+            "Offline precedent for tutors"]
+        await engine.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_access_token_expired_on_the_server_is_refreshed_once(
+        fast_stub: StubProcess, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        engine = await engine_for(fast_stub, tmp_path / "client")
+        await engine.sync_now()
+        entry = engine.approve(engine.approvals("pending")[0].id)
+        with fast_stub.client() as http:  # the server's clock runs past the token's life
+            http.post("/v1/demo/clock", json={"advance_seconds": 20 * 60}).raise_for_status()
+        await engine.upload()
+        assert engine.store.entry(entry.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
+        assert not engine.status().needs_sign_in
         await engine.stop()
 
     asyncio.run(scenario())
