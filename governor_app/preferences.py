@@ -88,6 +88,8 @@ class PreferenceStore:
             return Preferences()
         with contextlib.suppress(OSError, ValueError, TypeError):
             raw = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):  # "null" or a list: not ours, start afresh
+                return Preferences()
             known = {f.name for f in fields(Preferences)}
             return Preferences(**{k: v for k, v in raw.items() if k in known})
         return Preferences()

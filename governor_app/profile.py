@@ -62,11 +62,16 @@ def load_profile(path: Path | None = None, env: Mapping[str, str] | None = None,
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ProfileError(f"The run profile {str(path)!r} is not valid TOML ({exc}); "
                                "fix it or point GOVERNOR_PROFILE at another file.") from exc
         app = data.get("app", {})
         sync = data.get("sync", {})
+        if not isinstance(app, dict) or not isinstance(sync, dict) or not isinstance(
+                app.get("assets_dir", ""), str):
+            raise ProfileError(f"The run profile {str(path)!r} needs [app] and [sync] tables "
+                               "(assets_dir a path string); fix it or point GOVERNOR_PROFILE "
+                               "at another file.")
         for key in ("view", "host", "port", "web_renderer", "route_url_strategy"):
             if key in app:
                 values[key] = app[key]

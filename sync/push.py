@@ -153,7 +153,12 @@ class EventVerifier:
             given = bytes.fromhex(signature)
         except ValueError:
             return Verdict.BAD_SIGNATURE
-        expected = hmac.new(key.key, canonical_event_bytes(event), hashlib.sha256).digest()
+        try:
+            signed_bytes = canonical_event_bytes(event)
+        except (UnicodeEncodeError, TypeError, ValueError):
+            # Not UTF-8 (a lone surrogate) or not JSON: nothing genuine looks like that.
+            return Verdict.BAD_SIGNATURE
+        expected = hmac.new(key.key, signed_bytes, hashlib.sha256).digest()
         # compare_digest: a timing side channel must not leak the expected MAC.
         return Verdict.VALID if hmac.compare_digest(given, expected) else Verdict.BAD_SIGNATURE
 
@@ -200,7 +205,7 @@ class SseParser:
         elif name == "id":
             if "\0" not in value:
                 self._id = value
-        elif name == "retry" and value.isdigit():
+        elif name == "retry" and value.isascii() and value.isdigit():  # "²".isdigit()
             self._retry = int(value)
         return None
 
