@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -63,6 +65,10 @@ class _Server(uvicorn.Server):
                     return
 
 
+def _already_handled(signum: int, frame: FrameType | None) -> None:
+    """Placeholder handler: uvicorn already stopped the server for this signal."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -86,7 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Open event streams end when the server stops, instead of holding the graceful
     # shutdown for its whole timeout (backend_stub.api.events_stream reads this).
     app.state.sse_closing = lambda: server.should_exit
-    # uvicorn installs SIGTERM/SIGINT handlers that finish in-flight requests and stop.
+    # uvicorn handles SIGTERM/SIGINT (finish in-flight requests, run shutdown) and then
+    # re-raises the signal to the handler it found. A no-op one makes that a clean exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _already_handled)
     asyncio.run(server.serve())
     app.state.db.dispose()
     return 0
