@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sync.api import ApiClient, ApiResponse
@@ -22,6 +24,8 @@ from sync.store import LocalStore
 
 BASE = "/v1/mobile"
 PAGE = 200  # the contract's largest page
+FLUSH_ROWS = 2000  # rows of a long delta stored per transaction while the rest arrives
+DeltaApply = Callable[[list[dict[str, Any]], list[str], "str | None", datetime], None]
 DETAIL_PREFETCH = 100
 OPEN_STATUSES = frozenset({"pending_approval", "approved", "auto_approved"})
 COLLECTIONS = ("dashboard", "approvals", "agents", "seeds", "violations", "notifications")
@@ -132,40 +136,59 @@ class Downloader:
         self.store.replace_agents(items, etag, self.clock.now(), digest=digest)
         return True
 
-    async def _delta(self, collection: str) -> tuple[list[dict[str, Any]], list[str],
-                                                     str | None]:
+    async def _delta(self, collection: str, upsert: Callable[[list[dict[str, Any]]], Any],
+                     apply: DeltaApply) -> bool:
+        """Page through ``/{collection}?since=V``. The next page is requested before this
+        one is stored, so the server and the local index work at the same time; rows are
+        stored every ``FLUSH_ROWS`` (upserts: safe to repeat) and the cursor moves only
+        with the last of them."""
         cursor = self.store.cursor(collection)
-        changed: list[dict[str, Any]] = []
-        deleted: list[str] = []
-        version = cursor.cursor
         params: dict[str, Any] = {"limit": PAGE}
         if cursor.cursor is not None:
             params["since"] = cursor.cursor
+        path = f"/{collection}"
+        version = cursor.cursor
+        buffer: list[dict[str, Any]] = []
+        changed_ids: set[str] = set()
+        deleted: list[str] = []
         first = True
-        while True:
-            response = await self._get(collection, f"/{collection}", params)
-            changed.extend(response.data or [])
-            deleted.extend(str(i) for i in response.meta.get("deleted") or [])
-            # The version of the first page: a change made while later pages are read
-            # has a higher version and is fetched next time, never skipped.
-            if first and response.meta.get("version") is not None:
-                version = str(response.meta["version"])
-            first = False
-            next_cursor = response.meta.get("next_cursor")
-            if not next_cursor:
-                break
-            params = {**params, "cursor": next_cursor}
-        return changed, deleted, version
+        task: asyncio.Future[ApiResponse] = asyncio.ensure_future(
+            self._get(collection, path, params))
+        try:
+            while True:
+                response = await task
+                next_cursor = response.meta.get("next_cursor")
+                if next_cursor:
+                    params = {**params, "cursor": next_cursor}
+                    task = asyncio.ensure_future(self._get(collection, path, params))
+                data = list(response.data or [])
+                buffer.extend(data)
+                changed_ids.update(str(item["id"]) for item in data)
+                deleted.extend(str(i) for i in response.meta.get("deleted") or [])
+                # The version of the first page: a change made while later pages are read
+                # has a higher version and is fetched next time, never skipped.
+                if first and response.meta.get("version") is not None:
+                    version = str(response.meta["version"])
+                first = False
+                if not next_cursor:
+                    break
+                if len(buffer) >= FLUSH_ROWS:
+                    upsert(buffer)
+                    buffer = []
+        finally:
+            if not task.done():
+                task.cancel()
+        # Deleted and then created again under the same id: it exists.
+        tombstones = [i for i in dict.fromkeys(deleted) if i not in changed_ids]
+        apply(buffer, tombstones, version, self.clock.now())
+        return bool(changed_ids or tombstones)
 
     async def seeds(self) -> bool:
-        changed, deleted, version = await self._delta("seeds")
-        self.store.apply_seed_delta(changed, deleted, version, self.clock.now())
-        return bool(changed or deleted)
+        return await self._delta("seeds", self.store.upsert_seeds, self.store.apply_seed_delta)
 
     async def violations(self) -> bool:
-        changed, deleted, version = await self._delta("violations")
-        self.store.apply_violation_delta(changed, deleted, version, self.clock.now())
-        return bool(changed or deleted)
+        return await self._delta("violations", self.store.upsert_violations,
+                                 self.store.apply_violation_delta)
 
     async def notifications(self) -> bool:
         cursor = self.store.cursor("notifications")

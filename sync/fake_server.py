@@ -149,10 +149,16 @@ class FakeServer(httpx.AsyncBaseTransport):
             return _etagged(request, self.agents, self.agents)
         if request.method == "GET" and path == "/seeds":
             since = int(params.get("since", 0))
-            changed = [s for s in self.seeds.values() if s["version"] > since]
+            limit = int(params.get("limit", 50))
+            after = params.get("cursor", "")
+            changed = sorted((s for s in self.seeds.values()
+                              if s["version"] > since and s["id"] > after),
+                             key=lambda s: s["id"])
             deleted = [i for i, v in self.seed_deleted.items() if v > since]
-            return _ok(changed, {"version": self.seed_version, "deleted": deleted,
-                                 "next_cursor": None})
+            page = changed[:limit]
+            more = len(changed) > limit
+            return _ok(page, {"version": self.seed_version, "deleted": deleted,
+                              "next_cursor": page[-1]["id"] if more else None})
         if request.method == "GET" and path == "/violations":
             since = int(params.get("since", 0))
             changed = [v for v in self.violations.values() if v["version"] > since]

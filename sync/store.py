@@ -497,19 +497,25 @@ class LocalStore:
         return _loads(row[0]), False
 
     # --- seeds ------------------------------------------------------------------------
+    _UPSERT_SEED = text(
+        "INSERT INTO seed (id, version, status, title, description, body) "
+        "VALUES (:id, :version, :status, :title, :description, :body) "
+        "ON CONFLICT (id) DO UPDATE SET version = excluded.version, "
+        "status = excluded.status, title = excluded.title, "
+        "description = excluded.description, body = excluded.body")
+
+    @staticmethod
+    def _seed_params(s: dict[str, Any]) -> dict[str, Any]:
+        return {"id": s["id"], "version": int(s.get("version", 0)),
+                "status": s.get("status", ""), "title": s.get("title", ""),
+                "description": s.get("description", ""), "body": _dumps(s)}
+
     def upsert_seeds(self, seeds: Iterable[dict[str, Any]]) -> int:
-        rows = [{"id": s["id"], "version": int(s.get("version", 0)),
-                 "status": s.get("status", ""), "title": s.get("title", ""),
-                 "description": s.get("description", ""), "body": _dumps(s)} for s in seeds]
+        rows = [self._seed_params(s) for s in seeds]
         if not rows:
             return 0
         with self.transaction() as conn:
-            conn.execute(text(
-                "INSERT INTO seed (id, version, status, title, description, body) "
-                "VALUES (:id, :version, :status, :title, :description, :body) "
-                "ON CONFLICT (id) DO UPDATE SET version = excluded.version, "
-                "status = excluded.status, title = excluded.title, "
-                "description = excluded.description, body = excluded.body"), rows)
+            conn.execute(self._UPSERT_SEED, rows)
         return len(rows)
 
     def delete_seeds(self, ids: Iterable[str]) -> None:
@@ -520,22 +526,13 @@ class LocalStore:
 
     def apply_seed_delta(self, changed: list[dict[str, Any]], deleted: list[str],
                          version: str | None, synced_at: datetime) -> None:
-        """One transaction: the changes, the tombstones and the new cursor together."""
+        """One transaction: the tombstones, the changes and the new cursor together."""
         with self.transaction() as conn:
-            if changed:
-                conn.execute(text(
-                    "INSERT INTO seed (id, version, status, title, description, body) "
-                    "VALUES (:id, :version, :status, :title, :description, :body) "
-                    "ON CONFLICT (id) DO UPDATE SET version = excluded.version, "
-                    "status = excluded.status, title = excluded.title, "
-                    "description = excluded.description, body = excluded.body"),
-                    [{"id": s["id"], "version": int(s.get("version", 0)),
-                      "status": s.get("status", ""), "title": s.get("title", ""),
-                      "description": s.get("description", ""), "body": _dumps(s)}
-                     for s in changed])
             if deleted:
                 conn.execute(text("DELETE FROM seed WHERE id = :id"),
                              [{"id": i} for i in deleted])
+            if changed:
+                conn.execute(self._UPSERT_SEED, [self._seed_params(s) for s in changed])
             self._set_cursor(conn, "seeds", cursor=version, etag=None, synced_at=synced_at)
 
     RANK_UP_TO = 2000  # seeds; beyond this, ranking every match costs too much
@@ -591,19 +588,28 @@ class LocalStore:
             return [_loads(r[0]) for r in
                     conn.exec_driver_sql("SELECT body FROM agent ORDER BY id")]
 
+    def upsert_violations(self, violations: list[dict[str, Any]]) -> None:
+        if violations:
+            with self.transaction() as conn:
+                self._upsert_violations(conn, violations)
+
+    @staticmethod
+    def _upsert_violations(conn: Connection, violations: list[dict[str, Any]]) -> None:
+        conn.execute(text(
+            "INSERT INTO violation (id, occurred_at, body) VALUES (:id, :t, :b) "
+            "ON CONFLICT (id) DO UPDATE SET occurred_at = excluded.occurred_at, "
+            "body = excluded.body"),
+            [{"id": v["id"], "t": str(v.get("occurred_at", "")), "b": _dumps(v)}
+             for v in violations])
+
     def apply_violation_delta(self, changed: list[dict[str, Any]], deleted: list[str],
                               version: str | None, synced_at: datetime) -> None:
         with self.transaction() as conn:
-            if changed:
-                conn.execute(text(
-                    "INSERT INTO violation (id, occurred_at, body) VALUES (:id, :t, :b) "
-                    "ON CONFLICT (id) DO UPDATE SET occurred_at = excluded.occurred_at, "
-                    "body = excluded.body"),
-                    [{"id": v["id"], "t": str(v.get("occurred_at", "")), "b": _dumps(v)}
-                     for v in changed])
             if deleted:
                 conn.execute(text("DELETE FROM violation WHERE id = :id"),
                              [{"id": i} for i in deleted])
+            if changed:
+                self._upsert_violations(conn, changed)
             self._set_cursor(conn, "violations", cursor=version, etag=None,
                              synced_at=synced_at)
 

@@ -264,3 +264,49 @@ def test_an_unchanged_list_without_etag_is_not_written_again(world: World) -> No
     world.server.add_approval("APR-NEW")
     run(world.engine.download())
     assert "approvals" in seen and world.engine.approval("APR-NEW") is not None
+
+
+def test_a_long_seed_delta_is_paged_stored_as_it_comes_and_resumable(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync import download
+
+    monkeypatch.setattr(download, "PAGE", 2)
+    monkeypatch.setattr(download, "FLUSH_ROWS", 2)
+    for i in range(7):
+        world.server.add_seed(f"GEN-{i}", f"Seed {i}")
+    run(world.engine.download())
+    assert world.store.seed_count() == 7
+    assert world.store.cursor("seeds").cursor == str(world.server.seed_version)
+    # Deleted, then created again under the same id: the seed exists.
+    world.server.delete_seed("GEN-3")
+    world.server.add_seed("GEN-3", "Seed 3 again")
+    world.server.delete_seed("GEN-5")
+    run(world.engine.download())
+    assert world.engine.seed("GEN-3").title == "Seed 3 again"  # type: ignore[union-attr]
+    assert world.engine.seed("GEN-5") is None
+
+
+def test_a_delta_cut_short_keeps_its_cursor_and_resumes(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync import download
+
+    monkeypatch.setattr(download, "PAGE", 2)
+    for i in range(5):
+        world.server.add_seed(f"GEN-{i}", f"Seed {i}")
+    original = world.server._route
+    calls = {"n": 0}
+
+    def route(request, fault):  # type: ignore[no-untyped-def]
+        if request.url.path.endswith("/seeds"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                from sync.fake_server import _error
+                return _error(503, "INTERNAL", "down")
+        return original(request, fault)
+
+    world.server._route = route  # type: ignore[method-assign]
+    before = world.store.cursor("seeds").cursor
+    run(world.engine.download())
+    assert world.store.cursor("seeds").cursor == before
+    run(world.engine.download())
+    assert world.store.seed_count() == 5
