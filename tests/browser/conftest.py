@@ -27,7 +27,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running in this
+# thread while it is open, and every later test calling asyncio.run() would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     reason = chromium_missing_reason()
     if reason:
@@ -83,15 +85,19 @@ _FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(autouse=True)
-def _screenshot_on_failure(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
-    """A failed browser test leaves a screenshot of every open page beside its tmp dir."""
+def _screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed browser test leaves a screenshot of every open page in
+    ``$TMPDIR/governor-browser-failures/``."""
     yield
     if not request.node.stash.get(_FAILED, False) or "browser" not in request.fixturenames:
         return
     chromium = request.getfixturevalue("browser")
+    folder = Path(os.environ.get("TMPDIR", "/tmp")) / "governor-browser-failures"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)
     for i, context in enumerate(chromium.contexts):
         for j, page in enumerate(context.pages):
-            shot = tmp_path / f"failure-{i}-{j}.png"
+            shot = folder / f"{name}-{i}-{j}.png"
             try:
                 page.screenshot(path=str(shot))
             except Exception:  # a closed page has nothing to show
