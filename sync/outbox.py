@@ -21,8 +21,7 @@ from typing import Any
 from sync.api import ApiClient
 from sync.clock import Clock
 from sync.errors import ApiRejected
-from sync.models import OutboxEntry
-from sync.store import LocalStore, Outcome
+from sync.store import Claimed, LocalStore, Outcome
 
 DECISIONS_PATH = "/v1/mobile/decisions"
 SEEDS_PATH = "/v1/mobile/seeds"
@@ -77,7 +76,7 @@ class Outbox:
                     raise
         return report
 
-    def _fit(self, batch: list[OutboxEntry]) -> list[OutboxEntry]:
+    def _fit(self, batch: list[Claimed]) -> list[Claimed]:
         """Cut the batch where its attachments would make it too large; the rest waits."""
         files = self.store.attachments([e.id for e in batch])
         if not files:
@@ -90,7 +89,7 @@ class Outbox:
                 return batch[:i]
         return batch
 
-    def _items(self, batch: Sequence[OutboxEntry]) -> list[dict[str, Any]]:
+    def _items(self, batch: Sequence[Claimed]) -> list[dict[str, Any]]:
         files = self.store.attachments([e.id for e in batch])
         items = []
         for entry in batch:
@@ -100,7 +99,7 @@ class Outbox:
             items.append(item)
         return items
 
-    async def _send_decisions(self, batch: list[OutboxEntry], report: UploadReport) -> None:
+    async def _send_decisions(self, batch: list[Claimed], report: UploadReport) -> None:
         ids = [e.id for e in batch]
         try:
             report.requests += 1
@@ -125,8 +124,9 @@ class Outbox:
             raise
         outcomes: list[Outcome] = []
         results = response.data if isinstance(response.data, list) else []
+        sent = set(ids)
         for result in results:
-            if not isinstance(result, dict) or result.get("id") not in ids:
+            if not isinstance(result, dict) or result.get("id") not in sent:
                 continue  # not ours; the entry stays queued and is asked about again
             error = result.get("error") or {}
             approval = result.get("approval") if isinstance(result.get("approval"),
@@ -152,7 +152,7 @@ class Outbox:
             (report.applied if o.applied else report.rejected).append(o.entry_id)
         report.approvals_changed = report.approvals_changed or bool(outcomes)
 
-    async def _send_seed(self, entry: OutboxEntry, report: UploadReport) -> None:
+    async def _send_seed(self, entry: Claimed, report: UploadReport) -> None:
         report.requests += 1
         try:
             response = await self.api.request("POST", SEEDS_PATH, json_body=entry.payload,

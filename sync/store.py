@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, event, text
@@ -251,6 +251,13 @@ def fts_query(query: str) -> str | None:
         return None
     whole = [f'"{t}"' for t in tokens[:-1]]
     return " ".join([*whole, f'"{tokens[-1]}"*'])
+
+
+class Claimed(NamedTuple):
+    """An entry taken for sending: its id and the stored batch item."""
+
+    id: str
+    payload: dict[str, Any]
 
 
 @dataclass
@@ -751,13 +758,13 @@ class LocalStore:
         return [self._entry(r) for r in rows]
 
     def claim(self, kind: str, limit: int, sub: str | None, now: datetime,
-              skip: Iterable[str] = ()) -> list[OutboxEntry]:
+              skip: Iterable[str] = ()) -> list[Claimed]:
         """Take the next sendable entries and mark them ``sending``, in one transaction, so
         an entry cancelled a moment earlier is never sent. ``skip``: ids already tried in
         this pass (the server left them unanswered); they wait for the next pass."""
         with self.transaction() as conn:
             rows = conn.execute(text(
-                f"SELECT {self._ENTRY_COLUMNS} FROM outbox WHERE state IN ('queued', 'sending') "
+                "SELECT id, payload FROM outbox WHERE state IN ('queued', 'sending') "
                 "AND kind = :kind AND sub IS :sub "
                 "AND id NOT IN (SELECT value FROM json_each(:skip)) "
                 "ORDER BY CASE WHEN action = 'veto' THEN 0 ELSE 1 END, seq LIMIT :l"),
@@ -766,14 +773,14 @@ class LocalStore:
                 conn.execute(text("UPDATE outbox SET state = 'sending', "
                                   "attempts = attempts + 1, updated_at = :t WHERE id = :id"),
                              [{"id": r[0], "t": iso(now)} for r in rows])
-        return [self._entry(r, OutboxState.SENDING, r[10] + 1) for r in rows]
+        return [Claimed(r[0], _loads(r[1])) for r in rows]
 
-    def claim_ids(self, entry_ids: Sequence[str], now: datetime) -> list[OutboxEntry]:
+    def claim_ids(self, entry_ids: Sequence[str], now: datetime) -> list[Claimed]:
         """Claim these entries again, in order, if they are still queued."""
-        claimed: list[OutboxEntry] = []
+        claimed: list[Claimed] = []
         with self.transaction() as conn:
             for entry_id in entry_ids:
-                row = conn.execute(text(f"SELECT {self._ENTRY_COLUMNS} FROM outbox "
+                row = conn.execute(text("SELECT id, payload FROM outbox "
                                         "WHERE id = :id AND state = 'queued'"),
                                    {"id": entry_id}).first()
                 if row is None:
@@ -781,7 +788,7 @@ class LocalStore:
                 conn.execute(text("UPDATE outbox SET state = 'sending', "
                                   "attempts = attempts + 1, updated_at = :t WHERE id = :id"),
                              {"id": entry_id, "t": iso(now)})
-                claimed.append(self._entry(row, OutboxState.SENDING, row[10] + 1))
+                claimed.append(Claimed(row[0], _loads(row[1])))
         return claimed
 
     def attachments(self, entry_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
