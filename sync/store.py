@@ -832,9 +832,11 @@ class LocalStore:
         applied = [{"id": o.entry_id, "t": t} for o in outcomes if o.applied]
         rejected = [{"id": o.entry_id, "t": t, "c": o.error_code, "m": o.error_message,
                      "d": _dumps(o.error_details or {})} for o in outcomes if not o.applied]
-        approvals = [self._approval_params(o.approval) for o in outcomes
-                     if o.approval and "id" in o.approval and "status" in o.approval
-                     and "version" in o.approval]
+        with_approval = [o for o in outcomes
+                         if o.approval and "id" in o.approval and "status" in o.approval
+                         and "version" in o.approval]
+        approvals = [self._approval_params(o.approval) for o in with_approval
+                     if o.approval is not None]
         with self.transaction() as conn:
             if applied:
                 conn.execute(text(
@@ -851,6 +853,14 @@ class LocalStore:
                     "WHERE id = :id AND state IN ('queued', 'sending')"), rejected)
             if approvals:
                 conn.execute(self._UPSERT_APPROVAL, approvals)
+                # The server answered with the full request: it is the detail as well, so
+                # the next sync need not fetch it again.
+                full = [{"id": a["id"], "v": a["version"], "d": a["summary"]}
+                        for a, o in zip(approvals, with_approval, strict=True)
+                        if o.approval is not None and "pipeline" in o.approval]
+                if full:
+                    conn.execute(text("UPDATE approval SET detail = :d, detail_version = :v "
+                                      "WHERE id = :id AND version = :v"), full)
 
     def set_error(self, entry_id: str, code: str, message: str) -> None:
         """Note why the last attempt failed without taking the entry off the queue."""

@@ -354,3 +354,11 @@ def test_applied_entries_are_pruned_after_a_week(world: World) -> None:
     run(world.engine.upload())
     assert world.store.entry(entry.id) is None
     assert world.engine.approve("APR-2").seq == 3  # the sequence never goes back
+
+
+def test_a_full_approval_in_the_answer_also_refreshes_the_detail(world: World) -> None:
+    world.engine.approve("APR-0")
+    run(world.engine.upload())
+    assert "APR-0" not in world.store.stale_detail_ids(10, {"approved"})
+    detail = world.engine.approval("APR-0")
+    assert detail is not None and detail.version == 2 and detail.decided_by == "sub-governor"
