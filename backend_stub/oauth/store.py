@@ -186,7 +186,9 @@ class OAuthStore:
         for it, in one transaction (one commit). False, with nothing written, when the
         credential was already used: the caller treats that as a replay."""
         with self.db.engine.connect() as conn:
-            relaxed = kind == "refresh_token" and conn.dialect.name == "sqlite"
+            # (An in-memory database never fsyncs, and shares one connection between threads.)
+            relaxed = (kind == "refresh_token" and conn.dialect.name == "sqlite"
+                       and self.db.url not in ("sqlite://", "sqlite:///:memory:"))
             if relaxed:
                 # A rotation is the hot path (every 15 minutes per device) and losing one to
                 # a power cut fails safe: the client's new token is unknown, so it signs in

@@ -91,11 +91,17 @@ def test_refresh_tokens_are_stored_hashed(stub: Stub) -> None:
     assert tokens["refresh_token"] not in stored and len(stored) == 1
 
 
-def test_concurrent_use_of_one_refresh_token_lets_exactly_one_win(stub: Stub) -> None:
+def test_concurrent_use_of_one_refresh_token_lets_exactly_one_win(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from backend_stub.oauth.server import PlainOAuth2Request
 
+    # A database file: threads get their own connections, as in the running stub (the
+    # in-memory test database is one connection shared by every thread).
+    clock = FakeClock()
+    app = make_test_app(clock, db_url=f"sqlite:///{tmp_path / 'stub.db'}")
+    client = TestClient(app)
+    stub = Stub(app, client, clock)
     tokens = stub.tokens()
     server = stub.app.state.oauth.server
 
