@@ -5,10 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from backend_stub.clock import rfc3339
+
+
+class FastJSONResponse(JSONResponse):
+    """JSON rendered by orjson: lists of requests and batch results are the hot path."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def request_id(request: Request) -> str:
@@ -26,7 +34,7 @@ def meta(request: Request, **extra: Any) -> dict[str, Any]:
 
 def ok(request: Request, data: Any, *, status_code: int = 200,
        headers: dict[str, str] | None = None, **extra_meta: Any) -> JSONResponse:
-    return JSONResponse({"data": data, "meta": meta(request, **extra_meta)},
+    return FastJSONResponse({"data": data, "meta": meta(request, **extra_meta)},
                         status_code=status_code, headers=headers)
 
 

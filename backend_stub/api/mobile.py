@@ -30,7 +30,7 @@ from backend_stub.domain.service import (
     DecisionResult,
     GovernanceService,
 )
-from backend_stub.envelope import ok
+from backend_stub.envelope import FastJSONResponse, ok
 from backend_stub.errors import ApiError
 from backend_stub.oauth.guard import Principal
 
@@ -102,7 +102,7 @@ def _answer(result: DecisionResult) -> JSONResponse:
     if result.error is not None:
         raise result.error
     headers = {"Idempotent-Replayed": "true"} if result.outcome == "replayed" else None
-    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+    return FastJSONResponse(result.body, status_code=result.status_code, headers=headers)
 
 
 def _attachments(items: list[s.AttachmentIn] | None) -> tuple[AttachmentIn, ...]:
@@ -116,7 +116,7 @@ def approve(request: Request, approval_id: ApprovalId, body: s.ApproveIn,
     """Approve a pending request at the version you read; it enters the 24 h veto window."""
     command = DecisionCommand(key=key, approval_id=approval_id, action="approve",
                               expected_version=body.expected_version, comment=body.comment)
-    return _answer(svc.decide(actor(principal, request), [command])[0])
+    return _answer(svc.decide(actor(principal, request), [command], full_detail=True)[0])
 
 
 @router.post("/approvals/{approval_id}/request-changes",
@@ -128,7 +128,7 @@ def request_changes(request: Request, approval_id: ApprovalId, body: s.RequestCh
     command = DecisionCommand(key=key or f"auto-{uuid.uuid4().hex}", approval_id=approval_id,
                               action="request_changes", expected_version=body.expected_version,
                               reason=body.reason)
-    return _answer(svc.decide(actor(principal, request), [command])[0])
+    return _answer(svc.decide(actor(principal, request), [command], full_detail=True)[0])
 
 
 @router.post("/approvals/{approval_id}/veto", response_model=s.Envelope[s.ApprovalDetail],
@@ -139,7 +139,7 @@ def veto(request: Request, approval_id: ApprovalId, body: s.VetoIn, key: Idempot
     command = DecisionCommand(key=key, approval_id=approval_id, action="veto",
                               category=body.category, reason=body.reason,
                               attachments=_attachments(body.attachments))
-    return _answer(svc.decide(actor(principal, request), [command])[0])
+    return _answer(svc.decide(actor(principal, request), [command], full_detail=True)[0])
 
 
 def _device_time(value: str) -> datetime | None:
@@ -180,7 +180,7 @@ def _batch_result(result: DecisionResult) -> dict[str, Any]:
         error: ApiError = result.error
         item["error"] = {"code": error.code, "message": error.message,
                          "details": error.details}
-    else:
+    if result.approval is not None:
         item["approval"] = result.approval
     return item
 

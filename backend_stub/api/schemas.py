@@ -270,17 +270,22 @@ class SeedMatch(BaseModel):
     conditions_failed: list[str]
 
 
-class ApprovalDetail(ApprovalSummary):
+class ApprovalChange(ApprovalSummary):
+    """A request as a decision left it: the summary plus what decisions change."""
+
     pipeline: list[PipelineStage]
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_note: str | None
+    updated_at: datetime
+
+
+class ApprovalDetail(ApprovalChange):
     capabilities: list[Capability]
     wasm_report: WasmReport
     budget: dict[str, Any]
     seed_matches: list[SeedMatch]
     matched_seed_id: str | None
-    decided_by: str | None
-    decided_at: datetime | None
-    decision_note: str | None
-    updated_at: datetime
 
 
 class BudgetAlert(BaseModel):
@@ -327,7 +332,9 @@ class BatchResult(BaseModel):
     id: str
     outcome: Literal["applied", "replayed", "rejected"]
     error: BatchError | None = None
-    approval: ApprovalDetail | None = None
+    approval: ApprovalChange | None = Field(
+        default=None, description="The request after the decision (applied, replayed) or "
+        "as it is now (rejected: refresh from it); absent for an unknown request.")
 
 
 class SeedMetrics(BaseModel):

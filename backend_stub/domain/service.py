@@ -89,12 +89,15 @@ BUDGET_THRESHOLDS = (80, 95)
 ACTION_SCOPES = {"approve": "governance:write", "request_changes": "governance:write",
                  "veto": "veto:execute"}
 
+# Core tables (via any column) make bulk inserts skip the ORM's per-row bookkeeping.
 # Columns of a request that listing needs: never the module bytes or the big JSON.
 _SUMMARY_COLUMNS = (AR.id, AR.agent_id, AR.agent_name,
                     AR.agent_kind, AR.requester,
                     AR.industry, AR.status, AR.stage,
                     AR.version, AR.veto_deadline,
                     AR.created_at)
+_CHANGE_COLUMNS = (*_SUMMARY_COLUMNS, AR.pipeline, AR.decided_by, AR.decided_at,
+                   AR.decision_note, AR.updated_at)
 _DETAIL_COLUMNS = (*_SUMMARY_COLUMNS, AR.pipeline, AR.capabilities,
                    AR.budget, AR.wasm_report,
                    AR.seed_matches, AR.matched_seed_id,
@@ -233,8 +236,17 @@ class GovernanceService:
 
     def _insert_events(self, tx: _Tx) -> None:
         rows = [e.row() for e in tx.events]
+        if self.db.is_sqlite:
+            # SQLite runs RETURNING row by row; numbering the rows ourselves is one
+            # executemany. Safe: this transaction has written already, so it holds
+            # SQLite's write lock and nobody else can add events meanwhile.
+            start = int(tx.session.execute(select(func.max(EV.id))).scalar() or 0)
+            for offset, (pending, row) in enumerate(zip(tx.events, rows, strict=True), 1):
+                pending.id = row["id"] = start + offset
+            tx.session.execute(insert(EV.id.table), rows)
+            return
         ids = tx.session.execute(
-            insert(Event).returning(EV.id, sort_by_parameter_order=True),
+            insert(EV.id.table).returning(EV.id, sort_by_parameter_order=True),
             rows).scalars().all()
         for pending, event_id in zip(tx.events, ids, strict=True):
             pending.id = int(event_id)
@@ -362,15 +374,22 @@ class GovernanceService:
         }
 
     @classmethod
-    def _detail(cls, row: Any) -> dict[str, Any]:
+    def _change(cls, row: Any) -> dict[str, Any]:
+        """The summary plus what a decision changes (the batch results' representation)."""
         data = cls._summary(row)
         data.update(
-            pipeline=row.pipeline,
-            capabilities=[caps.describe(c) for c in row.capabilities],
-            wasm_report=row.wasm_report, budget=row.budget, seed_matches=row.seed_matches,
-            matched_seed_id=row.matched_seed_id, decided_by=row.decided_by,
+            pipeline=row.pipeline, decided_by=row.decided_by,
             decided_at=rfc3339(row.decided_at) if row.decided_at else None,
             decision_note=row.decision_note, updated_at=rfc3339(row.updated_at))
+        return data
+
+    @classmethod
+    def _detail(cls, row: Any) -> dict[str, Any]:
+        data = cls._change(row)
+        data.update(
+            capabilities=[caps.describe(c) for c in row.capabilities],
+            wasm_report=row.wasm_report, budget=row.budget, seed_matches=row.seed_matches,
+            matched_seed_id=row.matched_seed_id)
         return data
 
     # ------------------------------------------------------------------ reads
@@ -744,11 +763,14 @@ class GovernanceService:
                    correlation_id=correlation)
 
     # ------------------------------------------------------------------ decisions
-    def decide(self, actor: Actor, commands: Sequence[DecisionCommand]) -> list[DecisionResult]:
+    def decide(self, actor: Actor, commands: Sequence[DecisionCommand], *,
+               full_detail: bool = False) -> list[DecisionResult]:
         """Apply decisions in one transaction, each at most once per key; results in order.
 
         A rejected decision writes nothing and is not remembered, so resending it is
-        judged again; applied ones are remembered and replayed.
+        judged again; applied ones are remembered and replayed. Results carry the request
+        as changed (``_change``: what a decision changes); ``full_detail`` gives the whole
+        request instead, as the single-decision routes answer.
         """
         if not commands:
             return []
@@ -756,13 +778,13 @@ class GovernanceService:
         with self._write() as tx:
             keys = list({c.key for c in commands})
             records = {r.key: r for r in tx.session.execute(
-                select(IdempotencyRecord).where(IR.sub == actor.sub,
-                                                IR.key.in_(keys))
-            ).scalars().all()}
+                select(IR.key, IR.request_hash, IR.status_code, IR.body)
+                .where(IR.sub == actor.sub, IR.key.in_(keys))).all()}
             ids = list({c.approval_id for c in commands})
+            columns = _DETAIL_COLUMNS if full_detail else _CHANGE_COLUMNS
+            represent = self._detail if full_detail else self._change
             approvals = {r.id: dict(r._mapping) for r in tx.session.execute(
-                select(*_DETAIL_COLUMNS).where(AR.id.in_(ids))
-                .with_for_update()).all()}
+                select(*columns).where(AR.id.in_(ids)).with_for_update()).all()}
             original = {k: (v["version"]) for k, v in approvals.items()}
             decisions: list[tuple[dict[str, Any], DecisionCommand]] = []
             remembered: list[dict[str, Any]] = []
@@ -787,8 +809,8 @@ class GovernanceService:
                         continue
                     results.append(DecisionResult(command.key, "replayed", status_code, body))
                     continue
+                state = approvals.get(command.approval_id)
                 try:
-                    state = approvals.get(command.approval_id)
                     if state is None:
                         raise NotFound(f"Approval request {command.approval_id!r} does not "
                                        "exist; refresh the approvals list.",
@@ -796,7 +818,10 @@ class GovernanceService:
                     self._check_scope(actor, command)
                     self._apply(state, command, actor, tx.now)
                 except ApiError as exc:
-                    results.append(self._rejected(command, exc))
+                    rejected = self._rejected(command, exc)
+                    if state is not None:  # the request as it is now, to refresh from
+                        rejected.body = {"data": represent(_Row(state))}
+                    results.append(rejected)
                     continue
                 vetoed_any = vetoed_any or command.action == "veto"
                 decision = {
@@ -808,7 +833,7 @@ class GovernanceService:
                     "version_before": state["version"] - 1, "version_after": state["version"],
                     "decided_at": tx.now, "device_decided_at": command.device_decided_at}
                 decisions.append((decision, command))
-                body = {"data": self._detail(_Row(state)), "meta": self._meta(actor, tx.now)}
+                body = {"data": represent(_Row(state)), "meta": self._meta(actor, tx.now)}
                 result = DecisionResult(command.key, "applied", 200, body)
                 results.append(result)
                 fresh[command.key] = (fingerprint, result)
@@ -926,7 +951,7 @@ class GovernanceService:
                                .values(status="rejected", updated_at=tx.now))
         plain = [d for d, c in decisions if not c.attachments]
         if plain:
-            tx.session.execute(insert(Decision), plain)
+            tx.session.execute(insert(DE.id.table), plain)
         for decision, command in decisions:
             if not command.attachments:
                 continue
@@ -936,7 +961,7 @@ class GovernanceService:
                 {"decision_id": decision_id, "name": a.name, "content_type": a.content_type,
                  "size": len(a.data), "sha256": hashlib.sha256(a.data).hexdigest(),
                  "data": a.data} for a in command.attachments])
-        tx.session.execute(insert(IdempotencyRecord), remembered)
+        tx.session.execute(insert(IR.key.table), remembered)
 
     # ------------------------------------------------------------------ idempotency
     def _idempotent(self, session: Session, sub: str, key: str, fingerprint: str

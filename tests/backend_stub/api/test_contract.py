@@ -300,7 +300,9 @@ def test_batch_results_in_order_with_replays_and_rejections(api: Api) -> None:
     assert [r["outcome"] for r in results] == ["applied", "applied", "rejected", "rejected",
                                                "applied"]
     assert results[2]["error"]["code"] == "VERSION_CONFLICT"
-    assert results[3]["error"]["code"] == "NOT_FOUND"
+    # A rejection carries the request as it is now, so the client can refresh from it.
+    assert results[2]["approval"]["version"] == 1
+    assert results[3]["error"]["code"] == "NOT_FOUND" and "approval" not in results[3]
     assert results[0]["approval"]["status"] == "approved"
     again = data(api.client.post("/v1/mobile/decisions", json={"decisions": batch[:2]},
                                  headers=api.auth()))
