@@ -30,6 +30,7 @@ import inspect
 import json
 import logging
 import secrets
+import webbrowser
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -227,8 +228,10 @@ class Authenticator:
         return stored
 
     async def aclose(self) -> None:
-        await self._oauth.aclose()
+        # Authlib's client shares the transport of ``http``: closing it would close the
+        # caller's connection pool too, so it is closed only when we made ``http``.
         if self._own_http:
+            await self._oauth.aclose()
             await self._http.aclose()
 
     # --- state -------------------------------------------------------------------------
@@ -560,6 +563,15 @@ class Authenticator:
             raise ServerUnreachable("Confirming your identity needs the server, which cannot "
                                     "be reached; connect and try again.") from exc
         return params.get("state") == state and "code" in params and "error" not in params
+
+
+async def open_system_browser(url: str) -> None:
+    """Open ``url`` in the system browser (RFC 8252 §8.12: never an embedded web view);
+    the ``open_url`` to give ``sign_in_with_browser`` on desktop."""
+    opened = await asyncio.to_thread(webbrowser.open, url)
+    if not opened:
+        raise AuthFlowError(f"No browser could be opened for {url!r}; open it by hand or use "
+                            "device sign-in.")
 
 
 class WrongPassword(AuthFlowError):

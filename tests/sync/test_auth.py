@@ -546,3 +546,35 @@ def test_a_session_of_another_server_is_ignored(h: Harness) -> None:
     with pytest.raises(SignInRequired):
         run(other.access_token())
     assert h.vault.load() is not None  # not deleted: it still belongs to the first server
+
+
+def test_open_system_browser(monkeypatch: pytest.MonkeyPatch) -> None:
+    import webbrowser
+
+    from sync.auth import open_system_browser
+
+    opened: list[str] = []
+
+    def fake_open(url: str) -> bool:
+        opened.append(url)
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", fake_open)
+    run(open_system_browser("http://127.0.0.1:1/x"))
+    assert opened == ["http://127.0.0.1:1/x"]
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)
+    with pytest.raises(AuthFlowError, match="No browser"):
+        run(open_system_browser("http://127.0.0.1:1/x"))
+
+
+def test_aclose_leaves_the_callers_client_usable(h: Harness) -> None:
+    async def go() -> int:
+        async with h.http() as http:
+            auth = Authenticator("http://testserver", vault=h.vault, http=http,
+                                 clock=h.client_clock)
+            await auth.sign_in_with_password("governor", "governor")
+            await auth.aclose()
+            response = await http.get("/.well-known/oauth-authorization-server")
+            return response.status_code
+
+    assert run(go()) == 200

@@ -237,3 +237,14 @@ def test_unusable_keychain_is_not_chosen(tmp_path: Path) -> None:
         assert KeyringVault().load() is None  # and reading it never raises
     finally:
         keyring.set_keyring(previous)
+
+
+def test_flets_secure_storage_has_the_shape_the_vault_needs() -> None:
+    import inspect
+
+    from flet_secure_storage import SecureStorage
+
+    for name in ("get", "set", "remove"):
+        assert inspect.iscoroutinefunction(getattr(SecureStorage, name)), name
+    vault = SecureStorageVault(SecureStorage())  # type-checks against AsyncKeyValueStore
+    assert vault.load() is None
