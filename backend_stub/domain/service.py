@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlmodel import Session
 
@@ -173,8 +174,8 @@ class _Tx:
 
 
 def _digest(value: Any) -> str:
-    raw = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    raw = orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(raw).hexdigest()
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -741,7 +742,8 @@ class GovernanceService:
             tx.session.flush()
             if links:
                 tx.session.execute(insert(SeedMatchLink), links)
-            self._recompute_metrics(tx)
+            if match_seeds:  # a bulk load (match_seeds=False) leaves the metrics alone
+                self._recompute_metrics(tx)
         if request.veto_deadline:
             self._deadline_set(request.veto_deadline)
         return self.get_approval(approval_id)

@@ -1,0 +1,218 @@
+"""API figures of the governance stub on SQLite, beside a bare FastAPI baseline.
+
+- ``get_approvals_p95_ratio``: p95 of ``GET /v1/mobile/approvals`` (bearer token checked,
+  first page of 50, demo world) on the real stub, over the p95 of a bare FastAPI endpoint
+  that returns the same envelope (the stub's own answer, captured once, with a fresh
+  ``meta``). Both are separate uvicorn processes started here; each round times one request
+  on each, back to back, alternating which goes first.
+- ``batch_500_ms``: one ``POST /v1/mobile/decisions`` of 500 approvals (each a distinct
+  pending request), measured at the client; the median over several batches.
+
+The stub runs with its rate limit off (it would throttle the benchmark itself).
+``python bench/stub_api.py``; ``BENCH_SHORT=1`` runs fewer rounds. The last line is one JSON
+object ``{"bench": "stub_api", "figures", "targets", "ok"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: make the project importable
+    sys.path.insert(0, str(ROOT))
+
+TARGETS: dict[str, dict[str, float]] = {"get_approvals_p95_ratio": {"max": 2.0},
+                                        "batch_500_ms": {"max": 100}}
+SHORT = os.environ.get("BENCH_SHORT") == "1"
+ROUNDS = 150 if SHORT else 500
+WARMUP = 30
+BATCHES = 2 if SHORT else 5
+BATCH_SIZE = 500
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prepare(data_dir: Path) -> list[str]:
+    """The demo world plus BATCHES x 500 pending requests; returns the pending ids."""
+    from backend_stub.clock import SystemClock
+    from backend_stub.db import Database
+    from backend_stub.demo.world import GOOD_MODULE, load_demo_world
+    from backend_stub.domain.migrations import MIGRATIONS
+    from backend_stub.domain.service import GovernanceService
+
+    db = Database(f"sqlite:///{data_dir / 'governance.db'}")
+    db.migrate(MIGRATIONS)
+    svc = GovernanceService(db, SystemClock())
+    load_demo_world(svc)
+    ids = [svc.submit_request(agent_name=f"Bench agent {i}", industry="retail",
+                              agent_kind="industry", requester="bench",
+                              capabilities=["file_read:/data/bench/*"], wasm_module=GOOD_MODULE,
+                              daily_token_budget=10_000, monthly_cost_usd=10.0,
+                              match_seeds=False)["id"]
+           for i in range(BATCHES * BATCH_SIZE)]
+    db.dispose()
+    return ids
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
+    """A child server, ready once ``ready_url`` answers; stopped with SIGTERM."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **env}, cwd=ROOT)
+    output: list[str] = []
+    threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{args[2:4]} did not start:\n" + "".join(output))
+            try:
+                httpx.get(ready_url, timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def serve_baseline(port: int, body_file: str) -> None:
+    """The baseline: a bare FastAPI endpoint answering the captured envelope."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    captured = json.loads(Path(body_file).read_text())
+    app = FastAPI()
+
+    @app.get("/v1/mobile/approvals")
+    def approvals() -> JSONResponse:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return JSONResponse({"data": captured["data"],
+                             "meta": {"request_id": uuid.uuid4().hex, "timestamp": now,
+                                      "next_cursor": captured["meta"]["next_cursor"]}})
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def sign_in(url: str) -> str:
+    from sync.auth import Authenticator
+    from sync.tokens import MemoryVault
+
+    async def run() -> str:
+        auth = Authenticator(url, vault=MemoryVault())
+        await auth.sign_in_with_password("governor", "governor")
+        return str(await auth.access_token())
+
+    return asyncio.run(run())
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20, method="inclusive")[-1]
+
+
+def measure(work: Path) -> dict[str, Any]:
+    data_dir = work / "stub"
+    data_dir.mkdir()
+    pending = prepare(data_dir)
+    stub_port, base_port = _free_port(), _free_port()
+    stub_url, base_url = f"http://127.0.0.1:{stub_port}", f"http://127.0.0.1:{base_port}"
+    stub_env = {"GOVSTUB_DATA_DIR": str(data_dir), "GOVSTUB_DISABLE_RATE_LIMIT": "1",
+                "GOVSTUB_LOG_LEVEL": "WARNING"}
+    stub_args = [sys.executable, "-m", "backend_stub.cli", "--host", "127.0.0.1", "--port",
+                 str(stub_port), "--demo"]
+    with process(stub_args, stub_env, f"{stub_url}/v1/health"):
+        token = sign_in(stub_url)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=stub_url, headers=headers, timeout=30) as stub:
+            first = stub.get("/v1/mobile/approvals")
+            first.raise_for_status()
+            body_file = work / "approvals.json"
+            body_file.write_text(first.text)
+            base_args = [sys.executable, str(Path(__file__).resolve()), "--baseline",
+                         str(base_port), str(body_file)]
+            with process(base_args, {}, f"{base_url}/v1/mobile/approvals"), \
+                    httpx.Client(base_url=base_url, timeout=30) as base:
+                stub_ms: list[float] = []
+                base_ms: list[float] = []
+                for i in range(WARMUP + ROUNDS):
+                    pair = [(stub, stub_ms), (base, base_ms)]
+                    for client, samples in (pair if i % 2 else pair[::-1]):
+                        started = time.perf_counter()
+                        response = client.get("/v1/mobile/approvals")
+                        elapsed = (time.perf_counter() - started) * 1000
+                        assert response.status_code == 200, response.text
+                        if i >= WARMUP:
+                            samples.append(elapsed)
+            batch_ms = []
+            for n in range(BATCHES):
+                ids = pending[n * BATCH_SIZE:(n + 1) * BATCH_SIZE]
+                items = [{"id": f"bench-{n}-{i}", "approval_id": approval_id,
+                          "action": "approve", "expected_version": 1,
+                          "decided_at": "2026-01-01T00:00:00Z", "device_id": "bench"}
+                         for i, approval_id in enumerate(ids)]
+                body = json.dumps({"decisions": items}).encode()
+                started = time.perf_counter()
+                response = stub.post("/v1/mobile/decisions", content=body,
+                                     headers={"Content-Type": "application/json"})
+                batch_ms.append((time.perf_counter() - started) * 1000)
+                outcomes = {r["outcome"] for r in response.json()["data"]}
+                assert outcomes == {"applied"}, outcomes
+    return {"stub_p95": p95(stub_ms), "base_p95": p95(base_ms),
+            "stub_p50": statistics.median(stub_ms), "base_p50": statistics.median(base_ms),
+            "batch_ms": batch_ms}
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--baseline":
+        serve_baseline(int(sys.argv[2]), sys.argv[3])
+        return 0
+    with tempfile.TemporaryDirectory(prefix="bench-stub-api-") as tmp:
+        raw = measure(Path(tmp))
+    figures = {"get_approvals_p95_ratio": round(raw["stub_p95"] / raw["base_p95"], 3),
+               "batch_500_ms": round(statistics.median(raw["batch_ms"]), 1)}
+    ok = all(figures[name] <= target["max"] for name, target in TARGETS.items())
+    print(f"stub_api ({'short' if SHORT else 'full'}: {ROUNDS} rounds, {BATCHES} batches)")
+    print(f"{'measure':<34}{'value':>12}")
+    print(f"{'GET /approvals p50 stub (ms)':<34}{raw['stub_p50']:>12.2f}")
+    print(f"{'GET /approvals p50 bare (ms)':<34}{raw['base_p50']:>12.2f}")
+    print(f"{'GET /approvals p95 stub (ms)':<34}{raw['stub_p95']:>12.2f}")
+    print(f"{'GET /approvals p95 bare (ms)':<34}{raw['base_p95']:>12.2f}")
+    print(f"{'batches of 500 (ms)':<34}{', '.join(f'{v:.0f}' for v in raw['batch_ms']):>12}")
+    print(f"{'figure':<34}{'value':>12}{'target':>10}{'met':>6}")
+    for name, target in TARGETS.items():
+        met = figures[name] <= target["max"]
+        print(f"{name:<34}{figures[name]:>12}{'<= ' + str(target['max']):>10}"
+              f"{'yes' if met else 'NO':>6}")
+    print(json.dumps({"bench": "stub_api", "figures": figures, "targets": TARGETS, "ok": ok}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
