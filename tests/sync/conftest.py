@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -43,7 +44,7 @@ class World:
         return SyncEngine(GovernorSettings(server_url="http://127.0.0.1:9", sync_interval=0,
                                            device_id="dev-test"),
                           authenticator=self.auth, store=self.store, transport=self.server,
-                          clock=self.clock)
+                          clock=self.clock, rng=random.Random(0))
 
     def seed_world(self, n: int = 3) -> None:
         for i in range(n):

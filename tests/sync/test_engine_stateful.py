@@ -62,7 +62,8 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def cancel(self, data: st.DataObject) -> None:
-        queued = sorted(e.id for e in self.world.engine.outbox({OutboxState.QUEUED}))
+        # In sequence order: ids are random UUIDs, and draws must not depend on them.
+        queued = [e.id for e in self.world.engine.outbox({OutboxState.QUEUED})]
         if not queued:
             return
         entry_id = data.draw(st.sampled_from(queued))
@@ -74,7 +75,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def decide_again(self, data: st.DataObject) -> None:
-        rejected = sorted(e.id for e in self.world.engine.outbox({OutboxState.REJECTED}))
+        rejected = [e.id for e in self.world.engine.outbox({OutboxState.REJECTED})]
         if not rejected:
             return
         entry_id = data.draw(st.sampled_from(rejected))
