@@ -530,7 +530,14 @@ class SyncEngine:
                 str(fields["type"]).startswith("governance.approval"):
             approval = data
         merged: dict[str, Any] | None = None
-        if approval is not None and {"id", "status", "version"} <= approval.keys():
+        approval_id = getattr(event, "approval_id", None)
+        if not isinstance(event, dict) and isinstance(approval_id, str):
+            # A verified ``PushEvent``: the push module owns the reading of event shapes.
+            from sync.push import approval_update
+
+            found = self.store.approval(approval_id)
+            merged = approval_update(event, found[0] if found is not None else None)
+        elif approval is not None and {"id", "status", "version"} <= approval.keys():
             existing = self.store.approval(str(approval["id"]))
             candidate = {**(existing[0] if existing else {}), **approval}
             if {"agent", "requester", "industry"} <= candidate.keys():

@@ -310,3 +310,21 @@ def test_a_delta_cut_short_keeps_its_cursor_and_resumes(
     assert world.store.cursor("seeds").cursor == before
     run(world.engine.download())
     assert world.store.seed_count() == 5
+
+
+def test_a_verified_push_event_updates_the_cache_in_the_stubs_shape(world: World) -> None:
+    from sync.push import APPROVAL_DECIDED, APPROVAL_PENDING, PushEvent
+
+    now = world.clock.now()
+    world.engine.apply_event(PushEvent(
+        id="41", type=APPROVAL_DECIDED, timestamp=now, source="governance", metadata={},
+        data={"approval_id": "APR-0", "status": "approved", "version": 2,
+              "decided_by": "sub-other"}, cursor="41"))
+    shown = world.engine.approval("APR-0")
+    assert shown is not None and shown.status.value == "approved" and shown.version == 2
+    world.engine.apply_event(PushEvent(
+        id="42", type=APPROVAL_PENDING, timestamp=now, source="governance", metadata={},
+        data={"approval_id": "APR-NEW", "agent_name": "Fresh", "industry": "retail"},
+        cursor="42"))
+    assert world.engine.approval("APR-NEW") is not None
+    assert world.engine.push_cursor() == "42" and world.engine.has_event("41")
