@@ -41,7 +41,7 @@ def test_the_migrated_schema_matches_the_sqlmodel_tables() -> None:
                       store_module.SeedRow, store_module.AgentRow, store_module.ViolationRow,
                       store_module.NotificationRow, store_module.SyncCursor,
                       store_module.OutboxRow, store_module.AttachmentRow):
-            table = model.__table__  # type: ignore[attr-defined]
+            table = model.__table__  # type: ignore[union-attr]
             cols = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
             assert cols == {c.name for c in table.columns}, table.name
 
@@ -137,12 +137,12 @@ def test_an_older_answer_never_overwrites_a_newer_approval() -> None:
 
 def test_a_large_seed_cache_answers_in_seed_order_without_ranking() -> None:
     store = LocalStore()
-    store.RANK_UP_TO = 2  # type: ignore[misc]
+    store.RANK_UP_TO = 2
     store.upsert_seeds([
         {"id": "GEN-1", "title": "budget", "description": "budget budget budget"},
         {"id": "GEN-2", "title": "other", "description": "budget"},
         {"id": "GEN-3", "title": "budget cap", "description": ""},
     ])
     assert [s["id"] for s in store.search_seeds("budg", limit=2)] == ["GEN-1", "GEN-2"]
-    store.RANK_UP_TO = 100  # type: ignore[misc]
+    store.RANK_UP_TO = 100
     assert [s["id"] for s in store.search_seeds("budget cap")] == ["GEN-3"]
