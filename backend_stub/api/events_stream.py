@@ -19,8 +19,10 @@ subject's key cannot forge events for another subject, and the secret never leav
 server.
 
 New events are found by reading the ``events`` table, so several stub processes sharing a
-database all stream everything. In one process, every database commit wakes the streams
-at once (``EventHub``); a short poll covers commits made by other processes.
+database all stream everything. The service's events wake the streams of their process at
+once (``EventHub``, after the commit), the message bus those of the other processes (with
+``--redis``), and a poll (0.25 s on a shared PostgreSQL without Redis, else 1 s) covers the
+rest.
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from pydantic import Field as PydField
-from sqlalchemy import event as sa_event
 
 from backend_stub.api.deps import errors
 from backend_stub.api.schemas import Meta, NotificationMeta
@@ -211,10 +212,6 @@ class EventHub:
         except Exception:  # the poll still covers it
             logger.exception("event streams could not follow the message bus")
 
-    def watch_commits(self, db: Database) -> None:
-        """Wake the streams on every commit of ``db`` (this process's writes)."""
-        sa_event.listen(db.engine, "commit", lambda _conn: self.notify())
-
 
 @dataclass
 class StreamSettings:
@@ -373,14 +370,19 @@ def install(app: FastAPI, auth: Callable[..., Any] | None = None, *,
     if log is None:
         svc = app.state.governance
         log = ServiceEventLog(svc)
+        # Woken by the service's events only (not every commit: token and idempotency
+        # writes would wake every open stream for nothing).
         hub.follow_publisher(svc)
-        # Commits that bypass the service (migrations, demo loading) still wake the streams.
-        hub.watch_commits(db)
     if settings is None:
         override = getattr(app.state, "sse_heartbeat_seconds", None)
         heartbeat = float(override if override is not None else getattr(
             app.state.settings, "sse_heartbeat_seconds", 15.0))
-        settings = StreamSettings(heartbeat_interval=heartbeat)
+        # The poll only finds what no wake-up announced: events other processes commit to
+        # a shared PostgreSQL database with no Redis bus between them. Elsewhere it is a
+        # safety net and can be slow.
+        shared_without_bus = not db.is_sqlite and not app.state.settings.redis_url
+        settings = StreamSettings(heartbeat_interval=heartbeat,
+                                  poll_interval=0.25 if shared_without_bus else 1.0)
     signer = EventSigner(secret)
     app.state.event_hub = hub
     app.state.event_signer = signer
