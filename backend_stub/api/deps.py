@@ -69,7 +69,8 @@ async def any_scope(request: Request,
     return principal
 
 
-def service(request: Request) -> GovernanceService:
+async def service(request: Request) -> GovernanceService:
+    # async: a sync dependency costs a thread-pool hop on every request.
     svc: GovernanceService = request.app.state.governance
     return svc
 
