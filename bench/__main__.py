@@ -99,6 +99,13 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def as_markdown(report: dict[str, Any]) -> str:
+    """The table as the README shows it, with the date and the machine it came from."""
+    mode = " (short mode: indicative)" if report.get("short") else ""
+    return (f"Run {report['date']} on {report['machine']}{mode}:\n\n```\n"
+            f"{table(report['results'])}\n```\n")
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -131,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten to {args.out}")
+    markdown = args.out.with_suffix(".md")
+    markdown.write_text(as_markdown(report))
+    print(f"\nwritten to {args.out} and {markdown} (the README's table)")
     return 0 if all(r.get("ok") for r in results) else 1
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import sqlite3
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -93,8 +94,18 @@ class ChaosWorld:
                           json={"event": "new_pending_approval"}).raise_for_status()
 
     def jump_clock(self, seconds: float) -> None:
+        """Move the stub's clock; waits out a restart running at the same time."""
+        deadline = time.monotonic() + 60
         with self.control() as http:
-            http.post("/v1/demo/clock", json={"advance_seconds": seconds}).raise_for_status()
+            while True:
+                try:
+                    http.post("/v1/demo/clock",
+                              json={"advance_seconds": seconds}).raise_for_status()
+                    return
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
 
     def kill_and_restart_stub(self) -> None:
         """kill -9, then start again on the same port and data (the clock offset of the

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from sync.engine import SyncEngine
-from sync.errors import InvalidDecision, SyncError
+from sync.errors import InvalidDecision, SignInRequired, SyncError
 from sync.models import VetoCategory
 from sync.store import LocalStore
 from tests.chaos.harness import (
@@ -101,6 +101,8 @@ def _decide_through_the_engine(engine: SyncEngine, rng: random.Random, made: lis
                 return
         except InvalidDecision:
             continue  # already decided locally: the app would not offer the button
+        except SignInRequired:
+            return  # the session ended under the faults: the app asks to sign in first
         made.append(entry.id)
 
 
@@ -127,6 +129,8 @@ def test_faults_through_the_proxy_lose_nothing_and_double_nothing(
             counts["rounds"] += 1
             r = counts["rounds"]
             await asyncio.to_thread(world.new_pending, 2)
+            if engine.account() is None or engine.status().needs_sign_in:
+                await _sign_in_again(engine, counts)
             if not await engine.download():
                 counts["downloads_failed"] += 1
             _decide_through_the_engine(engine, rng, made, 3)
