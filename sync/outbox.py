@@ -27,6 +27,10 @@ DECISIONS_PATH = "/v1/mobile/decisions"
 SEEDS_PATH = "/v1/mobile/seeds"
 MAX_BATCH = 500  # the contract's limit
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # keeps evidence-heavy vetoes under the server's limit
+# Statuses that judge what was sent. Any other refusal (404: wrong server or path, 403 on
+# the whole request, 405 ...) says nothing about the entries: they stay queued, and the
+# error is shown, rather than a misconfiguration rejecting the whole queue.
+ENTRY_ERRORS = frozenset({400, 409, 413, 422})
 
 
 @dataclass
@@ -106,6 +110,9 @@ class Outbox:
             response = await self.api.request("POST", DECISIONS_PATH,
                                               json_body={"decisions": self._items(batch)})
         except ApiRejected as exc:
+            if exc.status not in ENTRY_ERRORS:
+                self.store.requeue(ids, self.clock.now())
+                raise
             if len(batch) == 1:
                 self._record(report, [Outcome(ids[0], applied=False, error_code=exc.code,
                                               error_message=exc.message,
@@ -158,6 +165,8 @@ class Outbox:
             response = await self.api.request("POST", SEEDS_PATH, json_body=entry.payload,
                                               headers={"Idempotency-Key": entry.id})
         except ApiRejected as exc:
+            if exc.status not in ENTRY_ERRORS:
+                raise  # upload() puts this and the rest back in the queue
             self.store.record_outcomes([Outcome(entry.id, applied=False, error_code=exc.code,
                                                 error_message=exc.message,
                                                 error_details=exc.details)],

@@ -362,3 +362,27 @@ def test_a_full_approval_in_the_answer_also_refreshes_the_detail(world: World) -
     assert "APR-0" not in world.store.stale_detail_ids(10, {"approved"})
     detail = world.engine.approval("APR-0")
     assert detail is not None and detail.version == 2 and detail.decided_by == "sub-governor"
+
+
+def test_a_missing_endpoint_keeps_the_queue_instead_of_rejecting_it(world: World) -> None:
+    from sync.fake_server import _error
+
+    original = world.server._route
+
+    def route(request, fault):  # type: ignore[no-untyped-def]
+        if request.method == "POST":
+            return _error(404, "NOT_FOUND", "No route.")
+        return original(request, fault)
+
+    world.server._route = route  # type: ignore[method-assign]
+    decision = world.engine.approve("APR-0")
+    seed = world.engine.create_seed(SeedDraft(title="t", description="", conditions={"a": 1}))
+    run(world.engine.upload())
+    assert world.store.entry(decision.id).state == OutboxState.QUEUED  # type: ignore[union-attr]
+    world.server.faults.clear()
+    world.engine.outbox_sender.batch_size = 1
+    with world.store.transaction() as conn:  # only the seed left to send
+        conn.exec_driver_sql(f"UPDATE outbox SET state = 'applied' WHERE id = '{decision.id}'")
+    run(world.engine.upload())
+    assert world.store.entry(seed.id).state == OutboxState.QUEUED  # type: ignore[union-attr]
+    assert "NOT_FOUND" in (world.engine.status().last_error or "")
