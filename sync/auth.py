@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import html
 import inspect
 import json
@@ -65,17 +64,6 @@ BROWSER_TIMEOUT_S = 300.0
 
 Sleep = Callable[[float], Awaitable[None]]
 OpenUrl = Callable[[str], Awaitable[None] | None]
-
-
-def pkce_pair() -> tuple[str, str]:
-    """A fresh PKCE ``(code_verifier, S256 code_challenge)`` pair (RFC 7636 §4.1-4.2)."""
-    verifier = secrets.token_urlsafe(64)  # 86 characters of the unreserved set
-    return verifier, s256_challenge(verifier)
-
-
-def s256_challenge(verifier: str) -> str:
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def _claims(access_token: str) -> dict[str, Any]:

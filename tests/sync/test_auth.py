@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from backend_stub.clock import FakeClock as StubClock
 from backend_stub.oauth.testing import make_test_app
-from sync.auth import Authenticator, WrongPassword, s256_challenge
+from sync.auth import Authenticator, WrongPassword
 from sync.clock import FakeClock
 from sync.errors import (
     AuthFlowError,
@@ -89,9 +89,29 @@ def signed_in(h: Harness, username: str = "governor") -> Authenticator:
     return auth
 
 
-def test_rfc7636_appendix_b_vector() -> None:
-    assert s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == (
-        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+def test_rfc7636_appendix_b_vector(h: Harness) -> None:
+    """The client's Authlib configuration turns the RFC's verifier into the RFC's challenge."""
+    auth = h.authenticator()
+    url, _state = auth._oauth.create_authorization_url(
+        "http://testserver/oauth/authorize",
+        code_verifier="dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+    query = parse_qs(urlsplit(url).query)
+    assert query["code_challenge"] == ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"]
+    assert query["code_challenge_method"] == ["S256"]
+
+
+def test_each_sign_in_uses_a_fresh_verifier_and_state(h: Harness) -> None:
+    auth = h.authenticator()
+
+    async def two() -> list[tuple[str, str, str]]:
+        return [await auth._authorization_url("com.waooaw.governor:/callback")
+                for _ in range(2)]
+
+    (url1, state1, verifier1), (url2, state2, verifier2) = run(two())
+    assert state1 != state2 and verifier1 != verifier2
+    assert 43 <= len(verifier1) <= 128
+    assert parse_qs(urlsplit(url1).query)["code_challenge"] != parse_qs(
+        urlsplit(url2).query)["code_challenge"]
 
 
 # --- password-form sign-in -------------------------------------------------------------
