@@ -210,19 +210,6 @@ def build_components(settings: Any, clock: Any, db: Any, *,
         rate_limiter=limiter, validator=Validators(), dlq=dlq, redis=redis_client)
 
 
-def _wake_event_streams(app: FastAPI, bus: MessageBus) -> None:
-    """Every event on the bus (from this process or, on Redis, any other) wakes the open
-    SSE streams at once, instead of at their next poll. The hub is looked up per event: the
-    push feature may install it after the components."""
-
-    def wake(_message: Message) -> None:
-        hub = getattr(app.state, "event_hub", None)
-        if hub is not None:
-            hub.notify()
-
-    bus.subscribe("*", wake, name="sse-wake")
-
-
 def _watch_budgets(app: FastAPI, components: Components) -> None:
     """Feed ``budget_utilisation_ratio{agent}``: from every threshold event at once, and
     from the agents the governance service knows at each scrape (when it is installed)."""
@@ -286,7 +273,6 @@ def install_components(app: FastAPI) -> None:
                        client_requests_per_minute=settings.client_requests_per_minute,
                        clock=app.state.clock)
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
-    _wake_event_streams(app, components.bus)
     _watch_budgets(app, components)
     _close_on_shutdown(app, components)
     log.info("core components installed", extra={"fields": {

@@ -126,24 +126,6 @@ def test_without_components_the_helpers_just_call_through() -> None:
     assert computed == [1, 1]
 
 
-def test_bus_events_wake_the_sse_hub(tmp_path: Path) -> None:
-    app = make_app(tmp_path, [])
-    woken: list[int] = []
-
-    class Hub:
-        def notify(self) -> None:
-            woken.append(1)
-
-    app.state.bus.publish("governance.approval.pending", {})
-    app.state.bus.flush()
-    assert woken == []  # no hub yet: nothing to wake
-    app.state.event_hub = Hub()
-    app.state.bus.publish("governance.approval.pending", {})
-    app.state.bus.flush()
-    assert woken == [1]
-    app.state.components.close()
-
-
 def test_budget_gauge_follows_threshold_events_and_the_service(tmp_path: Path) -> None:
     app = make_app(tmp_path, [])
 
