@@ -16,7 +16,8 @@ from backend_stub.envelope import ok
 router = APIRouter(prefix="/v1/demo", tags=["demo"], dependencies=[Depends(known_query)])
 
 
-@router.post("/scenario", response_model=s.Envelope[s.ScenarioResult], responses=errors(404))
+@router.post("/scenario", response_model=s.Envelope[s.ScenarioResult],
+             responses=errors(404, auth=False))
 async def scenario(request: Request, body: s.ScenarioIn) -> JSONResponse:
     """Make the platform act now: a new pending request, a budget crossing, a violation..."""
     platform: DemoPlatform = request.app.state.demo_platform
@@ -24,7 +25,7 @@ async def scenario(request: Request, body: s.ScenarioIn) -> JSONResponse:
     return ok(request, {"event": body.event, "result": result})
 
 
-@router.post("/clock", response_model=s.Envelope[s.ClockState], responses=errors())
+@router.post("/clock", response_model=s.Envelope[s.ClockState], responses=errors(auth=False))
 async def clock(request: Request, body: s.ClockIn) -> JSONResponse:
     """Move the stub's clock forward; veto windows, token expiry and TTLs follow it."""
     request.app.state.clock.advance(body.advance_seconds)

@@ -32,10 +32,11 @@ _ERROR_TEXT = {
 }
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+def errors(*codes: int, auth: bool = True) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the error codes a route can answer (plus the common ones)."""
     result: dict[int | str, dict[str, Any]] = {}
-    for code in sorted({401, 403, 413, 422, 429, 500, *codes}):
+    common = {413, 422, 429, 500} | ({401, 403} if auth else set())
+    for code in sorted(common | set(codes)):
         if code == 304:
             result[code] = {"description": _ERROR_TEXT[code]}
         else:
