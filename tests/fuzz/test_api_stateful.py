@@ -42,6 +42,8 @@ def app(tmp_path: Path) -> Iterator[FastAPI]:
     application.state.db.dispose()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
 def test_stateful_sequences_keep_the_contract(app: FastAPI) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     token = issue_test_token(app)
