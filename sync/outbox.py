@@ -14,6 +14,7 @@ until the one bad entry is alone and can be rejected by itself.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,12 +47,14 @@ class Outbox:
     """Sends what the store holds for one account and records what the server said."""
 
     def __init__(self, store: LocalStore, api: ApiClient, clock: Clock, *,
-                 batch_size: int = MAX_BATCH, batch_bytes: int = MAX_BATCH_BYTES) -> None:
+                 batch_size: int = MAX_BATCH, batch_bytes: int = MAX_BATCH_BYTES,
+                 depth: int = 2) -> None:
         self.store = store
         self.api = api
         self.clock = clock
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self.batch_bytes = batch_bytes
+        self.depth = max(1, depth)  # batches in flight at once
         self._unanswered: set[str] = set()
 
     async def upload(self, sub: str) -> UploadReport:
@@ -61,13 +64,40 @@ class Outbox:
         is back in the queue by then."""
         report = UploadReport()
         self._unanswered = set()
-        while True:
-            batch = self.store.claim("decision", self.batch_size, sub, self.clock.now(),
-                                     self._unanswered)
-            if not batch:
-                break
-            batch = self._fit(batch)
-            await self._send_decisions(batch, report)
+        # Entries a killed process left ``sending`` go back to the queue first, so that
+        # from here on ``sending`` means "in a request of this pass" and is never claimed
+        # twice while batches overlap.
+        self.store.requeue_all_sending(self.clock.now())
+        in_flight: set[asyncio.Task[None]] = set()
+        failure: BaseException | None = None
+        try:
+            while failure is None:
+                batch = self.store.claim("decision", self.batch_size, sub, self.clock.now(),
+                                         self._unanswered)
+                if not batch:
+                    break
+                batch = self._fit(batch)
+                in_flight.add(asyncio.ensure_future(self._send_decisions(batch, report)))
+                # The next batch is claimed and sent while the server works on this one:
+                # the client's share of the time hides behind the server's.
+                if len(in_flight) >= self.depth:
+                    done, in_flight = await asyncio.wait(
+                        in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    failure = _first_error(done)
+            if in_flight:
+                # Never abandon a request in flight: its answer is recorded (or its
+                # entries requeued) before this pass reports anything.
+                done, in_flight = await asyncio.wait(in_flight)
+                failure = failure or _first_error(done)
+        finally:
+            # Cancelled from outside (the app stopping): stop the requests in flight too;
+            # each puts its entries back in the queue as it unwinds.
+            for task in in_flight:
+                task.cancel()
+            if in_flight:
+                await asyncio.wait(in_flight)
+        if failure is not None:
+            raise failure
         while True:
             seeds = self.store.claim("seed", 20, sub, self.clock.now())
             if not seeds:
@@ -178,3 +208,13 @@ class Outbox:
             self.store.upsert_seeds([response.data])
             report.seeds_changed = True
         report.applied.append(entry.id)
+
+
+def _first_error(done: set[asyncio.Task[None]]) -> BaseException | None:
+    for task in done:
+        if task.cancelled():
+            return asyncio.CancelledError()
+        error = task.exception()
+        if error is not None:
+            return error
+    return None

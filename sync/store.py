@@ -745,18 +745,6 @@ class LocalStore:
         with self.reading() as conn:
             return [self._entry(r) for r in conn.execute(text(sql), params)]
 
-    def sendable(self, kind: str, limit: int, sub: str | None) -> list[OutboxEntry]:
-        """The next entries to send: vetoes first (their deadlines are hard), then in the
-        order the governor decided them. ``sending`` entries are included: a process that
-        died mid-upload left them so, and replaying them is safe."""
-        with self.reading() as conn:
-            rows = conn.execute(text(
-                f"SELECT {self._ENTRY_COLUMNS} FROM outbox WHERE state IN ('queued', 'sending') "
-                "AND kind = :kind AND sub IS :sub "
-                "ORDER BY CASE WHEN action = 'veto' THEN 0 ELSE 1 END, seq LIMIT :l"),
-                {"kind": kind, "sub": sub, "l": limit}).all()
-        return [self._entry(r) for r in rows]
-
     def claim(self, kind: str, limit: int, sub: str | None, now: datetime,
               skip: Iterable[str] = ()) -> list[Claimed]:
         """Take the next sendable entries and mark them ``sending``, in one transaction, so
@@ -764,7 +752,7 @@ class LocalStore:
         this pass (the server left them unanswered); they wait for the next pass."""
         with self.transaction() as conn:
             rows = conn.execute(text(
-                "SELECT id, payload FROM outbox WHERE state IN ('queued', 'sending') "
+                "SELECT id, payload FROM outbox WHERE state = 'queued' "
                 "AND kind = :kind AND sub IS :sub "
                 "AND id NOT IN (SELECT value FROM json_each(:skip)) "
                 "ORDER BY CASE WHEN action = 'veto' THEN 0 ELSE 1 END, seq LIMIT :l"),
@@ -807,12 +795,6 @@ class LocalStore:
                         {"name": r[1], "content_type": r[2], "data_base64": r[3]})
         return found
 
-    def mark_sending(self, entry_ids: Sequence[str], now: datetime) -> None:
-        with self.transaction() as conn:
-            conn.execute(text("UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
-                              "updated_at = :t WHERE id = :id AND state IN ('queued', 'sending')"),
-                         [{"id": i, "t": iso(now)} for i in entry_ids])
-
     def requeue(self, entry_ids: Sequence[str], now: datetime) -> None:
         """The send failed before the server could answer: back in the queue, unchanged."""
         if not entry_ids:
@@ -821,6 +803,14 @@ class LocalStore:
             conn.execute(text("UPDATE outbox SET state = 'queued', updated_at = :t "
                               "WHERE id = :id AND state = 'sending'"),
                          [{"id": i, "t": iso(now)} for i in entry_ids])
+
+    def requeue_all_sending(self, now: datetime) -> int:
+        """Recovery: whatever a previous process left ``sending`` is queued again (the
+        server may or may not have it; the same key makes the replay safe)."""
+        with self.transaction() as conn:
+            result = conn.execute(text("UPDATE outbox SET state = 'queued', updated_at = :t "
+                                       "WHERE state = 'sending'"), {"t": iso(now)})
+        return int(result.rowcount or 0)
 
     def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """The server's answers for a batch, all in one transaction; approvals the server
