@@ -35,6 +35,9 @@ class StubSettings(BaseSettings):
     introspection_client_id: str = "governance-rs"
     introspection_client_secret: SecretStr = SecretStr("governance-rs-secret")
     login_attempts_per_minute: int = Field(default=10, gt=0)
+    # A new signing key takes over after this many days (the old one verifies until its
+    # tokens expire); 0 turns automatic rotation off.
+    signing_key_rotation_days: float = Field(default=30, ge=0)
     requests_per_minute: int = Field(default=6000, gt=0)
     # Per client address (several tokens may share one address, e.g. behind NAT).
     client_requests_per_minute: int = Field(default=12000, gt=0)

@@ -43,7 +43,8 @@ def install_oauth(app: FastAPI) -> None:
     app.state.db.migrate(MIGRATIONS)
     store = OAuthStore(app.state.db)
     ensure_demo_accounts(store)
-    keys = KeyRing(store, clock, verify_grace_s=settings.access_token_ttl + LEEWAY_S)
+    keys = KeyRing(store, clock, verify_grace_s=settings.access_token_ttl + LEEWAY_S,
+                   rotate_after_s=settings.signing_key_rotation_days * 86400)
     issuer = AccessTokenIssuer(keys, clock, issuer=settings.issuer,
                                ttl_s=settings.access_token_ttl)
     validator = TokenValidator(keys, store, clock, issuer=settings.issuer)

@@ -58,10 +58,12 @@ def _load(record: KeyRecord) -> SigningKey:
 
 
 class KeyRing:
-    def __init__(self, store: OAuthStore, clock: Clock, *, verify_grace_s: float) -> None:
+    def __init__(self, store: OAuthStore, clock: Clock, *, verify_grace_s: float,
+                 rotate_after_s: float | None = None) -> None:
         self._store = store
         self._clock = clock
         self._grace = verify_grace_s
+        self._rotate_after = rotate_after_s or None
         self._lock = threading.Lock()
         self._keys: dict[str, SigningKey] = {}
         self._last_reload = 0.0
@@ -94,6 +96,10 @@ class KeyRing:
         current = self._current()
         if current is None:  # every key retired by another process without a successor
             self.rotate()
+            current = self._current()
+        elif (self._rotate_after is not None
+              and self._clock.now().timestamp() >= current.created_at + self._rotate_after):
+            self.rotate()  # scheduled rotation: limits what one leaked key can sign
             current = self._current()
         assert current is not None
         return current

@@ -76,3 +76,24 @@ def test_processes_converge_on_one_signing_key(tmp_path: Path) -> None:
     new_kid = one.state.keys.rotate()
     two.state.keys._last_reload -= keys_module._RESYNC_EVERY_S + 1  # 30 s later
     assert two.state.keys.signing_key().kid == new_kid
+
+
+def test_keys_rotate_on_schedule_and_old_tokens_still_pass(stub: Stub) -> None:
+    keys = stub.app.state.keys
+    first = keys.signing_key().kid
+    stub.clock.advance(30 * 86400 - 60)
+    old = issue_test_token(stub.app)  # a minute before the key is 30 days old
+    assert jwt.get_unverified_header(old)["kid"] == first
+    stub.clock.advance(120)
+    fresh = issue_test_token(stub.app)
+    assert jwt.get_unverified_header(fresh)["kid"] != first
+    assert stub.get("/probe/read", old).status_code == 200
+    assert stub.get("/probe/read", fresh).status_code == 200
+
+
+def test_rotation_can_be_turned_off() -> None:
+    clock = FakeClock()
+    app = make_test_app(clock, signing_key_rotation_days=0)
+    first = app.state.keys.signing_key().kid
+    clock.advance(400 * 86400)
+    assert app.state.keys.signing_key().kid == first
