@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import secrets
 import threading
 import uuid
 from collections import defaultdict
@@ -268,7 +269,7 @@ class GovernanceAuthorizationServer(AuthorizationServer):
             "scope": " ".join(sorted(granted)),
         }
         if include_refresh_token:
-            token["refresh_token"] = uuid.uuid4().hex + uuid.uuid4().hex
+            token["refresh_token"] = secrets.token_urlsafe(32)  # 256 random bits
         return token
 
     def save_token(self, token: dict[str, Any], request: PlainOAuth2Request) -> None:
