@@ -598,3 +598,30 @@ def test_aclose_leaves_the_callers_client_usable(h: Harness) -> None:
             return response.status_code
 
     assert run(go()) == 200
+
+
+# --- with the engine's ApiClient: a 401 costs one refresh and one retry ------------------
+def _api(h: Harness, auth: Authenticator) -> Any:
+    from sync.api import ApiClient
+
+    return ApiClient("http://testserver", authenticator=auth, transport=h.transport())
+
+
+def test_token_expired_on_the_server_is_refreshed_once_and_retried(h: Harness) -> None:
+    auth = signed_in(h)
+    api = _api(h, auth)
+    h.server_clock.advance(900 + 31)  # only the server's clock: the client thinks it is fresh
+    calls = h.token_calls
+    response = run(api.request("GET", "/v1/mobile/dashboard"))
+    assert response.status == 200
+    assert h.token_calls == calls + 1
+
+
+def test_a_server_that_keeps_refusing_is_not_hammered(h: Harness) -> None:
+    auth = signed_in(h)
+    api = _api(h, auth)
+    h.app.state.token_validator.issuer = "http://someone-else"  # every token now fails
+    calls = h.token_calls
+    with pytest.raises(SignInRequired, match="refused the session twice"):
+        run(api.request("GET", "/v1/mobile/dashboard"))
+    assert h.token_calls == calls + 1  # one refresh, no loop
