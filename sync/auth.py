@@ -387,13 +387,18 @@ class Authenticator:
         if params.get("state") != state:
             raise AuthFlowError("The sign-in response does not match the request (state "
                                 "mismatch); it was ignored. Start sign-in again.")
+        meta = await self.metadata()
+        if (meta.get("authorization_response_iss_parameter_supported")
+                or "iss" in params) and params.get("iss") != meta["issuer"]:
+            # RFC 9207: the response must name the server we started with (mix-up defence).
+            raise AuthFlowError("The sign-in response names another server (issuer "
+                                "mismatch); it was ignored. Start sign-in again.")
         if "error" in params:
             reason = params.get("error_description") or params["error"]
             raise AuthFlowError(f"Sign-in was refused: {reason}. Start sign-in again.")
         code = params.get("code")
         if not code:
             raise AuthFlowError("The sign-in response carried no code; start sign-in again.")
-        meta = await self.metadata()
         token = await self._token_request(
             meta["token_endpoint"], grant_type="authorization_code", code=code,
             redirect_uri=redirect_uri, code_verifier=verifier)
@@ -550,7 +555,10 @@ class Authenticator:
         except ServerUnreachable as exc:
             raise ServerUnreachable("Confirming your identity needs the server, which cannot "
                                     "be reached; connect and try again.") from exc
-        return params.get("state") == state and "code" in params and "error" not in params
+        meta = await self.metadata()
+        issuer_ok = params.get("iss", meta["issuer"]) == meta["issuer"]
+        return (params.get("state") == state and issuer_ok and "code" in params
+                and "error" not in params)
 
 
 async def open_system_browser(url: str) -> None:

@@ -13,6 +13,7 @@ from string import Template
 from typing import Any
 from urllib.parse import urlencode
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749 import OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -71,7 +72,7 @@ class OAuthService:
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
                                                               "client_secret_post"],
             "token_endpoint_auth_signing_alg_values_supported": [ALGORITHM],
-            "authorization_response_iss_parameter_supported": False,
+            "authorization_response_iss_parameter_supported": True,
         }
 
 
@@ -109,6 +110,18 @@ def _to_response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
     return Response(body or b"", status_code=status, headers=hdrs)
 
 
+def _with_iss(result: tuple[int, Any, list[tuple[str, str]]], issuer: str
+              ) -> tuple[int, Any, list[tuple[str, str]]]:
+    """RFC 9207: name the issuer in every authorization response, so a client talking to
+    several servers cannot be tricked into sending one's code to another (mix-up)."""
+    status, body, headers = result
+    if status != 302:
+        return result
+    fixed = [(k, add_params_to_uri(v, [("iss", issuer)]) if k.lower() == "location" else v)
+             for k, v in headers]
+    return status, body, fixed
+
+
 async def _oauth_request(request: Request) -> PlainOAuth2Request:
     query: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
@@ -131,7 +144,8 @@ def _authorize_error(service: OAuthService, oauth_req: PlainOAuth2Request,
                      error: OAuth2Error) -> Response:
     if error.redirect_uri:
         # The redirect URI was validated: RFC 6749 §4.1.2.1 says report the error there.
-        return _to_response(service.server.handle_error_response(oauth_req, error))
+        return _to_response(_with_iss(
+            service.server.handle_error_response(oauth_req, error), service.issuer))
     # Unknown client or unregistered redirect URI: never redirect (open-redirector defence).
     return _message("Sign-in link not valid",
                     f"{error.description or error.error}. Return to the Governor app and "
@@ -201,7 +215,7 @@ def build_router() -> APIRouter:
                                error="Wrong username or password; check both and try again.")
         result = await run_in_threadpool(service.server.create_authorization_response,
                                          oauth_req, user, grant)
-        return _to_response(result)
+        return _to_response(_with_iss(result, service.issuer))
 
     @router.post("/oauth/token", response_model=None)
     async def token(request: Request) -> Response:

@@ -432,8 +432,9 @@ def test_browser_state_mismatch_is_refused(h: Harness) -> None:
 def test_browser_error_response(h: Harness) -> None:
     def tamper(location: str) -> str:
         parts = urlsplit(location)
-        state = parse_qs(parts.query)["state"][0]
-        return f"{parts.scheme}://{parts.netloc}{parts.path}?error=access_denied&state={state}"
+        query = parse_qs(parts.query)
+        return (f"{parts.scheme}://{parts.netloc}{parts.path}?error=access_denied"
+                f"&state={query['state'][0]}&iss={query['iss'][0]}")
 
     with pytest.raises(AuthFlowError, match="refused"):
         run(h.authenticator().sign_in_with_browser(_browser(h, tamper=tamper)))
@@ -625,3 +626,13 @@ def test_a_server_that_keeps_refusing_is_not_hammered(h: Harness) -> None:
     with pytest.raises(SignInRequired, match="refused the session twice"):
         run(api.request("GET", "/v1/mobile/dashboard"))
     assert h.token_calls == calls + 1  # one refresh, no loop
+
+
+def test_browser_response_naming_another_issuer_is_refused(h: Harness) -> None:
+    def tamper(location: str) -> str:
+        return location.replace("iss=http%3A%2F%2Ftestserver", "iss=http%3A%2F%2Fevil")
+
+    auth = h.authenticator()
+    with pytest.raises(AuthFlowError, match="issuer mismatch"):
+        run(auth.sign_in_with_browser(_browser(h, tamper=tamper)))
+    assert auth.account() is None

@@ -267,3 +267,12 @@ def test_callback_state_is_checked_before_anything_else(server: FakeServer) -> N
         run(server.authenticator().sign_in_with_password("governor", "governor"))
     assert calls == []  # the code was never exchanged
 
+
+
+def test_iss_naming_another_server_is_refused(server: FakeServer) -> None:
+    server.login_ok()
+    server.routes[("POST", "/oauth/authorize")] = lambda r: httpx.Response(302, headers={
+        "Location": f"com.waooaw.governor:/callback?code=c&state={server.state}"
+                    "&iss=http://other"})
+    with pytest.raises(AuthFlowError, match="issuer mismatch"):
+        run(server.authenticator().sign_in_with_password("governor", "governor"))

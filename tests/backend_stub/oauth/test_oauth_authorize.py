@@ -198,3 +198,14 @@ def test_asking_only_for_scopes_the_account_lacks_goes_back_as_invalid_scope(stu
     query = parse_qs(urlsplit(response.headers["location"]).query)
     assert query["error"] == ["invalid_scope"] and "code" not in query
     assert query["state"] == ["st-1"]
+
+
+def test_authorization_responses_name_the_issuer(stub: Stub) -> None:
+    """RFC 9207, success and error alike."""
+    meta = stub.client.get("/.well-known/oauth-authorization-server").json()
+    assert meta["authorization_response_iss_parameter_supported"] is True
+    ok = parse_qs(urlsplit(stub.login().headers["location"]).query)
+    assert ok["iss"] == ["http://testserver"]
+    error = parse_qs(urlsplit(stub.login(code_challenge_method="plain")
+                              .headers["location"]).query)
+    assert error["iss"] == ["http://testserver"] and error["error"] == ["invalid_request"]
