@@ -348,3 +348,25 @@ def test_the_hub_follows_the_bus_once_when_there_is_one() -> None:
     other = EventHub()
     other.follow_bus(SimpleNamespace(state=SimpleNamespace(bus=Broken())))  # type: ignore[arg-type]
     assert other.version == 0
+
+
+def test_the_hub_wakes_on_the_components_message_bus() -> None:
+    """The real MessageBus (in-process transport): a governance message wakes the streams."""
+    import time as _time
+    from types import SimpleNamespace
+
+    from backend_stub.api.events_stream import EventHub
+    from backend_stub.components.messaging import MessageBus
+
+    bus = MessageBus()
+    hub = EventHub()
+    hub.follow_bus(SimpleNamespace(state=SimpleNamespace(bus=bus)))  # type: ignore[arg-type]
+    try:
+        bus.publish("governance.agent.violated", {"agent_id": "a"})
+        bus.publish("other.thing", {})
+        deadline = _time.monotonic() + 10
+        while hub.version < 1 and _time.monotonic() < deadline:
+            _time.sleep(0.01)
+        assert hub.version == 1
+    finally:
+        bus.close()
