@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from backend_stub.oauth.access_tokens import LEEWAY_S, AccessTokenIssuer, TokenValidator
@@ -38,6 +40,9 @@ def ensure_demo_accounts(store: OAuthStore) -> None:
 
 
 def install_oauth(app: FastAPI) -> None:
+    # Authlib logs issued tokens at DEBUG ("Issue token %r"); tokens must never reach a log,
+    # whatever --log-level says.
+    logging.getLogger("authlib").setLevel(logging.INFO)
     settings = app.state.settings
     clock = app.state.clock
     app.state.db.migrate(MIGRATIONS)

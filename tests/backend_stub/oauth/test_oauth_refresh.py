@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -131,3 +133,13 @@ def test_rotation_leaves_the_database_fully_synchronous(tmp_path: Path) -> None:
         assert stub.refresh(stub.tokens()["refresh_token"]).status_code == 200
     with app.state.db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_tokens_never_reach_the_logs(stub: Stub, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        tokens = stub.tokens()
+        stub.refresh(tokens["refresh_token"])
+        stub.refresh(tokens["refresh_token"])  # reuse: logged as a warning, without tokens
+    text = caplog.text
+    assert "revoked token family" in text
+    assert tokens["refresh_token"] not in text and tokens["access_token"] not in text
