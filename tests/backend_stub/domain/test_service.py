@@ -304,3 +304,25 @@ def test_dashboard_counts(governance: GovernanceService) -> None:
     assert board["active_agents"] == 1
     assert board["nearest_veto_deadline"] == "2026-01-02T12:00:00.000Z"
     assert board["budget"]["alerts"][0]["threshold"] == 95
+
+
+def test_batch_writes_read_back_exactly(governance: GovernanceService,
+                                        fake_clock: FakeClock) -> None:
+    from sqlalchemy import select
+
+    from backend_stub.domain.models import Decision, IdempotencyRecord
+
+    request = submit(governance)
+    [result] = governance.decide(GOV, [DecisionCommand("rt", request["id"], "approve",
+                                                       expected_version=1, device_id="p",
+                                                       device_decided_at=fake_clock.now())])
+    stored = governance.get_approval(request["id"])
+    assert stored["veto_deadline"] == "2026-01-02T12:00:00.000Z"
+    assert stored["decided_at"] == "2026-01-01T12:00:00.000Z"
+    assert stored["pipeline"] == result.approval["pipeline"]  # type: ignore[index]
+    with governance.db.session() as session:
+        decision = session.execute(select(Decision)).scalars().one()
+        record = session.execute(select(IdempotencyRecord)).scalars().one()
+    assert decision.decided_at == fake_clock.now() and decision.device_id == "p"
+    assert decision.device_decided_at == fake_clock.now()
+    assert record.body == result.body and record.created_at == fake_clock.now()
