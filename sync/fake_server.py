@@ -209,7 +209,7 @@ class FakeServer(httpx.AsyncBaseTransport):
         def rejected(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
             return {"id": key, "outcome": "rejected",
                     "error": {"code": code, "message": message, "details": details},
-                    "approval": dict(record) if record else None}
+                    "approval": _change(record) if record else None}
 
         if record is None:
             return rejected("NOT_FOUND", "No such approval.", {})
@@ -244,7 +244,8 @@ class FakeServer(httpx.AsyncBaseTransport):
                       decided_at=iso(now))
         self.audit.append(AuditRecord(key, record["id"], str(action), self.sub,
                                       str(item.get("device_id"))))
-        return {"id": key, "outcome": "applied", "approval": dict(record)}
+        # Like the stub: the summary and what a decision changes, not the whole request.
+        return {"id": key, "outcome": "applied", "approval": _change(record)}
 
     def _create_seed(self, request: httpx.Request) -> httpx.Response:
         key = request.headers.get("idempotency-key")
@@ -265,6 +266,14 @@ class FakeServer(httpx.AsyncBaseTransport):
         self.audit.append(AuditRecord(key, seed_id, "create_seed", self.sub, ""))
         self._keys[key] = (digest, self.seeds[seed_id])
         return _ok(self.seeds[seed_id], status=201)
+
+
+_CHANGE_FIELDS = ("id", "agent", "requester", "industry", "status", "version",
+                  "veto_deadline", "created_at", "pipeline", "decided_by", "decided_at")
+
+
+def _change(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in _CHANGE_FIELDS if k in record}
 
 
 def _ok(data: Any, meta: dict[str, Any] | None = None, *, status: int = 200,

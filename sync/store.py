@@ -822,11 +822,9 @@ class LocalStore:
         applied = [{"id": o.entry_id, "t": t} for o in outcomes if o.applied]
         rejected = [{"id": o.entry_id, "t": t, "c": o.error_code, "m": o.error_message,
                      "d": _dumps(o.error_details or {})} for o in outcomes if not o.applied]
-        with_approval = [o for o in outcomes
-                         if o.approval and "id" in o.approval and "status" in o.approval
-                         and "version" in o.approval]
-        approvals = [self._approval_params(o.approval) for o in with_approval
-                     if o.approval is not None]
+        returned = [o.approval for o in outcomes
+                    if o.approval and "id" in o.approval and "status" in o.approval
+                    and "version" in o.approval]
         with self.transaction() as conn:
             if applied:
                 conn.execute(text(
@@ -841,16 +839,34 @@ class LocalStore:
                     "UPDATE outbox SET state = 'rejected', updated_at = :t, error_code = :c, "
                     "error_message = :m, error_details = :d "
                     "WHERE id = :id AND state IN ('queued', 'sending')"), rejected)
-            if approvals:
-                conn.execute(self._UPSERT_APPROVAL, approvals)
-                # The server answered with the full request: it is the detail as well, so
-                # the next sync need not fetch it again.
-                full = [{"id": a["id"], "v": a["version"], "d": a["summary"]}
-                        for a, o in zip(approvals, with_approval, strict=True)
-                        if o.approval is not None and "pipeline" in o.approval]
-                if full:
-                    conn.execute(text("UPDATE approval SET detail = :d, detail_version = :v "
-                                      "WHERE id = :id AND version = :v"), full)
+            if returned:
+                self._merge_approvals(conn, returned)
+
+    def _merge_approvals(self, conn: Connection, returned: list[dict[str, Any]]) -> None:
+        """Lay what the server returned over what is cached: a batch answer may carry only
+        what a decision changes, and the cached summary and detail keep the rest."""
+        ids = [str(a["id"]) for a in returned]
+        held = {r[0]: (r[1], r[2]) for r in conn.execute(text(
+            "SELECT id, summary, detail FROM approval "
+            "WHERE id IN (SELECT value FROM json_each(:ids))"), {"ids": json.dumps(ids)})}
+        summaries = []
+        details = []
+        for approval in returned:
+            summary_text, detail_text = held.get(str(approval["id"]), (None, None))
+            summary = {**_loads(summary_text), **approval} if summary_text else approval
+            if not {"agent", "requester", "industry"} <= summary.keys():
+                continue  # too little to show a request we do not hold
+            summaries.append(self._approval_params(summary))
+            if detail_text is not None:
+                detail = {**_loads(detail_text), **approval}
+                details.append({"id": approval["id"], "v": int(approval["version"]),
+                                "d": _dumps(detail)})
+        if summaries:
+            conn.execute(self._UPSERT_APPROVAL, summaries)
+        if details:
+            # The detail, brought to the same version, need not be fetched again.
+            conn.execute(text("UPDATE approval SET detail = :d, detail_version = :v "
+                              "WHERE id = :id AND version = :v"), details)
 
     def set_error(self, entry_id: str, code: str, message: str) -> None:
         """Note why the last attempt failed without taking the entry off the queue."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -465,3 +465,30 @@ def test_an_upload_cancelled_mid_flight_puts_its_entries_back(world: World) -> N
     states = {world.store.entry(e.id).state for e in entries}  # type: ignore[union-attr]
     assert states == {OutboxState.QUEUED}
     assert world.server.audit == []
+
+
+def test_a_compact_answer_keeps_the_cached_detail_and_moves_it_forward(world: World) -> None:
+    world.server.approvals["APR-0"]["version"] = 2
+    world.server.approvals["APR-0"]["capabilities"] = [{"capability": "file_read:/data/*"}]
+    run(world.engine.download())
+    world.engine.approve("APR-0")
+    run(world.engine.upload())
+    detail = world.engine.approval("APR-0")
+    assert detail is not None and detail.version == 3 and detail.status.value == "approved"
+    assert detail.capabilities == [{"capability": "file_read:/data/*"}]
+    assert "APR-0" not in world.store.stale_detail_ids(10, {"approved"})
+
+
+def test_a_bare_answer_for_a_request_not_held_is_not_cached() -> None:
+    from sync.store import LocalStore, Outcome
+
+    store = LocalStore()
+    store.enqueue(entry_id="e1", kind="decision", payload={}, created_at=world_now())
+    store.record_outcomes([Outcome("e1", applied=True,
+                                   approval={"id": "X", "status": "approved", "version": 2})],
+                          world_now())
+    assert store.approval("X") is None
+
+
+def world_now() -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC)
