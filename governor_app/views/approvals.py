@@ -12,6 +12,7 @@ from governor_app.views.common import (
     action_button,
     empty,
     heading,
+    icon_button,
     labelled,
     section,
     text_field,
@@ -28,9 +29,17 @@ def build_list(shell: Shell) -> ft.Control:
     view = state.approval_list_view(shell.client, mem["filter"], mem["query"],
                                     limit=mem.get("limit", LIST_LIMIT))
     rows = ft.ListView(expand=True, spacing=4)
+    # Unchanged rows keep their controls: a tap that lands while the list refreshes (a
+    # keystroke in the search, a sync) still reaches a live control, and less is sent.
+    tiles: dict[state.ApprovalRow, ft.Control] = {}
+
+    def tile(r: state.ApprovalRow) -> ft.Control:
+        if r not in tiles:
+            tiles[r] = approval_tile(shell, r)
+        return tiles[r]
 
     def fill(v: state.ApprovalListView) -> None:
-        rows.controls = [approval_tile(shell, r) for r in v.rows]
+        rows.controls = [tile(r) for r in v.rows]
         if v.empty:
             rows.controls.append(empty(v.empty))
         if v.more:
@@ -66,6 +75,8 @@ def build_list(shell: Shell) -> ft.Control:
         segments=[ft.Segment(value=key, label=ft.Text(label)) for key, label in state.FILTERS])
     fill(view)
     shell.refreshers.append(refresh_rows)
+    shell.signature = lambda: state.approval_list_view(
+        shell.client, mem["filter"], mem["query"], limit=mem.get("limit", LIST_LIMIT))
     return ft.Column([heading("Approvals"), ft.Row([filters], scroll=ft.ScrollMode.AUTO),
                       search, rows], expand=True, spacing=8)
 
@@ -91,7 +102,9 @@ def approval_tile(shell: Shell, row: state.ApprovalRow) -> ft.Control:
 
 def build_detail(shell: Shell, approval_id: str) -> ft.Control:
     detail = shell.client.approval(approval_id)
-    back = ft.IconButton(ft.Icons.ARROW_BACK, tooltip="Back to approvals",
+    shell.signature = lambda: (shell.client.approval(approval_id),
+                               "veto-hold" in shell.memory)
+    back = icon_button(ft.Icons.ARROW_BACK, "Back to approvals",
                          on_click=lambda e: shell.go("/approvals"))
     if detail is None:
         return ft.Column([ft.Row([back]), empty(

@@ -11,7 +11,13 @@ from governor_app.views.shell import Shell
 TOPICS = ("dashboard", "status")
 
 
+def _signature(shell: Shell) -> object:
+    cached = shell.client.dashboard()
+    return (cached.dashboard, cached.stale) if cached else None
+
+
 def build(shell: Shell) -> ft.Control:
+    shell.signature = lambda: _signature(shell)
     view = state.dashboard_view(shell.client.dashboard(), shell.now())
 
     def refresh(e: object) -> None:

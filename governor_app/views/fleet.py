@@ -14,6 +14,7 @@ VIOLATION_TOPICS = ("violations",)
 
 def build_agents(shell: Shell) -> ft.Control:
     rows = state.agent_rows(shell.client.agents())
+    shell.signature = lambda: state.agent_rows(shell.client.agents())
     tiles: list[ft.Control] = [ft.Semantics(identifier=f"agent-{r.id}", content=ft.ExpansionTile(
         title=ft.Text(r.name), subtitle=ft.Text(f"{r.subtitle} · {r.budget}", size=12),
         controls=[ft.Container(ft.Column(
@@ -27,6 +28,7 @@ def build_agents(shell: Shell) -> ft.Control:
 
 def build_violations(shell: Shell) -> ft.Control:
     rows = state.violation_rows(shell.client.violations())
+    shell.signature = lambda: state.violation_rows(shell.client.violations())
     tiles: list[ft.Control] = [ft.Semantics(
         identifier=f"violation-{r.id}", content=ft.ExpansionTile(
             leading=ft.Icon(ft.Icons.GPP_BAD if r.severe else ft.Icons.GPP_MAYBE,

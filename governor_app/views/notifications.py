@@ -16,6 +16,7 @@ TOPICS = ("notifications", "approvals", "outbox")
 
 def build(shell: Shell) -> ft.Control:
     items = shell.client.notifications()
+    shell.signature = lambda: (shell.client.notifications(), shell.client.outbox())
     groups = state.notification_groups(items, shell.now())
     unread = state.unread_count(items)
 

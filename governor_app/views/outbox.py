@@ -15,8 +15,14 @@ from governor_app.views.shell import Shell
 TOPICS = ("outbox", "status")
 
 
+def _status_key(shell: Shell) -> object:
+    st = shell.client.status()
+    return (st.online, st.pending_count, st.last_error, st.uploading)
+
+
 def build(shell: Shell) -> ft.Control:
     status = shell.client.status()
+    shell.signature = lambda: (shell.client.outbox(), _status_key(shell))
 
     def act(fn: Any, message: str) -> None:
         try:
@@ -70,11 +76,19 @@ def build(shell: Shell) -> ft.Control:
                f"{fmt.age(status.last_synced_at, shell.now())} · {status.pending_count} "
                f"waiting")
     error = status.last_error or "No error."
+    summary_text = ft.Text(summary)
+
+    def live_summary() -> str:
+        st = shell.client.status()
+        return (f"{'Online' if st.online else 'Offline'} · last synced "
+                f"{fmt.age(st.last_synced_at, shell.now())} · {st.pending_count} waiting")
+
+    shell.tickers.append((summary_text, live_summary))
     return ft.Column([
         heading("Outbox and sync", action_button("Sync now",
                                                  lambda e: shell.spawn(shell.client.sync_now()),
                                                  icon=ft.Icons.SYNC, primary=True)),
-        labelled("sync-summary", summary, ft.Text(summary)),
+        labelled("sync-summary", summary, summary_text),
         labelled("sync-last-error", f"Last error: {error}",
                  ft.Text(f"Last error: {error}", size=12,
                          color=ft.Colors.RED_700 if status.last_error else None)),

@@ -8,7 +8,15 @@ from typing import Any
 import flet as ft
 
 from governor_app import state
-from governor_app.views.common import action_button, empty, heading, labelled, section, text_field
+from governor_app.views.common import (
+    action_button,
+    empty,
+    heading,
+    icon_button,
+    labelled,
+    section,
+    text_field,
+)
 from governor_app.views.shell import Shell
 
 TOPICS = ("seeds", "outbox")
@@ -41,15 +49,17 @@ def build_list(shell: Shell) -> ft.Control:
     shell.shortcuts["slash"] = shell.shortcuts["/"]
     fill()
     shell.refreshers.append(fill)
+    shell.signature = lambda: shell.client.seeds(mem["query"].strip())
     new = action_button("New seed", lambda e: shell.go("/seeds/new"), icon=ft.Icons.ADD,
                         disabled=not shell.can_decide)
     return ft.Column([heading("Precedent seeds", new), search, rows], expand=True, spacing=8)
 
 
 def build_detail(shell: Shell, seed_id: str) -> ft.Control:
-    back = ft.IconButton(ft.Icons.ARROW_BACK, tooltip="Back to seeds",
+    back = icon_button(ft.Icons.ARROW_BACK, "Back to seeds",
                          on_click=lambda e: shell.go("/seeds"))
     seed = shell.client.seed(seed_id)
+    shell.signature = lambda: shell.client.seed(seed_id)
     if seed is None:
         return ft.Column([ft.Row([back]), empty(f"Seed {seed_id!r} is not on this device.")])
     v = state.seed_detail_view(seed)
@@ -73,7 +83,7 @@ def build_detail(shell: Shell, seed_id: str) -> ft.Control:
 
 def build_wizard(shell: Shell) -> ft.Control:
     wiz: state.SeedWizard = shell.memory.setdefault("seed-wizard", state.SeedWizard())
-    back = ft.IconButton(ft.Icons.ARROW_BACK, tooltip="Back to seeds",
+    back = icon_button(ft.Icons.ARROW_BACK, "Back to seeds",
                          on_click=lambda e: shell.go("/seeds"))
     errors = ft.Column([], spacing=2)
 
@@ -156,8 +166,10 @@ def build_wizard(shell: Shell) -> ft.Control:
         nav.append(action_button("Next step", next_step, primary=True))
     else:
         nav.append(action_button("Create seed", create, primary=True, icon=ft.Icons.CHECK))
-    return ft.ListView([
+    # The step buttons stay in view below the scrolling form, on a phone too.
+    return ft.Column([
         ft.Row([back, ft.Text("New precedent seed", size=20, weight=ft.FontWeight.BOLD)]),
         labelled("wizard-step", f"Step {step + 1} of {len(wiz.STEPS)}: {wiz.STEPS[step]}",
                  ft.Text(f"Step {step + 1} of {len(wiz.STEPS)}: {wiz.STEPS[step]}")),
-        *body, errors, ft.Row(nav, spacing=8)], spacing=8, expand=True)
+        ft.ListView([*body, errors], spacing=8, expand=True),
+        ft.Row(nav, spacing=8)], spacing=8, expand=True)

@@ -74,6 +74,12 @@ class Shell:
         # A screen with a field being typed in refreshes its rows in place instead of being
         # rebuilt (a rebuild would take the focus away mid-word).
         self.refreshers: list[Callable[[], None]] = []
+        # What the screen shows, cheaply comparable: a change notification that leaves it
+        # equal re-renders nothing (the engine reports every periodic sync).
+        self.signature: Callable[[], object] | None = None
+        self._last_signature: object = None
+        self._top_key: object = None
+        self._nav_key: object = None
         self._unsubscribe: Callable[[], None] | None = None
         self._body = ft.Container(expand=True)
         self._banner = ft.Container()
@@ -238,12 +244,14 @@ class Shell:
         self._screen_topics = topics
         self.tickers = []
         self.refreshers = []
+        self.signature = None
         try:
             content = builder(self)
         except Exception as exc:  # a broken screen must not blank the app
             log.exception("screen %s failed", self.route)
             content = ft.Text(f"This screen failed to render ({exc}). Go back and retry.")
         self._body.content = ft.Container(content, padding=ft.Padding.all(12), expand=True)
+        self._last_signature = self.signature() if self.signature else None
         self._render_banner()
         self._render_nav()
 
@@ -299,8 +307,17 @@ class Shell:
         if mode == "sign-in":
             return
         badges = self._badges()
-        self._top.content = self._app_bar()
+        account = self.account
+        top_key = (state.connection_view(self.client.status(), self.now()).label,
+                   account.username if account else None, mode)
+        if top_key != self._top_key or self._top.content is None:
+            self._top_key = top_key
+            self._top.content = self._app_bar()
         current = self.route.split("/")[1] if self.route != "/" else "dashboard"
+        nav_key = (mode, tuple(sorted(badges.items())), current)
+        if nav_key == self._nav_key:
+            return
+        self._nav_key = nav_key
         if mode == "phone":
             dests = self._phone_dests
             self._bar.selected_index = next(
@@ -314,6 +331,8 @@ class Shell:
                 rail_dest.icon = self._icon(d, badges)
 
     def _build_frame(self, mode: str) -> None:
+        self._top_key = None
+        self._nav_key = None
         if mode == "sign-in":
             self._nav_host.content = self._body
             return
@@ -358,7 +377,8 @@ class Shell:
                 ft.PopupMenuItem(content=ft.Text("Sign out"),
                                  on_click=lambda e: self.spawn(self.sign_out())),
             ]
-        menu = ft.Semantics(label="Account menu", button=True, content=ft.PopupMenuButton(
+        menu = ft.Semantics(label="Account menu", button=True, container=True,
+                            exclude_semantics=True, content=ft.PopupMenuButton(
             icon=ft.Icons.ACCOUNT_CIRCLE, tooltip="Account menu", items=items))
         return ft.Row([ft.Text("WAOOAW Governor", weight=ft.FontWeight.BOLD, size=16,
                                expand=True), chip, menu])
@@ -390,7 +410,7 @@ class Shell:
         if "auth" in topics and self.account is None and self.route != "/sign-in":
             self.route = "/sign-in"
             self._render()
-        elif topics & set(self._screen_topics):
+        elif topics & set(self._screen_topics) and not self._unchanged():
             if self.refreshers:
                 for refresh in list(self.refreshers):
                     refresh()
@@ -403,6 +423,15 @@ class Shell:
             self._render_nav()
         with contextlib.suppress(Exception):
             self.page.update()
+
+    def _unchanged(self) -> bool:
+        if self.signature is None:
+            return False
+        current = self.signature()
+        if current == self._last_signature:
+            return True
+        self._last_signature = current
+        return False
 
     def _alert_new_notifications(self) -> None:
         """A new event interrupts with a snack bar unless quiet hours hold it back (budget

@@ -4,21 +4,27 @@
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import flet as ft
 
 from governor_app import format as fmt
 from governor_app import state
-from governor_app.views.common import action_button, empty, labelled, text_field
+from governor_app.views.common import action_button, empty, icon_button, labelled, text_field
 from governor_app.views.shell import Shell
 
 TOPICS = ()  # a form being written is never re-rendered under the governor's fingers
 
 
+def _ignore_event(fn: Callable[[int], None], index: int, e: object) -> None:
+    fn(index)
+
+
 def build(shell: Shell, approval_id: str) -> ft.Control:
     detail = shell.client.approval(approval_id)
-    back = ft.IconButton(ft.Icons.ARROW_BACK, tooltip="Back to the request",
+    back = icon_button(ft.Icons.ARROW_BACK, "Back to the request",
                          on_click=lambda e: shell.go(f"/approvals/{approval_id}"))
     if detail is None:
         return ft.Column([ft.Row([back]), empty(f"Request {approval_id!r} is not on this "
@@ -47,8 +53,8 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
     def show_files() -> None:
         files.controls = [
             ft.Row([ft.Icon(ft.Icons.ATTACH_FILE, size=16), ft.Text(line, expand=True),
-                    ft.IconButton(ft.Icons.CLOSE, tooltip=f"Remove {form.attachments[i].name}",
-                                  on_click=lambda e, i=i: remove(i))])
+                    icon_button(ft.Icons.CLOSE, f"Remove {form.attachments[i].name}",
+                                partial(_ignore_event, remove, i))])
             for i, line in enumerate(form.attachment_lines())]
         files.controls.append(ft.Text(f"{state.ATTACHMENT_LIMITS} Used: "
                                       f"{fmt.size(form.total_bytes)}.", size=12))
@@ -145,6 +151,8 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
     ]
     if step_up is not None:
         body.append(step_up)
-    body += [errors, action_button("Veto this request", submit, danger=True,
-                                   icon=ft.Icons.BLOCK)]
-    return ft.ListView(body, spacing=8, expand=True)
+    body.append(errors)
+    # The veto button stays in view below the scrolling form.
+    return ft.Column([ft.ListView(body, spacing=8, expand=True),
+                      action_button("Veto this request", submit, danger=True,
+                                    icon=ft.Icons.BLOCK)], expand=True)

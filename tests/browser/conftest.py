@@ -70,36 +70,28 @@ def app_against(tmp_path: Path) -> Iterator[object]:
     yield start
     for proc in started:
         proc.stop()
+        # Shown by pytest only when the test failed.
+        print(f"--- app output ({proc.url}) ---\n" + "".join(proc.output[-60:]))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                               ) -> Iterator[pytest.TestReport]:
+    """A failed browser test leaves a screenshot of every open page, taken before the
+    fixtures stop the app, in ``$TMPDIR/governor-browser-failures/``."""
     report = yield
-    if report.when == "call":
-        item.stash[_FAILED] = report.failed
+    chromium = getattr(item, "funcargs", {}).get("browser")
+    if report.when == "call" and report.failed and chromium is not None:
+        folder = Path(os.environ.get("TMPDIR", "/tmp")) / "governor-browser-failures"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = "".join(c if c.isalnum() else "-" for c in item.name)
+        for i, context in enumerate(chromium.contexts):
+            for j, page in enumerate(context.pages):
+                shot = folder / f"{name}-{i}-{j}.png"
+                try:
+                    page.screenshot(path=str(shot))
+                except Exception:  # a closed page has nothing to show
+                    continue
+                report.sections.append(("screenshot", str(shot)))
+                print(f"screenshot of the failure: {shot}")
     return report
-
-
-_FAILED = pytest.StashKey[bool]()
-
-
-@pytest.fixture(autouse=True)
-def _screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
-    """A failed browser test leaves a screenshot of every open page in
-    ``$TMPDIR/governor-browser-failures/``."""
-    yield
-    if not request.node.stash.get(_FAILED, False) or "browser" not in request.fixturenames:
-        return
-    chromium = request.getfixturevalue("browser")
-    folder = Path(os.environ.get("TMPDIR", "/tmp")) / "governor-browser-failures"
-    folder.mkdir(parents=True, exist_ok=True)
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name)
-    for i, context in enumerate(chromium.contexts):
-        for j, page in enumerate(context.pages):
-            shot = folder / f"{name}-{i}-{j}.png"
-            try:
-                page.screenshot(path=str(shot))
-            except Exception:  # a closed page has nothing to show
-                continue
-            print(f"screenshot of the failure: {shot}")

@@ -215,17 +215,16 @@ def kill_group(proc: subprocess.Popen[Any]) -> None:
 
 
 def nav(page: Page, label: str) -> None:
-    """Open a top-level screen from the navigation rail or bar (its name may carry a badge
-    count: "6 Approvals Tab 2 of 8"). On a phone, screens past the bar are under More."""
+    """Open a top-level screen from the navigation rail (desktop) or bar (phone). Its name
+    may carry a badge count ("6 Approvals Tab 2 of 8"). On a phone, screens that are not
+    on the bar are under More."""
     import re
 
-    name = re.compile(rf"(^|\s){label}(\s|$)")
-    target = page.get_by_role("tab", name=name)  # the phone's navigation bar
-    if target.count() == 0:
-        target = page.get_by_role("button", name=name)  # the desktop's rail
-    if target.count() == 0 and label not in ("Dashboard", "Approvals", "Seeds",
-                                             "Notifications", "More"):
+    viewport = page.viewport_size or DESKTOP
+    on_bar = label in ("Dashboard", "Approvals", "Seeds", "Notifications", "More")
+    if viewport["width"] < 720 and not on_bar:
         nav(page, "More")
         button(page, label).click()
         return
-    target.first.click()
+    name = re.compile(rf"(^|\s){label}(\s|$)")
+    page.get_by_role("tab", name=name).or_(page.get_by_role("button", name=name)).first.click()
