@@ -33,8 +33,9 @@ CONDITIONS_SCHEMA: dict[str, Any] = {
                                 "items": {"type": "string", "minLength": 3,
                                           "maxLength": 200,
                                           "pattern": "^[a-z_]+:.+$"}},
-        "max_daily_token_budget": {"type": "integer", "minimum": 0},
-        "max_monthly_cost_usd": {"type": "number", "minimum": 0},
+        # Bounded: an integer past 64 bits breaks the request fingerprint (a 500).
+        "max_daily_token_budget": {"type": "integer", "minimum": 0, "maximum": 2**53},
+        "max_monthly_cost_usd": {"type": "number", "minimum": 0, "maximum": 1e12},
         "no_dangerous_capabilities": {"const": True},
         "wasm_valid": {"const": True},
         "max_memory_pages": {"type": "integer", "minimum": 1, "maximum": 16384},

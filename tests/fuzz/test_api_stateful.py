@@ -28,7 +28,7 @@ from backend_stub.oauth.testing import issue_test_token
 from backend_stub.settings import StubSettings
 
 OAUTH_PATHS = ("/oauth/", "/.well-known/")
-STEPS = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "100"))
+STEPS = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "60"))
 
 
 @pytest.fixture
@@ -123,5 +123,22 @@ def test_a_body_that_is_not_json_is_validation_failed_not_400(app: FastAPI,
         response = client.post("/v1/mobile/approvals/APR-1/veto", content=body, headers={
             "Authorization": f"Bearer {issue_test_token(app)}", "Idempotency-Key": "k1",
             "Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_FAILED"
+
+
+@pytest.mark.parametrize("conditions", [{"max_daily_token_budget": 2**64},
+                                        {"max_monthly_cost_usd": 10**30}])
+def test_a_seed_condition_past_64_bits_is_validation_failed_not_500(
+        app: FastAPI, conditions: dict[str, int]) -> None:
+    """Found by the stateful run: the seed fingerprint (orjson) cannot hold an integer
+    past 64 bits, and the schema let one through: 500 INTERNAL."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/v1/mobile/seeds", json={
+            "title": "t", "description": "d", "conditions": conditions, "auto_approve": False},
+            headers={"Authorization": f"Bearer {issue_test_token(app)}",
+                     "Idempotency-Key": "big"})
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "VALIDATION_FAILED"
