@@ -77,6 +77,9 @@ def test_decide_offline_then_upload_exactly_once(fast_stub: StubProcess,
             assert engine.store.entry(entry.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
             assert applied[entry.id] == 1
         assert engine.approval(window[0].id).status.value == "vetoed"  # type: ignore[union-attr]
+        # The batch answers with a compact approval; the cached detail keeps the rest.
+        approved = engine.approval(pending[0].id)
+        assert approved is not None and approved.capabilities and approved.version == 2
         # Replaying the same batch (a lost acknowledgement) changes nothing on the server.
         with engine.store.transaction() as conn:
             conn.exec_driver_sql("UPDATE outbox SET state = 'queued'")
