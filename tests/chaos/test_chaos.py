@@ -30,7 +30,7 @@ import pytest
 
 from sync.engine import SyncEngine
 from sync.errors import InvalidDecision, SignInRequired, SyncError
-from sync.models import VetoCategory
+from sync.models import OutboxState, VetoCategory
 from sync.store import LocalStore
 from tests.chaos.harness import (
     ROOT,
@@ -262,3 +262,43 @@ def test_kill_9_of_client_and_stub_under_faults_loses_nothing(
     assert kills >= target_kills, figures
     assert verdict.applied > 0 and verdict.rejected > 0, figures
     assert rejected_rows == verdict.rejected, figures
+
+
+def test_a_lost_refresh_answer_ends_the_session_but_loses_nothing(world: ChaosWorld,
+                                                                   tmp_path: Path) -> None:
+    """What the proxy run showed, step by step: the stub rotates the refresh token, its
+    answer is lost, the client's next refresh presents the old token, and reuse detection
+    (RFC 9700) revokes the family. The session ends; the queued decision is held, never
+    sent as anyone else, and goes once when the governor signs in again."""
+
+    async def scenario() -> None:
+        engine = await signed_in_engine(world.url, tmp_path / "client", batch_size=4)
+        await engine.sync_now()
+        target = engine.approvals("pending")[0]
+        await asyncio.to_thread(world.jump_clock, 16 * 60)  # the access token is now dead
+        # First connection (the decision, refused 401) unharmed; the second (the refresh)
+        # commits on the stub and its answer is lost.
+        world.proxy.inject("delay")
+        world.proxy.inject("lose_ack")
+        entry = engine.approve(target.id, comment="after a lost refresh")
+        await engine.upload()
+        if engine._flush_task is not None:
+            await engine._flush_task
+        assert world.proxy.injected["lose_ack"] == 1
+        await engine.upload()  # the old refresh token: reuse, the family is revoked
+        status = engine.status()
+        assert status.needs_sign_in and engine.account() is None, status
+        held = engine.store.entry(entry.id)
+        assert held is not None and held.state in (OutboxState.HELD, OutboxState.QUEUED)
+        assert entry.id not in {r["idempotency_key"] for r in world.audit()}
+        await engine.sign_in_with_password("governor", "governor")
+        await engine.upload()
+        if engine._flush_task is not None:
+            await engine._flush_task
+        done = engine.store.entry(entry.id)
+        assert done is not None and done.state == OutboxState.APPLIED, done
+        keys = [r["idempotency_key"] for r in world.audit()]
+        assert keys.count(entry.id) == 1
+        await engine.stop()
+
+    asyncio.run(scenario())
