@@ -419,8 +419,8 @@ class GovernanceService:
                                          AR.id < str(last_id))))
         query = query.order_by(AR.created_at.desc(),
                                AR.id.desc()).limit(limit + 1)
-        with self.db.session() as session:
-            rows = session.execute(query).all()
+        with self.db.engine.connect() as conn:  # Core: no ORM session on the hot path
+            rows = conn.execute(query).all()
         items = [self._summary(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -429,9 +429,8 @@ class GovernanceService:
         return items, next_cursor
 
     def get_approval(self, approval_id: str) -> dict[str, Any]:
-        with self.db.session() as session:
-            row = session.execute(select(*_DETAIL_COLUMNS)
-                                  .where(AR.id == approval_id)).first()
+        with self.db.engine.connect() as conn:
+            row = conn.execute(select(*_DETAIL_COLUMNS).where(AR.id == approval_id)).first()
         if row is None:
             raise NotFound(f"Approval request {approval_id!r} does not exist; "
                            "refresh the approvals list.", details={"id": approval_id})
