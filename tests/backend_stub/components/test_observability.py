@@ -54,8 +54,10 @@ def test_json_logs_include_the_exception() -> None:
 
 @pytest.fixture
 def root_logging() -> Iterator[None]:
+    """A root logger without the handlers earlier tests (or the CLI) left on it."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    root.handlers[:] = []
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
