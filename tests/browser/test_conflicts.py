@@ -1,0 +1,111 @@
+"""Refusals the governor must see: a decision that lost a race (decided again), and a veto
+that reached the server after its deadline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page
+
+from governor_app.cli import build_client
+from governor_app.profile import load_profile
+from tests.browser.harness import (
+    DESKTOP,
+    AppProcess,
+    button,
+    by_id,
+    nav,
+    open_app,
+    sign_in,
+    type_into,
+    wait_for_text,
+)
+from tests.support.stub_process import StubProcess
+
+NO_PERIODIC_SYNC = {"GOVERNOR_SYNC_INTERVAL": "3600"}  # the cache stays as first synced
+
+
+def first_id(page: Page, kind: str, starts: str) -> str:
+    rows = page.locator(f'[flt-semantics-identifier^="{kind}-{starts}"]')
+    rows.first.wait_for()
+    return (rows.first.get_attribute("flt-semantics-identifier") or "").removeprefix(
+        f"{kind}-")
+
+
+def approve_on_another_device(server_url: str, data_dir: Path, approval_id: str) -> None:
+    async def run() -> None:
+        other = build_client(load_profile(server_url=server_url, sync_interval=0), data_dir)
+        await other.start()
+        try:
+            await other.sign_in_with_password("governor", "governor")
+            await other.sync_now()
+            other.approve(approval_id, "approved from the desktop")
+            await other.sync_now()
+        finally:
+            await other.stop()
+
+    # Playwright's sync API owns this thread's event loop: run the other device in its own.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+def veto(page: Page, reason: str) -> None:
+    button(page, "Veto").click()
+    page.get_by_role("radio", name="Constitutional").click()
+    type_into(page, "Reason for the veto", reason)
+    type_into(page, "Your password (step-up check)", "governor")
+    button(page, "Veto this request").click()
+    button(page, "Confirm veto").click()
+
+
+def test_a_lost_race_is_shown_and_decided_again(
+        browser: Browser, demo_stub: StubProcess, app_against: Callable[..., AppProcess],
+        tmp_path: Path) -> None:
+    app = app_against(demo_stub.url, **NO_PERIODIC_SYNC)
+    page = open_app(browser, app.url, DESKTOP)
+    sign_in(page, "governor", "governor")
+    nav(page, "Approvals")
+    approval_id = first_id(page, "approval", "REQ")
+
+    approve_on_another_device(demo_stub.url, tmp_path / "other-device", approval_id)
+
+    by_id(page, f"approval-{approval_id}").click()  # still pending in this device's cache
+    button(page, "Approve").click()
+    button(page, "Confirm approval").click()
+    nav(page, "Outbox")
+    wait_for_text(page, "outbox-rejected", "decided elsewhere first")
+
+    button(page, "Open request").click()
+    wait_for_text(page, "approval-detail", approval_id)
+    veto(page, "Approved elsewhere too fast: the budget is unbounded.")
+    by_id(page, "veto-undo-bar").wait_for()
+    wait_for_text(page, "approval-status", "Vetoed")
+
+    nav(page, "Outbox")
+    button(page, "Discard").click()
+    wait_for_text(page, "sync-summary", "0 waiting")
+    assert by_id(page, "outbox-rejected").count() == 0
+
+
+def test_a_veto_past_its_deadline_is_shown_as_refused(
+        browser: Browser, demo_stub: StubProcess,
+        app_against: Callable[..., AppProcess]) -> None:
+    app = app_against(demo_stub.url, **NO_PERIODIC_SYNC)
+    page = open_app(browser, app.url, DESKTOP)
+    sign_in(page, "governor", "governor")
+    nav(page, "Approvals")
+    button(page, "In veto window").click()
+    approval_id = first_id(page, "approval", "REQ")
+
+    # The server's time passes every veto window; this device's cache does not know yet.
+    with demo_stub.client() as http:
+        http.post("/v1/demo/clock", json={"advance_seconds": 25 * 3600}).raise_for_status()
+
+    by_id(page, f"approval-{approval_id}").click()
+    veto(page, "Too late, but on record.")
+    nav(page, "Outbox")
+    wait_for_text(page, "outbox-rejected", "veto window closed before the veto reached")
+    wait_for_text(page, "outbox-rejected", f"Veto {approval_id}")
