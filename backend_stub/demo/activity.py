@@ -89,6 +89,15 @@ class DemoPlatform:
         return self.svc.record_violation(self.rng.choice(agents), kind, severity,
                                          text.format(path="/etc/shadow"))
 
+    def pipeline_progress(self) -> dict[str, Any]:
+        """A reviewer passes the open stage of the oldest request still under review."""
+        early = self.svc.early_requests()
+        if not early:
+            raise NotFound("No request is waiting on a review stage.")
+        request = self.svc.advance_pipeline(early[0])
+        return {"approval_id": request["id"], "stage": request["stage"],
+                "status": request["status"]}
+
     def scenario(self, event: str) -> dict[str, Any]:
         if event == "new_pending_approval":
             return self.new_pending_approval()
@@ -104,8 +113,10 @@ class DemoPlatform:
         """One random act, weighted towards what a governor should see."""
         event = self.rng.choices(
             ["new_pending_approval", "seed_auto_approval", "budget_80", "budget_95",
-             "violation"], weights=[4, 2, 2, 1, 2])[0]
+             "violation", "pipeline_progress"], weights=[4, 2, 2, 1, 2, 3])[0]
         try:
+            if event == "pipeline_progress":
+                return {"event": event, "result": self.pipeline_progress()}
             return {"event": event, "result": self.scenario(event)}
         except NotFound as exc:
             return {"event": event, "skipped": exc.message}

@@ -87,6 +87,19 @@ def deploy(pipeline: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]
     return result
 
 
+def advance(pipeline: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The open stage passes (with its usual note) and the next one opens."""
+    result = [dict(s) for s in pipeline]
+    for i, item in enumerate(result):
+        if item["status"] == "in_progress":
+            item.update(status="passed", completed_at=rfc3339(now),
+                        notes=_DEFAULT_NOTES.get(item["stage"], "Passed."))
+            if i + 1 < len(result):
+                result[i + 1].update(status="in_progress", completed_at=None, notes=None)
+            break
+    return result
+
+
 def current_stage(pipeline: list[dict[str, Any]]) -> str:
     for item in pipeline:
         if item["status"] in ("in_progress", "failed"):

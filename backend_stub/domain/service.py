@@ -734,18 +734,7 @@ class GovernanceService:
             links = [{"approval_id": approval_id, "seed_id": r.seed_id, "score": 1.0}
                      for r in rules if self.matcher.match(facts, r).full]
             if pl.STAGES.index(stage) >= pl.STAGES.index("governor_approval") and match_seeds:
-                matches = self.matcher.best(facts, rules)
-                request.seed_matches = [m.as_dict() for m in matches]
-                winner = self.matcher.auto_approver(matches)
-                if winner is not None:
-                    self._auto_approve(tx, request, winner.seed_id, now, correlation)
-                else:
-                    self._emit(
-                        tx, ev.APPROVAL_PENDING,
-                        {"approval_id": approval_id, "agent_name": agent_name,
-                         "industry": industry, "requester": requester,
-                         "best_seed": matches[0].seed_id if matches else None},
-                        correlation_id=correlation)
+                self._route(tx, request, rules, now, correlation)
             tx.session.add(request)
             tx.session.flush()
             if links:
@@ -755,6 +744,62 @@ class GovernanceService:
         if request.veto_deadline:
             self._deadline_set(request.veto_deadline)
         return self.get_approval(approval_id)
+
+    def _route(self, tx: _Tx, request: ApprovalRequest, rules: list[SeedRule], now: datetime,
+               correlation: str) -> None:
+        """A request reaches the governor: auto-approve it on precedent or ask a person."""
+        matches = self.matcher.best(self._facts(request), rules)
+        request.seed_matches = [m.as_dict() for m in matches]
+        winner = self.matcher.auto_approver(matches)
+        if winner is not None:
+            self._auto_approve(tx, request, winner.seed_id, now, correlation)
+            return
+        self._emit(tx, ev.APPROVAL_PENDING,
+                   {"approval_id": request.id, "agent_name": request.agent_name,
+                    "industry": request.industry, "requester": request.requester,
+                    "best_seed": matches[0].seed_id if matches else None},
+                   correlation_id=correlation)
+
+    def advance_pipeline(self, approval_id: str) -> dict[str, Any]:
+        """The platform's reviewers pass the open stage of a pending request.
+
+        Reaching ``governor_approval`` the request is matched against the seeds, exactly
+        as a new request arriving there would be.
+        """
+        with self._write() as tx:
+            request = tx.session.get(ApprovalRequest, approval_id, with_for_update=True)
+            if request is None:
+                raise NotFound(f"Approval request {approval_id!r} does not exist.",
+                               details={"id": approval_id})
+            reached = pl.STAGES.index(request.stage)
+            if request.status != "pending_approval" or \
+                    reached >= pl.STAGES.index("governor_approval"):
+                raise AlreadyDecided(
+                    f"Approval request {approval_id!r} is not waiting on a review stage "
+                    f"(status {request.status}, stage {request.stage}).",
+                    details={"status": request.status, "decided_by": request.decided_by,
+                             "decided_at": rfc3339(request.decided_at)
+                             if request.decided_at else None})
+            request.pipeline = pl.advance(request.pipeline, tx.now)
+            request.stage = pl.current_stage(request.pipeline)
+            request.version += 1
+            request.updated_at = tx.now
+            if request.stage == "governor_approval":
+                rules = [SeedRule(s.id, s.title, s.conditions, s.auto_approve, s.status)
+                         for s in tx.session.execute(select(Seed)).scalars().all()]
+                self._route(tx, request, rules, tx.now, request.id)
+            tx.session.add(request)
+        if request.veto_deadline:
+            self._deadline_set(request.veto_deadline)
+        return self.get_approval(approval_id)
+
+    def early_requests(self) -> list[str]:
+        """Pending requests still in a review stage before the governor's."""
+        early = pl.STAGES[:pl.STAGES.index("governor_approval")]
+        with self.db.engine.connect() as conn:
+            return list(conn.execute(
+                select(AR.id).where(AR.status == "pending_approval", AR.stage.in_(early))
+                .order_by(AR.created_at)).scalars().all())
 
     def _auto_approve(self, tx: _Tx, request: ApprovalRequest, seed_id: str, now: datetime,
                       correlation: str) -> None:

@@ -60,6 +60,8 @@ def test_every_scenario_acts(governance: GovernanceService) -> None:
     assert platform.scenario("budget_80")["thresholds_crossed"]
     assert 95 in platform.scenario("budget_95")["thresholds_crossed"]
     assert platform.scenario("violation")["id"].startswith("VIO-")
+    progressed = platform.pipeline_progress()
+    assert progressed["stage"] == "genesis_certification"  # the oldest early request moved
     assert "event" in platform.tick()
 
 

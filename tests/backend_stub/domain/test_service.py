@@ -13,7 +13,7 @@ from backend_stub.domain.service import (
     GovernanceService,
 )
 from backend_stub.domain.wasm import build_module
-from backend_stub.errors import NotFound, ValidationFailed
+from backend_stub.errors import AlreadyDecided, NotFound, ValidationFailed
 
 GOV = Actor("governor", frozenset({"governance:read", "governance:write", "veto:execute"}),
             "governor-app", "req-1")
@@ -326,3 +326,22 @@ def test_batch_writes_read_back_exactly(governance: GovernanceService,
     assert decision.decided_at == fake_clock.now() and decision.device_id == "p"
     assert decision.device_decided_at == fake_clock.now()
     assert record.body == result.body and record.created_at == fake_clock.now()
+
+
+def test_the_pipeline_advances_to_the_governor_and_is_then_matched(
+        governance: GovernanceService) -> None:
+    seed(governance)
+    request = submit(governance, stage="genesis_certification")
+    assert governance.early_requests() == [request["id"]]
+    reviewed = governance.advance_pipeline(request["id"])
+    assert reviewed["stage"] == "architect_review" and reviewed["version"] == 2
+    governance.advance_pipeline(request["id"])
+    arrived = governance.advance_pipeline(request["id"])
+    assert arrived["stage"] == "veto_window" and arrived["status"] == "auto_approved"
+    stages = {s["stage"]: s["status"] for s in arrived["pipeline"]}
+    assert stages["ethics_review"] == "passed" and stages["veto_window"] == "in_progress"
+    assert governance.early_requests() == []
+    with pytest.raises(AlreadyDecided):
+        governance.advance_pipeline(request["id"])
+    with pytest.raises(NotFound):
+        governance.advance_pipeline("REQ-0404")
