@@ -3,6 +3,7 @@ the creation wizard (conditions from choices, validated as the server does, queu
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import flet as ft
@@ -22,18 +23,28 @@ from governor_app.views.shell import Shell
 TOPICS = ("seeds", "outbox")
 
 
+def _open(shell: Shell, seed_id: str, e: object) -> None:
+    shell.go(f"/seeds/{seed_id}")
+
+
 def build_list(shell: Shell) -> ft.Control:
     mem: dict[str, Any] = shell.memory.setdefault("seeds", {"query": ""})
     rows = ft.ListView(expand=True, spacing=4)
 
+    tiles: dict[state.SeedRow, ft.Control] = {}  # kept across refreshes, as for approvals
+
+    def tile(r: state.SeedRow) -> ft.Control:
+        if r not in tiles:
+            tiles[r] = ft.Semantics(identifier=f"seed-{r.id}", content=ft.ListTile(
+                title=ft.Text(f"{r.id} {r.title}"), subtitle=ft.Text(
+                    f"{r.status} · {r.subtitle}"
+                    + (" · auto-approves" if r.auto_approve else ""), size=12),
+                on_click=partial(_open, shell, r.id), dense=True))
+        return tiles[r]
+
     def fill() -> None:
         found = state.seed_rows(shell.client.seeds(mem["query"].strip()))
-        rows.controls = [ft.Semantics(identifier=f"seed-{r.id}", content=ft.ListTile(
-            title=ft.Text(f"{r.id} {r.title}"), subtitle=ft.Text(
-                f"{r.status} · {r.subtitle}" + (" · auto-approves" if r.auto_approve else ""),
-                size=12),
-            on_click=lambda e, sid=r.id: shell.go(f"/seeds/{sid}"), dense=True))
-            for r in found]
+        rows.controls = [tile(r) for r in found]
         if not found:
             rows.controls.append(empty(f"No seed matches {mem['query'].strip()!r}."
                                        if mem["query"].strip() else "No seeds on this device "
