@@ -113,6 +113,10 @@ def create_app(settings: StubSettings | None = None, *, clock: Clock | None = No
     app.state.clock = clock
     app.state.db = db
 
+    # The core components first: the request-id middleware added next then wraps theirs.
+    from backend_stub.components import install_components
+
+    install_components(app)
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
 

@@ -70,6 +70,11 @@ def _already_handled(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["audit"]:  # governor-stub audit verify: the audit log's chain
+        from backend_stub.components.audit_cli import main as audit_main
+
+        return audit_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)

@@ -23,6 +23,7 @@ from backend_stub.api.deps import (
     write_scope,
 )
 from backend_stub.clock import rfc3339
+from backend_stub.components.hooks import cached, instance_key, observed_decisions
 from backend_stub.domain.service import (
     AttachmentIn,
     DecisionCommand,
@@ -70,7 +71,8 @@ def dashboard(request: Request, _: Read, svc: Svc,
               if_none_match: Annotated[str | None, Header(max_length=200)] = None
               ) -> Response:
     """Fleet counts, the nearest veto deadline, recent vetoes, health and budget."""
-    data = svc.dashboard()
+    data = cached(request, instance_key(request, "dashboard", svc.change_count),
+                  svc.dashboard, ttl=5)
     etag = '"' + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32] + '"'
     if if_none_match and etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
         return Response(status_code=304, headers={"ETag": etag})
@@ -100,6 +102,14 @@ def get_approval(request: Request, approval_id: ApprovalId, _: Read, svc: Svc
     return ok(request, svc.get_approval(approval_id))
 
 
+def _decide(request: Request, principal: Principal, svc: GovernanceService,
+            commands: list[DecisionCommand], **options: Any) -> list[DecisionResult]:
+    """Decide through the components: metrics, a span per decision, the audit log."""
+    who = actor(principal, request)
+    return observed_decisions(request, who, commands,
+                              lambda: svc.decide(who, commands, **options))
+
+
 def _answer(result: DecisionResult) -> JSONResponse:
     if result.error is not None:
         raise result.error
@@ -118,7 +128,7 @@ def approve(request: Request, approval_id: ApprovalId, body: s.ApproveIn,
     """Approve a pending request at the version you read; it enters the 24 h veto window."""
     command = DecisionCommand(key=key, approval_id=approval_id, action="approve",
                               expected_version=body.expected_version, comment=body.comment)
-    return _answer(svc.decide(actor(principal, request), [command], full_detail=True)[0])
+    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0])
 
 
 @router.post("/approvals/{approval_id}/request-changes",
@@ -130,7 +140,7 @@ def request_changes(request: Request, approval_id: ApprovalId, body: s.RequestCh
     command = DecisionCommand(key=key or f"auto-{uuid.uuid4().hex}", approval_id=approval_id,
                               action="request_changes", expected_version=body.expected_version,
                               reason=body.reason)
-    return _answer(svc.decide(actor(principal, request), [command], full_detail=True)[0])
+    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0])
 
 
 @router.post("/approvals/{approval_id}/veto", response_model=s.Envelope[s.ApprovalDetail],
@@ -141,7 +151,7 @@ def veto(request: Request, approval_id: ApprovalId, body: s.VetoIn, key: Idempot
     command = DecisionCommand(key=key, approval_id=approval_id, action="veto",
                               category=body.category, reason=body.reason,
                               attachments=_attachments(body.attachments))
-    return _answer(svc.decide(actor(principal, request), [command], full_detail=True)[0])
+    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0])
 
 
 def _device_time(value: str) -> datetime | None:
@@ -172,7 +182,7 @@ def decisions(request: Request, body: s.BatchIn, principal: Anyone, svc: Svc) ->
         else:
             commands.append(DecisionCommand(**common, expected_version=item.expected_version,
                                             comment=item.comment))
-    results = svc.decide(actor(principal, request), commands)
+    results = _decide(request, principal, svc, commands)
     return ok(request, [_batch_result(r) for r in results])
 
 

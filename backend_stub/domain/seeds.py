@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
+from backend_stub.components.validation import SchemaValidator
 from backend_stub.domain import capabilities as caps
 
 INDUSTRIES = ("healthcare", "education", "finance", "retail", "logistics", "energy",
@@ -43,15 +42,14 @@ CONDITIONS_SCHEMA: dict[str, Any] = {
                          "items": {"type": "string", "minLength": 1, "maxLength": 200}},
     },
 }
-_VALIDATOR = Draft202012Validator(CONDITIONS_SCHEMA)
+_VALIDATOR = SchemaValidator(CONDITIONS_SCHEMA, root="conditions")
 
 
 def condition_errors(conditions: Any) -> dict[str, str]:
     """Field path -> message for each way ``conditions`` breaks the schema (empty: valid)."""
     errors: dict[str, str] = {}
-    for err in sorted(_VALIDATOR.iter_errors(conditions), key=lambda e: list(e.path)):
-        path = ".".join(["conditions", *(str(p) for p in err.path)])
-        errors.setdefault(path, err.message)
+    for issue in _VALIDATOR.validate(conditions):
+        errors.setdefault(issue.path, issue.message)
     return errors
 
 
