@@ -78,6 +78,9 @@ def install_api(app: FastAPI) -> GovernanceService:
 
     app.state.db.migrate(MIGRATIONS)
     svc = GovernanceService(app.state.db, app.state.clock, publish=_publisher(app))
+    vault = getattr(app.state, "vault", None)
+    if vault is not None:  # the security component: attachments encrypted at rest
+        svc.seal_attachment = vault.encrypt
     app.state.governance = svc
     app.include_router(router)
     app.add_middleware(BodyLimit)

@@ -230,6 +230,9 @@ class GovernanceService:
         self._next_due_known = False
         # Bumped on every committed write: lets readers cache by it.
         self.change_count = 0
+        # Set by the security component (its Vault): attachments are stored encrypted,
+        # each bound to its decision; None stores them as sent.
+        self.seal_attachment: Callable[[bytes, bytes], bytes] | None = None
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
@@ -1003,8 +1006,12 @@ class GovernanceService:
             tx.session.execute(insert(DecisionAttachment), [
                 {"decision_id": decision_id, "name": a.name, "content_type": a.content_type,
                  "size": len(a.data), "sha256": hashlib.sha256(a.data).hexdigest(),
-                 "data": a.data} for a in command.attachments])
+                 "data": self._sealed(a.data, decision_id)} for a in command.attachments])
         self._bulk_insert(tx, IR.key.table, remembered)
+
+    def _sealed(self, data: bytes, decision_id: int) -> bytes:
+        seal = self.seal_attachment
+        return data if seal is None else seal(data, f"decision:{decision_id}".encode())
 
     _APPROVAL_CHANGES = ("status", "stage", "version", "pipeline", "veto_deadline",
                          "decided_by", "decided_at", "decision_note", "updated_at")

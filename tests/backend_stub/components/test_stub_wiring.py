@@ -126,3 +126,28 @@ def test_governor_stub_audit_verify(tmp_path: Path, capsys: pytest.CaptureFixtur
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["audit", "verify", "--db", url, "--data-dir", str(tmp_path / "data")]) == 0
     assert "audit log intact: 1 entries verified" in capsys.readouterr().out
+
+
+def test_veto_attachments_are_encrypted_at_rest(tmp_path: Path) -> None:
+    import base64
+
+    from sqlalchemy import text
+
+    client, app = stub(tmp_path)
+    secret = b"%PDF-1.7 the evidence"
+    with client:
+        headers = auth(app)
+        pending = client.get("/v1/mobile/approvals?status=pending_approval",
+                             headers=headers).json()["data"][0]
+        answer = client.post(
+            f"/v1/mobile/approvals/{pending['id']}/veto",
+            json={"category": "safety", "reason": "see attached",
+                  "attachments": [{"name": "evidence.pdf", "content_type": "application/pdf",
+                                   "data_base64": base64.b64encode(secret).decode()}]},
+            headers={**headers, "Idempotency-Key": "k-attach"})
+        assert answer.status_code == 200, answer.text
+    with app.state.db.engine.begin() as conn:
+        decision_id, stored, size = conn.execute(text(
+            "SELECT decision_id, data, size FROM decision_attachments")).one()
+    assert secret not in bytes(stored) and size == len(secret)
+    assert app.state.vault.decrypt(bytes(stored), f"decision:{decision_id}".encode()) == secret
