@@ -370,3 +370,21 @@ def test_the_hub_wakes_on_the_components_message_bus() -> None:
         assert hub.version == 1
     finally:
         bus.close()
+
+
+def test_published_events_are_served_from_the_hub_only_without_a_gap() -> None:
+    from backend_stub.api.events_stream import EventHub
+
+    hub = EventHub(recent=3)
+    for n in (5, 6, 7):
+        hub.notify({"id": str(n), "type": "t"})
+    assert [i for i, _ in hub.recent_after(4, 10)] == [5, 6, 7]
+    assert [i for i, _ in hub.recent_after(5, 1)] == [6]
+    assert hub.recent_after(3, 10) == []  # 4 is not in the hub: read the table
+    assert hub.recent_after(7, 10) == []
+    hub.notify({"id": "9", "type": "t"})  # 8 came from elsewhere (or was rolled back)
+    assert [i for i, _ in hub.recent_after(5, 10)] == [6, 7]
+    assert hub.recent_after(7, 10) == []
+    hub.notify()  # a wake-up without a message (the bus, a test)
+    hub.notify({"id": "x"})
+    assert hub.version == 6
