@@ -3,18 +3,21 @@ call) when the components are not installed, so features stay testable alone.
 
 - ``cached(request, key, compute, ttl)``: ``app.state.cache.get_or_compute``.
 - ``observed_decisions(request, actor, commands, decide)``: a span around the batch and one
-  per decision, ``governance_decisions_total{action,outcome}``, and an audit-log entry per
-  applied decision (who, which client and device, the request id).
+  per decision, ``governance_decisions_total{action,outcome}``, an audit-log entry per
+  applied decision (who, which client and device, the request id), and the approval as the
+  decision left it, versioned in the state component at the approval's own version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from fastapi import Request
 
+from backend_stub.components.errors import StateConflict
 from backend_stub.components.observability import request_id_var
 
 T = TypeVar("T")
@@ -53,6 +56,7 @@ def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
                                             "decision.outcome": outcome}):
                 state.metrics.record_decision(command.action, outcome)
                 if outcome == "applied":
+                    _mirror_approval(state, actor, command, result)
                     state.audit_log.record(
                         f"decision.{command.action}", actor=str(getattr(actor, "sub", "?")),
                         resource=f"approval:{command.approval_id}",
@@ -61,3 +65,22 @@ def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
                                  "request_id": rid, "idempotency_key": command.key,
                                  "category": getattr(command, "category", None)})
     return results
+
+
+# What a decision changes on an approval request: kept per version in the state component.
+_APPROVAL_FIELDS = ("status", "stage", "decided_by", "decided_at", "decision_note",
+                    "veto_deadline")
+
+
+def _mirror_approval(state: Any, actor: Any, command: Any, result: Any) -> None:
+    """Record the approval as this decision left it, at the approval's own version, so
+    ``app.state.state.load("approval:ID", version=N)`` and ``history`` show every change."""
+    approval = getattr(result, "approval", None)
+    if not isinstance(approval, dict) or not isinstance(approval.get("version"), int):
+        return
+    snapshot = {k: approval.get(k) for k in _APPROVAL_FIELDS if k in approval}
+    # StateConflict: another process mirrored this version first; nothing to add.
+    with contextlib.suppress(StateConflict):
+        state.state.save(f"approval:{command.approval_id}", snapshot,
+                         at_version=approval["version"], actor=str(getattr(actor, "sub", "?")),
+                         reason=command.action)

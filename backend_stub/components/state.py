@@ -54,13 +54,15 @@ class MemoryStateStore:
 
     def get(self, state_id: str, version: int) -> StateVersion | None:
         with self._lock:
-            versions = self._versions.get(state_id, [])
-            return versions[version - 1] if 0 < version <= len(versions) else None
+            for record in self._versions.get(state_id, []):
+                if record.version == version:
+                    return record
+            return None
 
     def insert(self, record: StateVersion) -> bool:
         with self._lock:
             versions = self._versions.setdefault(record.state_id, [])
-            if record.version != len(versions) + 1:
+            if versions and record.version <= versions[-1].version:
                 return False
             versions.append(record)
             return True
@@ -133,15 +135,19 @@ class StateManager:
 
     def save(self, state_id: str, state_data: Mapping[str, Any], *,
              expected_version: int | None = None, actor: str | None = None,
-             reason: str | None = None) -> int:
+             reason: str | None = None, at_version: int | None = None) -> int:
         """Store ``state_data`` as the next version and return that version number.
 
         With ``expected_version`` the write happens only if it is still the latest
-        (``StateConflict`` otherwise, carrying the current version).
+        (``StateConflict`` otherwise, carrying the current version). ``at_version`` mirrors
+        a record whose versions are numbered elsewhere (the approval requests' table): the
+        new version is that number, which must be above the latest stored.
         """
         current = self.version(state_id)
         if expected_version is not None and expected_version != current:
             raise StateConflict(state_id, expected_version, current)
+        if at_version is not None and at_version <= current:
+            raise StateConflict(state_id, at_version - 1, current)
         data = {k: v for k, v in state_data.items() if k != "version"}
         try:
             # A JSON round trip: memory and SQL stores keep exactly the same data.
@@ -149,7 +155,8 @@ class StateManager:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"state {state_id!r} is not JSON-compatible ({exc}); "
                              "store dicts, lists, strings, numbers, booleans or None") from exc
-        record = StateVersion(state_id, current + 1, data, actor, reason, self._now())
+        record = StateVersion(state_id, at_version or current + 1, data, actor, reason,
+                              self._now())
         if not self.store.insert(record):
             raise StateConflict(state_id, current, self.version(state_id))
         return record.version

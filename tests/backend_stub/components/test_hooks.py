@@ -147,3 +147,25 @@ def test_budget_gauge_follows_threshold_events_and_the_service(tmp_path: Path) -
     assert 'budget_utilisation_ratio{agent="AGT-1"} 0.5' in text
     assert 'agent="AGT-2"' not in text
     app.state.components.close()
+
+
+def test_applied_decisions_mirror_the_approval_version_once(tmp_path: Path) -> None:
+    app = make_app(tmp_path, [])
+
+    @dataclass
+    class Applied:
+        outcome: str
+        approval: dict[str, Any] | None
+
+    with TestClient(app):
+        from starlette.requests import Request as StarletteRequest
+
+        request = StarletteRequest({"type": "http", "app": app, "headers": []})
+        commands = [Command("k1", "REQ-1", "approve"), Command("k2", "REQ-1", "approve"),
+                    Command("k3", "REQ-2", "approve")]
+        results = [Applied("applied", {"id": "REQ-1", "version": 2, "status": "approved"}),
+                   Applied("applied", {"id": "REQ-1", "version": 2, "status": "approved"}),
+                   Applied("applied", {"id": "REQ-2"})]
+        observed_decisions(request, Actor("governor", "app"), commands, lambda: results)
+    assert app.state.state.load("approval:REQ-1") == {"status": "approved", "version": 2}
+    assert app.state.state.version("approval:REQ-2") == 0

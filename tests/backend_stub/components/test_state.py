@@ -121,3 +121,16 @@ def test_a_lost_race_in_the_store_is_a_conflict() -> None:
 def test_state_must_be_json() -> None:
     with pytest.raises(ValueError, match="state 's' is not JSON-compatible"):
         StateManager().save("s", {"when": object()})
+
+
+def test_contract_mirroring_versions_numbered_elsewhere(store: StateStore) -> None:
+    states = StateManager(store)
+    assert states.save("approval:REQ-1", {"status": "approved"}, at_version=2) == 2
+    assert states.save("approval:REQ-1", {"status": "vetoed"}, at_version=3,
+                       actor="governor", reason="veto") == 3
+    assert states.load("approval:REQ-1", version=2) == {"status": "approved", "version": 2}
+    with pytest.raises(StateNotFound):
+        states.load("approval:REQ-1", version=1)
+    with pytest.raises(StateConflict):
+        states.save("approval:REQ-1", {"status": "x"}, at_version=3)
+    assert [t["version"] for t in states.history("approval:REQ-1")] == [2, 3]
