@@ -20,14 +20,20 @@ from governor_app.views.common import (
 from governor_app.views.shell import Shell
 
 TOPICS = ("approvals", "outbox")
-LIST_LIMIT = 100
+LIST_LIMIT = 50
 
 
 def build_list(shell: Shell) -> ft.Control:
     mem: dict[str, Any] = shell.memory.setdefault("approvals", {"filter": "pending",
                                                                 "query": ""})
-    view = state.approval_list_view(shell.client, mem["filter"], mem["query"],
-                                    limit=mem.get("limit", LIST_LIMIT))
+    index = [state.ApprovalIndex.load(shell.client)]
+
+    def current() -> state.ApprovalListView:
+        return state.approval_list_view(shell.client, mem["filter"], mem["query"],
+                                        limit=mem.get("limit", LIST_LIMIT), index=index[0],
+                                        now=shell.now())
+
+    view = current()
     rows = ft.ListView(expand=True, spacing=4)
     # Unchanged rows keep their controls: a tap that lands while the list refreshes (a
     # keystroke in the search, a sync) still reaches a live control, and less is sent.
@@ -46,8 +52,11 @@ def build_list(shell: Shell) -> ft.Control:
             rows.controls.append(action_button("Show more", show_more))
 
     def refresh_rows() -> None:
-        fill(state.approval_list_view(shell.client, mem["filter"], mem["query"],
-                                      limit=mem.get("limit", LIST_LIMIT)))
+        fill(current())
+
+    def reload() -> None:
+        index[0] = state.ApprovalIndex.load(shell.client)
+        refresh_rows()
 
     def show_more(e: object) -> None:
         mem["limit"] = mem.get("limit", LIST_LIMIT) + LIST_LIMIT
@@ -74,9 +83,8 @@ def build_list(shell: Shell) -> ft.Control:
         show_selected_icon=False, on_change=on_filter,
         segments=[ft.Segment(value=key, label=ft.Text(label)) for key, label in state.FILTERS])
     fill(view)
-    shell.refreshers.append(refresh_rows)
-    shell.signature = lambda: state.approval_list_view(
-        shell.client, mem["filter"], mem["query"], limit=mem.get("limit", LIST_LIMIT))
+    # A change in the client reloads the index once; filters and keystrokes reuse it.
+    shell.refreshers.append(reload)
     return ft.Column([heading("Approvals"), ft.Row([filters], scroll=ft.ScrollMode.AUTO),
                       search, rows], expand=True, spacing=8)
 

@@ -1,0 +1,163 @@
+"""The app's responsiveness in headless Chromium, offline with a full cache.
+
+- ``cold_start_ratio``: launch to dashboard (server down, cache full) over a bare Flet app's
+  launch to first text, medians of alternating runs (target max 1.3).
+- ``open_detail_ms``: from a tap on a request in the list to its detail on screen (max 300).
+- ``list_5k_action_ms``: with 5,000 requests cached, from a filter change, a search
+  keystroke or a scroll of the list to the list showing the result (max 100).
+
+Every time runs from the browser input to the condition seen in Flutter's accessibility
+tree, so it includes the round trip to the app's server (both on 127.0.0.1). Medians are
+reported, with the worst case beside them. ``BENCH_SHORT=1`` does fewer rounds.
+Last line: one JSON object ``{"bench": "ui", "figures", "targets", "ok"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _coldstart import SHORT, cold_start_figures, fill_cache
+
+from governor_app.testing import demo_approval
+from sync.models import ApprovalStatus
+from sync.store import LocalStore
+from tests.browser.harness import (
+    DESKTOP,
+    AppProcess,
+    button,
+    by_id,
+    launch_chromium,
+    nav,
+    open_app,
+    type_into,
+)
+from tests.support.stub_process import StubProcess
+
+TARGETS = {"cold_start_ratio": {"max": 1.3}, "open_detail_ms": {"max": 300},
+           "list_5k_action_ms": {"max": 100}}
+CACHED_REQUESTS = 5000
+
+
+def add_requests(data_dir: Path, count: int) -> None:
+    """Put ``count`` more requests in the app's local store, as a long sync would."""
+    now = datetime.now(UTC)
+    statuses = list(ApprovalStatus)
+    store = LocalStore(data_dir / "governor.db")
+    try:
+        details = []
+        for i in range(count):
+            a = demo_approval(1000 + i, now, statuses[i % len(statuses)])
+            details.append(a.model_copy(update={
+                "created_at": now - timedelta(minutes=i)}).model_dump(
+                    mode="json", exclude={"pending_decision"}))
+        store.upsert_approvals(details)
+        for d in details[:200]:  # the newest have their detail, as after browsing
+            store.save_approval_detail(d)
+    finally:
+        store.close()
+
+
+def timed(page: Any, action: Any, condition: str, arg: Any = None) -> float:
+    """Milliseconds from ``action()`` to the JS ``condition`` holding in the page."""
+    started = time.perf_counter()
+    action()
+    page.wait_for_function(condition, arg=arg, timeout=60_000, polling="raf")
+    return (time.perf_counter() - started) * 1000
+
+
+FIRST_ROW_SAYS = """(needle) => {
+  const row = document.querySelector('[flt-semantics-identifier^="approval-REQ"]');
+  if (!row) return false;
+  let t = row.innerText + ' ' + (row.getAttribute('aria-label') || '');
+  for (const c of row.querySelectorAll('[aria-label]')) t += ' ' + c.getAttribute('aria-label');
+  return t.includes(needle);
+}"""
+ROW_SHOWN = """(id) => !!document.querySelector(`[flt-semantics-identifier="approval-${id}"]`)"""
+REMEMBER_FIRST_ROW = """() => { window.__firstRow = document.querySelector(
+  '[flt-semantics-identifier^="approval-REQ"]').getAttribute('flt-semantics-identifier'); }"""
+SCROLLED = """() => {
+  const r = document.querySelector('[flt-semantics-identifier^="approval-REQ"]');
+  return !!r && r.getAttribute('flt-semantics-identifier') !== window.__firstRow; }"""
+DETAIL_SHOWN = """() => !!document.querySelector('[flt-semantics-identifier="approval-detail"]')"""
+
+
+def interaction_figures() -> dict[str, float]:
+    from playwright.sync_api import sync_playwright
+
+    rounds = 3 if SHORT else 8
+    with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
+        data_dir = Path(tmp) / "app"
+        stub = StubProcess(Path(tmp) / "stub").start()
+        try:
+            fill_cache(stub.url, data_dir)
+        finally:
+            stub.stop()
+        add_requests(data_dir, CACHED_REQUESTS)
+        with AppProcess(["app", "--server", stub.url], data_dir=data_dir,
+                        env={"GOVERNOR_SYNC_INTERVAL": "3600"}) as app, \
+                sync_playwright() as pw:
+            browser = launch_chromium(pw)
+            try:
+                page = open_app(browser, app.url, DESKTOP)
+                by_id(page, "figure-active-agents").wait_for()
+                nav(page, "Approvals")
+                page.locator('[flt-semantics-identifier^="approval-REQ"]').first.wait_for()
+
+                list_ms: list[float] = []
+                # Each switch changes the first row, so the condition is a real change.
+                switches = [("Pending", "Pending approval"), ("In veto window", "veto window"),
+                            ("Pending", "Pending approval"), ("Decided", "Approved")]
+                for i in range(rounds):
+                    for name, needle in switches:
+                        list_ms.append(timed(page, lambda n=name: button(page, n).click(),
+                                             FIRST_ROW_SAYS, needle))
+                    # A search keystroke narrows 5,000 requests to one.
+                    target = f"REQ-{1001 + (i * 37) % CACHED_REQUESTS:04d}"
+                    button(page, "All").click()
+                    type_into(page, "Search requests", target[:-1])
+                    list_ms.append(timed(page, lambda t=target: page.keyboard.type(t[-1]),
+                                         ROW_SHOWN, target))
+                    for _ in target:
+                        page.keyboard.press("Backspace")
+                    page.locator('[flt-semantics-identifier^="approval-REQ"]').nth(5).wait_for()
+                    # A scroll of the list brings rows further down into view.
+                    page.evaluate(REMEMBER_FIRST_ROW)
+                    page.mouse.move(700, 500)
+                    list_ms.append(timed(page, lambda: page.mouse.wheel(0, 2500), SCROLLED))
+                    page.mouse.wheel(0, -20000)
+                    page.wait_for_timeout(300)
+
+                detail_ms: list[float] = []
+                button(page, "Pending").click()
+                for _ in range(rounds):
+                    row = page.locator('[flt-semantics-identifier^="approval-REQ"]').first
+                    row.wait_for()
+                    detail_ms.append(timed(page, row.click, DETAIL_SHOWN))
+                    button(page, "Back to approvals").click()
+                    page.locator('[flt-semantics-identifier^="approval-REQ"]').first.wait_for()
+            finally:
+                browser.close()
+    return {"open_detail_ms": round(statistics.median(detail_ms), 1),
+            "open_detail_ms_worst": round(max(detail_ms), 1),
+            "list_5k_action_ms": round(statistics.median(list_ms), 1),
+            "list_5k_action_ms_worst": round(max(list_ms), 1)}
+
+
+def main() -> None:
+    figures: dict[str, float] = {}
+    figures.update(cold_start_figures(rounds=2 if SHORT else 3))
+    figures.update(interaction_figures())
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+    ok = all(figures[name] <= target["max"] for name, target in TARGETS.items())
+    print(json.dumps({"bench": "ui", "figures": figures, "targets": TARGETS, "ok": ok}))
+
+
+if __name__ == "__main__":
+    main()
