@@ -1,0 +1,84 @@
+"""``governor demo|app``: arguments, the view chosen, and the demo's start and clean stop."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from governor_app import cli
+from governor_app.profile import AppProfile
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_web_is_chosen_when_no_desktop_client_can_run(monkeypatch: pytest.MonkeyPatch
+                                                     ) -> None:
+    monkeypatch.setattr(cli, "desktop_available", lambda: False)
+    assert cli.wants_web(AppProfile(view="auto"), force_web=False)
+    monkeypatch.setattr(cli, "desktop_available", lambda: True)
+    assert not cli.wants_web(AppProfile(view="auto"), force_web=False)
+    assert cli.wants_web(AppProfile(view="auto"), force_web=True)
+    assert cli.wants_web(AppProfile(view="web"), force_web=False)
+
+
+def test_no_display_means_no_desktop_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        assert not cli.desktop_available()
+
+
+def test_unknown_command_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["dance"])
+
+
+def test_demo_prints_both_urls_serves_offline_assets_and_stops_both_on_sigterm(
+        tmp_path: Path) -> None:
+    env = {**os.environ, "FLET_SERVER_IP": "127.0.0.1", "HOME": str(tmp_path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "governor_app.cli", "demo", "--web",
+         "--data-dir", str(tmp_path / "app")], cwd=REPO, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("governor app: http"):
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert ready.wait(120), "".join(lines)
+        text = "".join(lines)
+        stub_url = re.search(r"governance stub: (http://127\.0\.0\.1:\d+)", text)
+        app_url = re.search(r"governor app: (http://127\.0\.0\.1:\d+)", text)
+        assert stub_url and app_url, text
+        assert httpx.get(stub_url.group(1) + "/v1/health", timeout=10).status_code == 200
+        page = httpx.get(app_url.group(1), timeout=10)
+        assert page.status_code == 200
+        assert "gstatic" not in page.text  # no-CDN mode: everything from 127.0.0.1
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(60) == 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "governance stub stopped" not in "".join(lines):
+            time.sleep(0.05)
+        assert "governance stub stopped" in "".join(lines)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(stub_url.group(1) + "/v1/health", timeout=2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
