@@ -11,7 +11,7 @@ import base64
 import contextlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from governor_app import format as fmt
@@ -557,6 +557,20 @@ def seed_detail_view(s: Seed) -> SeedDetailView:
                ("Veto rate", max(0.0, min(1.0, m.veto_rate)))),
         created=f"Created by {s.created_by} on {fmt.short_time(s.created_at)}, "
                 f"version {s.version}")
+
+
+def matches_over_time(seed_id: str, requests: list[ApprovalDetail], now: datetime,
+                      days: int = 7) -> tuple[tuple[str, int], ...]:
+    """Requests per day (oldest first) that matched ``seed_id``, from the cached ones."""
+    counts = {i: 0 for i in range(days)}
+    for r in requests:
+        if r.created_at is None or not any(m.seed_id == seed_id for m in r.seed_matches):
+            continue
+        age = (now.date() - r.created_at.astimezone(now.tzinfo).date()).days
+        if 0 <= age < days:
+            counts[age] += 1
+    return tuple(((now - timedelta(days=age)).strftime("%d %b"), counts[age])
+                 for age in reversed(range(days)))
 
 
 @dataclass

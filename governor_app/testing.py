@@ -139,10 +139,10 @@ class FakeGovernorClient:
         self._seeds: dict[str, Seed] = {
             "GEN-002": Seed(id="GEN-002", title="Read-only CRM assistants",
                             description="Sales agents that only read the CRM.",
-                            conditions={"industry_in": ["sales"],
+                            conditions={"industry_in": ["retail"],
                                         "capabilities_within": ["file_read:*",
                                                                 "network_outbound:*"],
-                                        "max_daily_tokens": 100_000},
+                                        "max_daily_token_budget": 100_000},
                             auto_approve=True, status="active",
                             metrics=SeedMetrics(matches=42, vetoes=2, match_rate=0.31,
                                                 veto_rate=0.05),

@@ -78,6 +78,19 @@ def build_detail(shell: Shell, seed_id: str) -> ft.Control:
         ft.Column([ft.Row([ft.Text(label, expand=True), ft.Text(f"{value * 100:.0f} %")]),
                    ft.ProgressBar(value=value, bar_height=14)], spacing=2)
         for label, value in v.chart]
+    history = state.matches_over_time(seed.id, _recent_details(shell), shell.now())
+    peak = max((n for _d, n in history), default=0) or 1
+    columns: list[ft.Control] = [
+        ft.Column([ft.Text(str(n), size=10),
+                   ft.Container(height=4 + 60 * n / peak, width=22, bgcolor=ft.Colors.PRIMARY,
+                                border_radius=3),
+                   ft.Text(day, size=10)],
+                  horizontal_alignment=ft.CrossAxisAlignment.CENTER, spacing=2,
+                  alignment=ft.MainAxisAlignment.END)
+        for day, n in history]
+    over_time = labelled("seed-matches-over-time", "Matches over the last 7 days: " + ", ".join(
+        f"{day} {n}" for day, n in history), ft.Row(columns, spacing=6,
+                                                   vertical_alignment=ft.CrossAxisAlignment.END))
     return ft.ListView([
         ft.Row([back, ft.Text(f"{v.id} {v.title}", size=20, weight=ft.FontWeight.BOLD,
                               expand=True)]),
@@ -87,9 +100,16 @@ def build_detail(shell: Shell, seed_id: str) -> ft.Control:
         section("Effectiveness", *[ft.Row([ft.Text(k, expand=True), ft.Text(val)])
                                    for k, val in v.metrics],
                 labelled("seed-chart", "Match and veto rates", ft.Column(bars)),
-                key="effectiveness"),
+                ft.Text("Matches over the last 7 days (requests cached on this device)",
+                        size=12),
+                over_time, key="effectiveness"),
         ft.Text(v.created, size=12),
     ], spacing=8, expand=True)
+
+
+def _recent_details(shell: Shell, newest: int = 100) -> list[state.ApprovalDetail]:
+    details = (shell.client.approval(a.id) for a in shell.client.approvals(limit=newest))
+    return [d for d in details if d is not None]
 
 
 def build_wizard(shell: Shell) -> ft.Control:

@@ -72,3 +72,17 @@ def test_a_created_seed_queues_offline_and_appears_after_sync() -> None:
 
     asyncio.run(client.sync_now())
     assert any(s.title == "Offline seed" for s in client.seeds())
+
+
+def test_matches_over_time_counts_cached_requests_per_day() -> None:
+    from datetime import timedelta
+
+    from governor_app.testing import demo_approval
+
+    requests = [demo_approval(i, NOW).model_copy(update={"created_at": NOW - timedelta(days=d)})
+                for i, d in enumerate((0, 0, 2, 9))]
+    history = state.matches_over_time("GEN-002", requests, NOW)
+    assert len(history) == 7
+    assert history[-1] == ("21 Nov", 2) and history[-3] == ("19 Nov", 1)
+    assert sum(n for _d, n in history) == 3  # the 9-day-old one is out of the window
+    assert all(n == 0 for _d, n in state.matches_over_time("GEN-999", requests, NOW))
