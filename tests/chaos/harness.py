@@ -138,11 +138,23 @@ def client_settings(url: str, data: Path, batch_size: int) -> GovernorSettings:
                             batch_size=batch_size, request_timeout=5.0)
 
 
-def authenticator(url: str, data: Path) -> Authenticator:
+class ChaosAuthenticator(Authenticator):
+    """The app's authenticator on a one-request-per-connection client (so token calls
+    meet faults too), which it closes with itself."""
+
+    def __init__(self, url: str, data: Path) -> None:
+        self.http = httpx.AsyncClient(transport=http_transport(), timeout=5.0)
+        super().__init__(url, vault=EncryptedFileVault(data / "tokens", data / "key"),
+                         http=self.http, timeout=5.0)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self.http.aclose()
+
+
+def authenticator(url: str, data: Path) -> ChaosAuthenticator:
     """The client's session, kept in an encrypted file so a killed client resumes it."""
-    return Authenticator(url, vault=EncryptedFileVault(data / "tokens", data / "key"),
-                         http=httpx.AsyncClient(transport=http_transport(), timeout=5.0),
-                         timeout=5.0)
+    return ChaosAuthenticator(url, data)
 
 
 async def signed_in_engine(url: str, data: Path, *, batch_size: int = 4) -> SyncEngine:

@@ -300,5 +300,6 @@ def test_a_lost_refresh_answer_ends_the_session_but_loses_nothing(world: ChaosWo
         keys = [r["idempotency_key"] for r in world.audit()]
         assert keys.count(entry.id) == 1
         await engine.stop()
+        await engine.auth.aclose()  # type: ignore[attr-defined]
 
     asyncio.run(scenario())
