@@ -11,7 +11,9 @@ Figures: p50 / p95 / p99 latency (ms) per kind of request, requests per second, 
 in the same run, so ``approvals_p50_ms`` under load is also shown as a ratio to it.
 
 ``python bench/load.py``; ``BENCH_SHORT=1`` runs about 10 s. ``LOAD_CLIENTS``,
-``LOAD_SECONDS``, ``LOAD_STREAMS`` override the sizes. The last line is one JSON object
+``LOAD_SECONDS``, ``LOAD_STREAMS`` override the sizes. The per-address and per-token rate
+limits are lifted (one generator stands in for 50 devices); ``LOAD_RATE_LIMITS=default``
+keeps the stub's own (then 429s are expected, and honoured). The last line is one JSON object
 ``{"bench": "load", "figures", "targets", "baselines", "ok"}``.
 """
 
@@ -247,9 +249,14 @@ def _free_port() -> int:
 
 @contextmanager
 def stub(data_dir: Path) -> Iterator[str]:
-    """The real stub (demo data, default settings) in a child process; yields its URL."""
+    """The real stub (demo data) in a child process; yields its URL."""
     port = _free_port()
     env = {**os.environ, "GOVSTUB_DATA_DIR": str(data_dir), "GOVSTUB_LOG_LEVEL": "WARNING"}
+    if os.environ.get("LOAD_RATE_LIMITS") != "default":
+        # One load generator, one address and one token stand in for 50 devices: the
+        # per-address and per-token limits would measure themselves, not the stub.
+        env.update(GOVSTUB_REQUESTS_PER_MINUTE="100000000",
+                   GOVSTUB_CLIENT_REQUESTS_PER_MINUTE="100000000")
     proc = subprocess.Popen(
         [sys.executable, "-m", "backend_stub.cli", "--host", "127.0.0.1", "--port", str(port),
          "--demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
