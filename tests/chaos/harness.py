@@ -126,6 +126,27 @@ class ChaosWorld:
             db.close()
         return [dict(r) for r in rows]
 
+    def security_audit_keys(self) -> Counter[str] | None:
+        """How often each decision id is in the components' tamper-evident audit log
+        (``components_audit_log``); None when the stub has no such log."""
+        db = sqlite3.connect(self.stub.data_dir / "governance.db", timeout=30)
+        try:
+            rows = db.execute("SELECT details FROM components_audit_log "
+                              "WHERE action LIKE 'decision.%'").fetchall()
+        except sqlite3.OperationalError:
+            return None
+        finally:
+            db.close()
+        return Counter(str(json.loads(r[0]).get("idempotency_key")) for r in rows)
+
+
+def audit_log_gaps(applied_keys: list[str], logged: Counter[str] | None) -> list[str]:
+    """Applied decisions the security audit log lacks or holds twice."""
+    if logged is None:
+        return []
+    return [f"{key} is in the audit log {logged.get(key, 0)} times" for key in applied_keys
+            if logged.get(key, 0) != 1]
+
 
 def http_transport() -> httpx.AsyncHTTPTransport:
     """One connection per request: the proxy draws a fault per connection, so every

@@ -35,6 +35,7 @@ from sync.store import LocalStore
 from tests.chaos.harness import (
     ROOT,
     ChaosWorld,
+    audit_log_gaps,
     env_int,
     judge,
     queue_decisions,
@@ -157,8 +158,12 @@ def test_faults_through_the_proxy_lose_nothing_and_double_nothing(
             if not status.pending_count and not status.held_count:
                 break
         status = engine.status()
-        verdict = judge(engine.store, made, world.audit(), sub=sub, device_id=device)
+        audit = world.audit()
+        verdict = judge(engine.store, made, audit, sub=sub, device_id=device)
+        gaps = audit_log_gaps([str(r["idempotency_key"]) for r in audit
+                               if r["device_id"] == device], world.security_audit_keys())
         figures = {"faults_injected": world.proxy.total_injected,
+                   "security_audit_log_gaps": len(gaps), "gap_examples": gaps[:3],
                    "faults_by_kind": dict(world.proxy.injected),
                    "decisions": len(made), **verdict.as_dict(), **counts,
                    "rejected_shown": status.rejected_count}
@@ -248,11 +253,15 @@ def test_kill_9_of_client_and_stub_under_faults_loses_nothing(
 
     store = LocalStore(data / "governor.db")
     try:
-        verdict = judge(store, made, world.audit(), sub=sub, device_id=device)
+        audit = world.audit()
+        verdict = judge(store, made, audit, sub=sub, device_id=device)
         rejected_rows = store.counts().get("rejected", 0)
     finally:
         store.close()
-    figures = {"client_kills": kills, "stub_kills": stub_kills, "clock_jumps": clock_jumps,
+    gaps = audit_log_gaps([str(r["idempotency_key"]) for r in audit
+                           if r["device_id"] == device], world.security_audit_keys())
+    figures = {"security_audit_log_gaps": len(gaps), "gap_examples": gaps[:3],
+               "client_kills": kills, "stub_kills": stub_kills, "clock_jumps": clock_jumps,
                "drained_before_kill": drained_early,
                "faults_injected": world.proxy.total_injected,
                "faults_by_kind": dict(world.proxy.injected), "decisions": len(made),
