@@ -46,6 +46,16 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
+@pytest.fixture(autouse=True)
+def _close_pages(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test's pages close with it (the browser is shared by the session)."""
+    yield
+    chromium = request.node.funcargs.get("browser")
+    if chromium is not None:
+        for context in list(chromium.contexts):
+            context.close()
+
+
 @pytest.fixture
 def demo_stub(tmp_path: Path) -> Iterator[StubProcess]:
     stub = StubProcess(tmp_path / "stub").start()

@@ -150,8 +150,14 @@ def type_into(page: Page, label: str, text: str) -> None:
 
 
 def wait_for_text(page: Page, identifier: str, needle: str) -> str:
-    """Wait until the label of ``identifier`` contains ``needle``; return that label."""
-    loc = by_id(page, identifier).first
+    """Wait until the label of ``identifier`` (or, ending in ``*``, of any node whose
+    identifier starts so) contains ``needle``; return that label."""
+    if identifier.endswith("*"):
+        selector = f'[flt-semantics-identifier^="{identifier[:-1]}"]'
+        identifier = identifier[:-1]
+    else:
+        selector = f'[flt-semantics-identifier="{identifier}"]'
+    loc = page.locator(selector).first
     try:
         page.wait_for_function(
             """([sel, needle]) => {
@@ -162,7 +168,7 @@ def wait_for_text(page: Page, identifier: str, needle: str) -> str:
                    if (t.includes(needle)) return true;
                  }
                  return false; }""",
-            arg=[f'[flt-semantics-identifier="{identifier}"]', needle], timeout=WAIT_MS)
+            arg=[selector, needle], timeout=WAIT_MS)
     except Exception as exc:
         shot = Path(os.environ.get("TMPDIR", "/tmp")) / f"governor-fail-{identifier}.png"
         page.screenshot(path=str(shot))
