@@ -124,15 +124,23 @@ class Metrics:
                                     ["scope"], registry=r)
         self.cost = Counter("governance_cost_usd_total", "Cost by category, in USD",
                             ["category"], registry=r)
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._custom: dict[str, Counter] = {}
         self._custom_lock = threading.Lock()
         self._refreshers: list[Callable[[], None]] = []
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        if self.enabled:
+        if not self.enabled:
+            return
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # labels() costs a few µs per call: resolve each route's children once.
             labels = (route, method, str(status))
-            self.http_requests.labels(*labels).inc()
-            self.http_latency.labels(*labels).observe(seconds)
+            children = (self.http_requests.labels(*labels), self.http_latency.labels(*labels))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def record_decision(self, action: str, outcome: str) -> None:
         if self.enabled:
