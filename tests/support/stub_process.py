@@ -28,6 +28,7 @@ class StubProcess:
         self.env = env or {}
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
+        self._reader = threading.Thread()
 
     @property
     def url(self) -> str:
@@ -51,7 +52,8 @@ class StubProcess:
                 if "governance stub listening on" in line:
                     ready.set()
 
-        threading.Thread(target=_read, daemon=True).start()
+        self._reader = threading.Thread(target=_read, daemon=True)
+        self._reader.start()
         deadline = time.monotonic() + timeout
         while not ready.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -69,6 +71,10 @@ class StubProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        # The reader sees EOF once the child is gone; close the pipe only after it has.
+        self._reader.join(5)
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
         self.proc = None
 
     def restart(self) -> None:
