@@ -88,7 +88,8 @@ class DashboardView:
     budget_alert_text: str | None = None
     cached_age: str = ""
     stale: bool = False
-    alerts: tuple[str, ...] = field(default_factory=tuple)
+    # Per-agent budget alerts: (words, critical at 95 %).
+    alerts: tuple[tuple[str, bool], ...] = field(default_factory=tuple)
 
 
 def dashboard_view(cached: CachedDashboard | None, now: datetime) -> DashboardView:
@@ -114,8 +115,7 @@ def dashboard_view(cached: CachedDashboard | None, now: datetime) -> DashboardVi
         + (f" — {v['reason']}" if v.get("reason") else "")
         for v in d.recent_vetoes)
     health = tuple((fmt.humanise(str(k)), _health_word(v)) for k, v in d.health.items())
-    agent_alerts = tuple(
-        f"{a.get('agent', 'fleet')} passed {a.get('threshold', '?')} %" for a in d.budget.alerts)
+    agent_alerts = tuple((_budget_alert(a), _critical(a)) for a in d.budget.alerts)
     return DashboardView(
         empty=None,
         figures=(
@@ -137,6 +137,22 @@ def dashboard_view(cached: CachedDashboard | None, now: datetime) -> DashboardVi
         stale=cached.stale,
         alerts=agent_alerts,
     )
+
+
+def _budget_alert(alert: dict[str, Any]) -> str:
+    who = alert.get("agent_name") or alert.get("agent") or alert.get("agent_id") or "The fleet"
+    text = f"{who} passed {alert.get('threshold', '?')} % of its budget"
+    used = alert.get("utilisation")
+    if isinstance(used, int | float):
+        text += f" (at {fmt.percent(float(used))})"
+    return text
+
+
+def _critical(alert: dict[str, Any]) -> bool:
+    try:
+        return float(alert.get("threshold", 0)) >= 95
+    except (TypeError, ValueError):
+        return False
 
 
 def _health_word(value: object) -> str:

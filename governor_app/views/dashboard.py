@@ -61,7 +61,12 @@ def build(shell: Shell) -> ft.Control:
             ft.Icon(ft.Icons.WARNING_AMBER, color=ft.Colors.RED_700
                     if view.budget_alert == "critical" else ft.Colors.AMBER_800),
             ft.Text(view.budget_alert_text, expand=True)])))
-    budget += [ft.Text(a, size=12) for a in view.alerts]
+    budget += [labelled(f"budget-agent-alert-{i}", text, ft.Row([
+        ft.Icon(ft.Icons.WARNING_AMBER, size=16,
+                color=ft.Colors.RED_700 if critical else ft.Colors.AMBER_800),
+        ft.Text(text, size=12, expand=True,
+                weight=ft.FontWeight.BOLD if critical else None)]))
+        for i, (text, critical) in enumerate(view.alerts)]
 
     return ft.ListView([
         heading("Dashboard", refresh_button),

@@ -69,3 +69,14 @@ def test_connection_banner_offline_with_pending_decisions() -> None:
 def test_connection_online_shows_the_last_error() -> None:
     view = state.connection_view(SyncStatus(online=True, last_error="Rate limited"), NOW)
     assert view.online and view.detail == "Rate limited"
+
+
+def test_per_agent_budget_alerts_name_the_agent_and_flag_95_percent() -> None:
+    c = cached()
+    c.dashboard.budget.alerts = [
+        {"agent_id": "AGT-1", "agent_name": "Pricing Bot", "threshold": 95,
+         "utilisation": 0.97},
+        {"agent_id": "AGT-2", "threshold": 80, "utilisation": 0.81}]
+    view = state.dashboard_view(c, NOW)
+    assert view.alerts == (("Pricing Bot passed 95 % of its budget (at 97 %)", True),
+                           ("AGT-2 passed 80 % of its budget (at 81 %)", False))
