@@ -55,15 +55,20 @@ def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
                                             "decision.approval_id": command.approval_id,
                                             "decision.outcome": outcome}):
                 state.metrics.record_decision(command.action, outcome)
-                if outcome == "applied":
+                if outcome in ("applied", "replayed"):
+                    # A replay records too (once per decision, by its key): if the process
+                    # died between the decision's commit and its entry, the client's retry
+                    # is a replay, and this is where the entry gets written.
+                    sub = str(getattr(actor, "sub", "?"))
                     _mirror_approval(state, actor, command, result)
-                    state.audit_log.record(
-                        f"decision.{command.action}", actor=str(getattr(actor, "sub", "?")),
-                        resource=f"approval:{command.approval_id}",
+                    state.audit_log.record_once(
+                        f"decision:{sub}:{command.key}", f"decision.{command.action}",
+                        actor=sub, resource=f"approval:{command.approval_id}",
                         details={"client_id": getattr(actor, "client_id", None),
                                  "device_id": getattr(command, "device_id", None),
                                  "request_id": rid, "idempotency_key": command.key,
-                                 "category": getattr(command, "category", None)})
+                                 "category": getattr(command, "category", None),
+                                 "recorded_on_replay": outcome == "replayed"})
     return results
 
 

@@ -60,10 +60,19 @@ def _create_budgets(conn: Connection) -> None:
         "PRIMARY KEY (agent_id, day, threshold))"))
 
 
+def _create_audit_keys(conn: Connection) -> None:
+    # Keys of entries that must be written once (a decision and its replays): written in
+    # the entry's own transaction, so a key exists exactly when its entry does.
+    conn.execute(text(
+        "CREATE TABLE components_audit_keys (once_key VARCHAR(500) PRIMARY KEY, "
+        "seq INTEGER NOT NULL)"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration("components_0001_cache", _create_cache),
     Migration("components_0002_state", _create_state),
     Migration("components_0003_audit_log", _create_audit_log),
     Migration("components_0004_dlq", _create_dlq),
     Migration("components_0005_budgets", _create_budgets),
+    Migration("components_0006_audit_keys", _create_audit_keys),
 ]

@@ -209,28 +209,37 @@ class AuditHead:
 
 class AuditStore(Protocol):
     def head(self) -> AuditHead | None: ...
-    def append(self, entry: AuditEntry, head: AuditHead) -> bool:
-        """Add the entry and move the head, atomically; ``False`` if ``seq`` was taken."""
+    def append(self, entry: AuditEntry, head: AuditHead, once_key: str | None = None) -> bool:
+        """Add the entry (and its ``once_key``) and move the head, atomically; ``False``
+        if ``seq`` or ``once_key`` was taken."""
         ...
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
+    def has_key(self, once_key: str) -> bool: ...
 
 
 class MemoryAuditStore:
     def __init__(self) -> None:
         self.rows: list[AuditEntry] = []
         self.head_row: AuditHead | None = None
+        self.keys: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def head(self) -> AuditHead | None:
         return self.head_row
 
-    def append(self, entry: AuditEntry, head: AuditHead) -> bool:
+    def append(self, entry: AuditEntry, head: AuditHead, once_key: str | None = None) -> bool:
         with self._lock:
-            if any(r.seq == entry.seq for r in self.rows):
+            if any(r.seq == entry.seq for r in self.rows) or once_key in self.keys:
                 return False
             self.rows.append(entry)
             self.head_row = head
+            if once_key is not None:
+                self.keys[once_key] = entry.seq
             return True
+
+    def has_key(self, once_key: str) -> bool:
+        with self._lock:
+            return once_key in self.keys
 
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         with self._lock:
@@ -249,9 +258,13 @@ class SqlAuditStore:
                 "SELECT seq, hash, mac FROM components_audit_head WHERE id = 1")).first()
         return None if row is None else AuditHead(int(row[0]), row[1], row[2])
 
-    def append(self, entry: AuditEntry, head: AuditHead) -> bool:
+    def append(self, entry: AuditEntry, head: AuditHead, once_key: str | None = None) -> bool:
         try:
             with self.db.engine.begin() as conn:
+                if once_key is not None:
+                    conn.execute(text(
+                        "INSERT INTO components_audit_keys (once_key, seq) VALUES (:k, :seq)"),
+                        {"k": once_key, "seq": entry.seq})
                 conn.execute(text(
                     "INSERT INTO components_audit_log (seq, at, actor, action, resource, "
                     "details, prev_hash, hash, mac) VALUES (:seq, :at, :actor, :action, "
@@ -268,6 +281,12 @@ class SqlAuditStore:
         except IntegrityError:
             return False
         return True
+
+    def has_key(self, once_key: str) -> bool:
+        with self.db.engine.begin() as conn:
+            return conn.execute(text(
+                "SELECT 1 FROM components_audit_keys WHERE once_key = :k"),
+                {"k": once_key}).first() is not None
 
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         with self.db.engine.begin() as conn:
@@ -314,10 +333,29 @@ class AuditLog:
     def record(self, action: str, *, actor: str, resource: str,
                details: Mapping[str, Any] | None = None) -> AuditEntry:
         """Append one entry (who did what to which resource) and return it."""
+        entry = self._append(action, actor, resource, details, None)
+        assert entry is not None  # without a once_key nothing can make it a duplicate
+        return entry
+
+    def record_once(self, once_key: str, action: str, *, actor: str, resource: str,
+                    details: Mapping[str, Any] | None = None) -> AuditEntry | None:
+        """Append the entry unless one with ``once_key`` exists (``None`` then).
+
+        For actions that may be seen twice, such as a decision and its replay: recording on
+        both means a crash between the action and its entry is healed by the retry.
+        """
+        if self.store.has_key(once_key):
+            return None
+        return self._append(action, actor, resource, details, once_key)
+
+    def _append(self, action: str, actor: str, resource: str,
+                details: Mapping[str, Any] | None, once_key: str | None) -> AuditEntry | None:
         # Round-trip through JSON: what is hashed is exactly what the database gives back.
         stored: dict[str, Any] = json.loads(canonical_json(dict(details or {})))
         with self._lock:  # other processes are settled by the unique seq, retried below
             for _ in range(50):
+                if once_key is not None and self.store.has_key(once_key):
+                    return None
                 head = self.store.head()
                 seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
                 at = rfc3339(self._clock.now() if self._clock else datetime.now(UTC))
@@ -327,7 +365,8 @@ class AuditLog:
                 entry = AuditEntry(seq, at, actor, action, resource, stored, prev, entry_hash,
                                    self._mac(entry_hash))
                 if self.store.append(entry, AuditHead(seq, entry_hash,
-                                                      self._head_mac(seq, entry_hash))):
+                                                      self._head_mac(seq, entry_hash)),
+                                     once_key):
                     return entry
         raise RuntimeError("the audit log is too busy to append to; retry the action")
 

@@ -1,9 +1,9 @@
 """The stub writes a decision to the ``decisions`` table in one transaction and to the
 components' tamper-evident audit log (``components_audit_log``) after it, in another
 (``backend_stub/components/hooks.py``, ``observed_decisions``). A crash between the two
-leaves an applied decision the audit log never records: the client's retry is answered
-``replayed``, which is not recorded again. The contract says every applied decision is
-written to the audit trail.
+would leave an applied decision the audit log never records, so a replay records it too,
+once per decision key (``AuditLog.record_once``): the client's retry heals the gap. The
+contract says every applied decision is written to the audit trail.
 
 The crash is simulated in process: the audit log's store fails once, as a kill -9 or a
 database error at that moment would.
@@ -38,8 +38,6 @@ def _logged(app: FastAPI, key: str) -> int:
     return sum(1 for e in entries if e.details.get("idempotency_key") == key)
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: the audit log is written outside the "
-                   "decision's transaction and not on replay (components/hooks.py)")
 def test_a_crash_between_commit_and_audit_log_never_loses_the_audit_entry(
         app: FastAPI) -> None:
     with TestClient(app, raise_server_exceptions=False) as client:

@@ -112,7 +112,7 @@ def test_decisions_are_counted_traced_and_audited(tmp_path: Path) -> None:
     assert entry.resource == "approval:REQ-1"
     assert entry.details == {"client_id": "governor-app", "device_id": "dev-1",
                              "request_id": "rid-9", "idempotency_key": "k1",
-                             "category": "safety"}
+                             "category": "safety", "recorded_on_replay": False}
     assert app.state.audit_log.verify().ok
 
 
@@ -169,3 +169,20 @@ def test_applied_decisions_mirror_the_approval_version_once(tmp_path: Path) -> N
         observed_decisions(request, Actor("governor", "app"), commands, lambda: results)
     assert app.state.state.load("approval:REQ-1") == {"status": "approved", "version": 2}
     assert app.state.state.version("approval:REQ-2") == 0
+
+
+def test_a_replay_writes_the_audit_entry_a_crash_lost_and_only_once(tmp_path: Path) -> None:
+    app = make_app(tmp_path, [])
+    with TestClient(app):
+        from starlette.requests import Request as StarletteRequest
+
+        request = StarletteRequest({"type": "http", "app": app, "headers": []})
+        command = [Command("k1", "REQ-1", "veto", "dev", "safety")]
+        who = Actor("governor", "app")
+        # The decision was applied, then the process died before its audit entry: the
+        # client's retry is answered as a replay.
+        observed_decisions(request, who, command, lambda: [Result("replayed")])
+        observed_decisions(request, who, command, lambda: [Result("replayed")])
+    (entry,) = app.state.audit_log.entries()
+    assert entry.details["recorded_on_replay"] is True
+    assert entry.details["idempotency_key"] == "k1"

@@ -290,6 +290,51 @@ def test_contract_an_empty_log_with_a_head_was_emptied(
     assert "entries were deleted" in log.verify().problems[0]
 
 
+def test_contract_record_once(audit: tuple[AuditLog, Database | None]) -> None:
+    log, _ = audit
+    first = log.record_once("decision:u:k1", "decision.veto", actor="u", resource="r")
+    assert first is not None and first.seq == 1
+    assert log.record_once("decision:u:k1", "decision.veto", actor="u", resource="r") is None
+    log.record("other", actor="u", resource="r")
+    assert log.record_once("decision:u:k2", "decision.veto", actor="u", resource="r") is not None
+    assert [e.seq for e in log.entries()] == [1, 2, 3]
+    assert log.verify().ok
+
+
+def test_record_once_from_racing_processes_writes_one_entry(sqlite_db: Database) -> None:
+    import threading
+
+    logs = [AuditLog(b"k" * 32, SqlAuditStore(sqlite_db)) for _ in range(4)]
+    results: list[object] = []
+
+    def work(log: AuditLog) -> None:
+        for n in range(5):
+            results.append(log.record_once(f"key-{n}", "x", actor="a", resource="r"))
+
+    threads = [threading.Thread(target=work, args=(log,)) for log in logs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 5
+    assert logs[0].verify().entries_checked == 5
+
+
+def test_a_key_taken_between_the_check_and_the_append_is_not_written_twice() -> None:
+    class Racy(MemoryAuditStore):
+        checks = 0
+
+        def has_key(self, once_key: str) -> bool:
+            self.checks += 1
+            if self.checks == 2:  # another process writes it just after our first look
+                self.keys[once_key] = 99
+            return super().has_key(once_key)
+
+    log = AuditLog(b"k" * 32, Racy())
+    assert log.record_once("k", "x", actor="a", resource="r") is None
+    assert log.entries() == []
+
+
 def test_head_tampering_is_found(sqlite_db: Database) -> None:
     log = AuditLog(b"k" * 32, SqlAuditStore(sqlite_db))
     _fill(log, 2)
@@ -312,7 +357,7 @@ def test_out_of_sequence_entry_is_reported() -> None:
 
 def test_a_store_that_never_accepts_gives_up() -> None:
     class Busy(MemoryAuditStore):
-        def append(self, entry, head):  # type: ignore[no-untyped-def]
+        def append(self, entry, head, once_key=None):  # type: ignore[no-untyped-def]
             return False
 
     with pytest.raises(RuntimeError, match="too busy"):
