@@ -7,7 +7,7 @@ where a missing browser is a failure.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,7 +86,7 @@ def app_against(tmp_path: Path) -> Iterator[object]:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Iterator[pytest.TestReport]:
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """A failed browser test leaves a screenshot of every open page, taken before the
     fixtures stop the app, in ``$TMPDIR/governor-browser-failures/``."""
     report = yield
