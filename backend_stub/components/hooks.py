@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from backend_stub.components.errors import StateConflict
 from backend_stub.components.observability import request_id_var
+from backend_stub.components.security import AuditItem
+from backend_stub.components.state import StateVersion
 
 T = TypeVar("T")
 
@@ -49,26 +50,39 @@ def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
     with tracer.span("decisions", **{"decisions.count": len(commands), "request.id": rid,
                                      "enduser.id": getattr(actor, "sub", None)}):
         results = decide()
+        audit: list[AuditItem] = []
+        versions: list[StateVersion] = []
         for command, result in zip(commands, results, strict=False):
             outcome = str(getattr(result, "outcome", "unknown"))
-            with tracer.span("decision", **{"decision.action": command.action,
-                                            "decision.approval_id": command.approval_id,
-                                            "decision.outcome": outcome}):
+            # A span per decision only when spans are recorded: a 500-item batch would
+            # otherwise pay for 500 spans nobody reads.
+            span = tracer.span("decision", **{"decision.action": command.action,
+                                              "decision.approval_id": command.approval_id,
+                                              "decision.outcome": outcome}) \
+                if tracer.recording else contextlib.nullcontext()
+            with span:
                 state.metrics.record_decision(command.action, outcome)
                 if outcome in ("applied", "replayed"):
                     # A replay records too (once per decision, by its key): if the process
                     # died between the decision's commit and its entry, the client's retry
                     # is a replay, and this is where the entry gets written.
                     sub = str(getattr(actor, "sub", "?"))
-                    _mirror_approval(state, actor, command, result)
-                    state.audit_log.record_once(
-                        f"decision:{sub}:{command.key}", f"decision.{command.action}",
-                        actor=sub, resource=f"approval:{command.approval_id}",
-                        details={"client_id": getattr(actor, "client_id", None),
-                                 "device_id": getattr(command, "device_id", None),
-                                 "request_id": rid, "idempotency_key": command.key,
-                                 "category": getattr(command, "category", None),
-                                 "recorded_on_replay": outcome == "replayed"})
+                    version = _approval_version(actor, command, result)
+                    if version is not None:
+                        versions.append(version)
+                    audit.append(AuditItem(
+                        f"decision.{command.action}", sub, f"approval:{command.approval_id}",
+                        {"client_id": getattr(actor, "client_id", None),
+                         "device_id": getattr(command, "device_id", None),
+                         "request_id": rid, "idempotency_key": command.key,
+                         "category": getattr(command, "category", None),
+                         "recorded_on_replay": outcome == "replayed"},
+                        once_key=f"decision:{sub}:{command.key}"))
+        # One write each for the whole batch (a batch holds up to 500 decisions).
+        if versions:
+            state.state.mirror(versions)
+        if audit:
+            state.audit_log.record_many(audit)
     return results
 
 
@@ -77,15 +91,12 @@ _APPROVAL_FIELDS = ("status", "stage", "decided_by", "decided_at", "decision_not
                     "veto_deadline")
 
 
-def _mirror_approval(state: Any, actor: Any, command: Any, result: Any) -> None:
-    """Record the approval as this decision left it, at the approval's own version, so
+def _approval_version(actor: Any, command: Any, result: Any) -> StateVersion | None:
+    """The approval as this decision left it, at the approval's own version, so
     ``app.state.state.load("approval:ID", version=N)`` and ``history`` show every change."""
     approval = getattr(result, "approval", None)
     if not isinstance(approval, dict) or not isinstance(approval.get("version"), int):
-        return
+        return None
     snapshot = {k: approval.get(k) for k in _APPROVAL_FIELDS if k in approval}
-    # StateConflict: another process mirrored this version first; nothing to add.
-    with contextlib.suppress(StateConflict):
-        state.state.save(f"approval:{command.approval_id}", snapshot,
-                         at_version=approval["version"], actor=str(getattr(actor, "sub", "?")),
-                         reason=command.action)
+    return StateVersion(f"approval:{command.approval_id}", approval["version"], snapshot,
+                        str(getattr(actor, "sub", "?")), command.action, "")

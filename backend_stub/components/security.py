@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from backend_stub.clock import Clock, rfc3339
@@ -201,6 +201,17 @@ class AuditEntry:
 
 
 @dataclass(frozen=True)
+class AuditItem:
+    """An entry to write: who did what to which resource; ``once_key`` makes it unique."""
+
+    action: str
+    actor: str
+    resource: str
+    details: dict[str, Any] = field(default_factory=dict)
+    once_key: str | None = None
+
+
+@dataclass(frozen=True)
 class AuditHead:
     seq: int
     hash: str
@@ -209,12 +220,13 @@ class AuditHead:
 
 class AuditStore(Protocol):
     def head(self) -> AuditHead | None: ...
-    def append(self, entry: AuditEntry, head: AuditHead, once_key: str | None = None) -> bool:
-        """Add the entry (and its ``once_key``) and move the head, atomically; ``False``
-        if ``seq`` or ``once_key`` was taken."""
+    def append(self, entries: Sequence[AuditEntry], head: AuditHead,
+               once_keys: Sequence[str | None] = ()) -> bool:
+        """Add the entries (with their once keys, if any) and move the head, all in one
+        transaction; ``False`` if a ``seq`` or a once key was taken."""
         ...
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
-    def has_key(self, once_key: str) -> bool: ...
+    def existing_keys(self, once_keys: Sequence[str]) -> set[str]: ...
 
 
 class MemoryAuditStore:
@@ -227,19 +239,23 @@ class MemoryAuditStore:
     def head(self) -> AuditHead | None:
         return self.head_row
 
-    def append(self, entry: AuditEntry, head: AuditHead, once_key: str | None = None) -> bool:
+    def append(self, entries: Sequence[AuditEntry], head: AuditHead,
+               once_keys: Sequence[str | None] = ()) -> bool:
+        keys = [k for k in once_keys if k is not None]
         with self._lock:
-            if any(r.seq == entry.seq for r in self.rows) or once_key in self.keys:
+            taken = {r.seq for r in self.rows}
+            if any(e.seq in taken for e in entries) or any(k in self.keys for k in keys):
                 return False
-            self.rows.append(entry)
+            self.rows.extend(entries)
             self.head_row = head
-            if once_key is not None:
-                self.keys[once_key] = entry.seq
+            for entry, key in zip(entries, once_keys, strict=False):
+                if key is not None:
+                    self.keys[key] = entry.seq
             return True
 
-    def has_key(self, once_key: str) -> bool:
+    def existing_keys(self, once_keys: Sequence[str]) -> set[str]:
         with self._lock:
-            return once_key in self.keys
+            return {k for k in once_keys if k in self.keys}
 
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         with self._lock:
@@ -258,21 +274,23 @@ class SqlAuditStore:
                 "SELECT seq, hash, mac FROM components_audit_head WHERE id = 1")).first()
         return None if row is None else AuditHead(int(row[0]), row[1], row[2])
 
-    def append(self, entry: AuditEntry, head: AuditHead, once_key: str | None = None) -> bool:
+    def append(self, entries: Sequence[AuditEntry], head: AuditHead,
+               once_keys: Sequence[str | None] = ()) -> bool:
+        keyed = [{"k": k, "seq": e.seq} for e, k in zip(entries, once_keys, strict=False)
+                 if k is not None]
         try:
             with self.db.engine.begin() as conn:
-                if once_key is not None:
+                if keyed:
                     conn.execute(text(
                         "INSERT INTO components_audit_keys (once_key, seq) VALUES (:k, :seq)"),
-                        {"k": once_key, "seq": entry.seq})
+                        keyed)
                 conn.execute(text(
                     "INSERT INTO components_audit_log (seq, at, actor, action, resource, "
                     "details, prev_hash, hash, mac) VALUES (:seq, :at, :actor, :action, "
                     ":resource, :details, :prev, :hash, :mac)"),
-                    {"seq": entry.seq, "at": entry.at, "actor": entry.actor,
-                     "action": entry.action, "resource": entry.resource,
-                     "details": canonical_json(entry.details), "prev": entry.prev_hash,
-                     "hash": entry.hash, "mac": entry.mac})
+                    [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action,
+                      "resource": e.resource, "details": canonical_json(e.details),
+                      "prev": e.prev_hash, "hash": e.hash, "mac": e.mac} for e in entries])
                 conn.execute(text(
                     "INSERT INTO components_audit_head (id, seq, hash, mac) "
                     "VALUES (1, :seq, :hash, :mac) ON CONFLICT (id) DO UPDATE SET "
@@ -282,11 +300,17 @@ class SqlAuditStore:
             return False
         return True
 
-    def has_key(self, once_key: str) -> bool:
+    def existing_keys(self, once_keys: Sequence[str]) -> set[str]:
+        found: set[str] = set()
         with self.db.engine.begin() as conn:
-            return conn.execute(text(
-                "SELECT 1 FROM components_audit_keys WHERE once_key = :k"),
-                {"k": once_key}).first() is not None
+            for start in range(0, len(once_keys), 500):  # bounded IN lists
+                chunk = list(once_keys[start:start + 500])
+                rows = conn.execute(
+                    text("SELECT once_key FROM components_audit_keys "
+                         "WHERE once_key IN :keys").bindparams(
+                        bindparam("keys", expanding=True)), {"keys": chunk}).all()
+                found.update(r[0] for r in rows)
+        return found
 
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         with self.db.engine.begin() as conn:
@@ -333,8 +357,7 @@ class AuditLog:
     def record(self, action: str, *, actor: str, resource: str,
                details: Mapping[str, Any] | None = None) -> AuditEntry:
         """Append one entry (who did what to which resource) and return it."""
-        entry = self._append(action, actor, resource, details, None)
-        assert entry is not None  # without a once_key nothing can make it a duplicate
+        (entry,) = self._append([AuditItem(action, actor, resource, dict(details or {}))])
         return entry
 
     def record_once(self, once_key: str, action: str, *, actor: str, resource: str,
@@ -344,30 +367,46 @@ class AuditLog:
         For actions that may be seen twice, such as a decision and its replay: recording on
         both means a crash between the action and its entry is healed by the retry.
         """
-        if self.store.has_key(once_key):
-            return None
-        return self._append(action, actor, resource, details, once_key)
+        written = self.record_many([AuditItem(action, actor, resource, dict(details or {}),
+                                              once_key)])
+        return written[0] if written else None
 
-    def _append(self, action: str, actor: str, resource: str,
-                details: Mapping[str, Any] | None, once_key: str | None) -> AuditEntry | None:
+    def record_many(self, items: Sequence[AuditItem]) -> list[AuditEntry]:
+        """Append several entries in one transaction (a batch of decisions); items whose
+        ``once_key`` was recorded already are skipped. Returns the entries written."""
+        return self._append(list(items))
+
+    def _append(self, items: list[AuditItem]) -> list[AuditEntry]:
         # Round-trip through JSON: what is hashed is exactly what the database gives back.
-        stored: dict[str, Any] = json.loads(canonical_json(dict(details or {})))
-        with self._lock:  # other processes are settled by the unique seq, retried below
+        prepared = [(i, json.loads(canonical_json(i.details))) for i in items]
+        with self._lock:  # other processes are settled by unique seqs and keys, retried below
             for _ in range(50):
-                if once_key is not None and self.store.has_key(once_key):
-                    return None
+                keys = [i.once_key for i, _ in prepared if i.once_key is not None]
+                done = self.store.existing_keys(keys) if keys else set()
+                todo: list[tuple[AuditItem, dict[str, Any]]] = []
+                for item, details in prepared:
+                    if item.once_key is None or item.once_key not in done:
+                        todo.append((item, details))
+                        if item.once_key is not None:
+                            done.add(item.once_key)  # a key twice in one batch: once
+                if not todo:
+                    return []
                 head = self.store.head()
                 seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
                 at = rfc3339(self._clock.now() if self._clock else datetime.now(UTC))
-                body = {"seq": seq, "at": at, "actor": actor, "action": action,
-                        "resource": resource, "details": stored, "prev_hash": prev}
-                entry_hash = self._hash(body)
-                entry = AuditEntry(seq, at, actor, action, resource, stored, prev, entry_hash,
-                                   self._mac(entry_hash))
-                if self.store.append(entry, AuditHead(seq, entry_hash,
-                                                      self._head_mac(seq, entry_hash)),
-                                     once_key):
-                    return entry
+                entries: list[AuditEntry] = []
+                for item, details in todo:
+                    body = {"seq": seq, "at": at, "actor": item.actor, "action": item.action,
+                            "resource": item.resource, "details": details, "prev_hash": prev}
+                    entry_hash = self._hash(body)
+                    entries.append(AuditEntry(seq, at, item.actor, item.action, item.resource,
+                                              details, prev, entry_hash, self._mac(entry_hash)))
+                    seq, prev = seq + 1, entry_hash
+                last = entries[-1]
+                if self.store.append(entries, AuditHead(last.seq, last.hash,
+                                                        self._head_mac(last.seq, last.hash)),
+                                     [item.once_key for item, _ in todo]):
+                    return entries
         raise RuntimeError("the audit log is too busy to append to; retry the action")
 
     def entries(self, limit: int = 1000) -> list[AuditEntry]:

@@ -322,17 +322,33 @@ def test_record_once_from_racing_processes_writes_one_entry(sqlite_db: Database)
 
 def test_a_key_taken_between_the_check_and_the_append_is_not_written_twice() -> None:
     class Racy(MemoryAuditStore):
-        checks = 0
+        appends = 0
 
-        def has_key(self, once_key: str) -> bool:
-            self.checks += 1
-            if self.checks == 2:  # another process writes it just after our first look
-                self.keys[once_key] = 99
-            return super().has_key(once_key)
+        def append(self, entries, head, once_keys=()):  # type: ignore[no-untyped-def]
+            self.appends += 1
+            if self.appends == 1:  # another process wrote the key just before us
+                self.keys["k"] = 99
+            return super().append(entries, head, once_keys)
 
     log = AuditLog(b"k" * 32, Racy())
     assert log.record_once("k", "x", actor="a", resource="r") is None
     assert log.entries() == []
+
+
+def test_record_many_writes_a_batch_in_order_and_skips_recorded_keys(sqlite_db: Database
+                                                                     ) -> None:
+    from backend_stub.components.security import AuditItem
+
+    log = AuditLog(b"k" * 32, SqlAuditStore(sqlite_db))
+    log.record_once("d:1", "x", actor="a", resource="r1")
+    items = [AuditItem("x", "a", f"r{n}", {"n": n}, once_key=f"d:{n}") for n in range(1, 6)]
+    items.append(AuditItem("x", "a", "r5-again", once_key="d:5"))  # twice in one batch
+    items.append(AuditItem("plain", "a", "r"))
+    written = log.record_many(items)
+    assert [e.resource for e in written] == ["r2", "r3", "r4", "r5", "r"]
+    assert [e.seq for e in log.entries()] == list(range(1, 7))
+    assert log.verify().ok
+    assert log.record_many([AuditItem("x", "a", "r1", once_key="d:1")]) == []
 
 
 def test_head_tampering_is_found(sqlite_db: Database) -> None:
@@ -357,7 +373,7 @@ def test_out_of_sequence_entry_is_reported() -> None:
 
 def test_a_store_that_never_accepts_gives_up() -> None:
     class Busy(MemoryAuditStore):
-        def append(self, entry, head, once_key=None):  # type: ignore[no-untyped-def]
+        def append(self, entries, head, once_keys=()):  # type: ignore[no-untyped-def]
             return False
 
     with pytest.raises(RuntimeError, match="too busy"):
