@@ -267,13 +267,18 @@ class Shell:
         text = ft.Text(f"{conn.label}. {conn.synced}. {conn.detail or ''}", size=13,
                        color=ft.Colors.BLACK)
         self._banner_ticker = (text, self._banner_text)
+        row: list[ft.Control] = [
+            ft.Icon(ft.Icons.CLOUD_OFF if not conn.online else ft.Icons.ERROR_OUTLINE,
+                    color=ft.Colors.BLACK),
+            ft.Container(text, expand=True)]
+        if not conn.online:
+            # The engine backs off (up to minutes) after repeated failures; the governor
+            # who knows the network is back need not wait for it.
+            row.append(ft.TextButton("Retry now",
+                                     on_click=lambda e: self.spawn(self.client.sync_now())))
         self._banner.content = ft.Semantics(
             identifier="connection-banner", container=True,
-            content=ft.Container(ft.Row([ft.Icon(ft.Icons.CLOUD_OFF if not conn.online
-                                                 else ft.Icons.ERROR_OUTLINE,
-                                                 color=ft.Colors.BLACK),
-                                         ft.Container(text, expand=True)]),
-                                 bgcolor=color,
+            content=ft.Container(ft.Row(row), bgcolor=color,
                                  padding=ft.Padding.symmetric(vertical=8, horizontal=12)))
 
     def _banner_text(self) -> str:

@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 # Generous: two cores shared with other work; these are waits for a condition, not asserts
 # on durations.
 WAIT_MS = 60_000
+# Back online by itself: after repeated failures the engine's breaker waits 60 s or more
+# (full jitter, capped at 300 s) before it tries the server again.
+RECONNECT_MS = 240_000
 
 
 def free_port() -> int:
@@ -149,7 +152,8 @@ def type_into(page: Page, label: str, text: str) -> None:
     page.keyboard.type(text)
 
 
-def wait_for_text(page: Page, identifier: str, needle: str) -> str:
+def wait_for_text(page: Page, identifier: str, needle: str, timeout_ms: int = WAIT_MS
+                  ) -> str:
     """Wait until the label of ``identifier`` (or, ending in ``*``, of any node whose
     identifier starts so) contains ``needle``; return that label."""
     if identifier.endswith("*"):
@@ -168,7 +172,7 @@ def wait_for_text(page: Page, identifier: str, needle: str) -> str:
                    if (t.includes(needle)) return true;
                  }
                  return false; }""",
-            arg=[selector, needle], timeout=WAIT_MS)
+            arg=[selector, needle], timeout=timeout_ms)
     except Exception as exc:
         shot = Path(os.environ.get("TMPDIR", "/tmp")) / f"governor-fail-{identifier}.png"
         page.screenshot(path=str(shot))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser
 
 from tests.browser.harness import (
     PHONE,
+    RECONNECT_MS,
     AppProcess,
     button,
     by_id,
@@ -29,6 +31,8 @@ def first_pending_id(page: object) -> str:
     return identifier.removeprefix("approval-")
 
 
+# The reconnection waits for the engine's breaker (up to minutes), by design.
+@pytest.mark.timeout(600)
 def test_veto_offline_with_an_attachment_is_applied_when_the_stub_returns(
         browser: Browser, demo_stub: StubProcess, app_against: Callable[..., AppProcess],
         tmp_path: Path) -> None:
@@ -67,7 +71,7 @@ def test_veto_offline_with_an_attachment_is_applied_when_the_stub_returns(
     wait_for_text(page, "outbox-pending", f"Veto {approval_id}")
 
     demo_stub.start()
-    wait_for_text(page, "connection-state", "Online")
+    wait_for_text(page, "connection-state", "Online", RECONNECT_MS)  # by itself
     wait_for_text(page, "sync-summary", "0 waiting")
 
     nav(page, "Approvals")
