@@ -285,6 +285,7 @@ def write_report(name: str, figures: dict[str, Any]) -> None:
     REPORTS[name] = figures
     path = os.environ.get(REPORT_ENV)
     if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(REPORTS, indent=2, default=str))
 
 
