@@ -157,6 +157,8 @@ class Shell:
 
     # --- navigation --------------------------------------------------------------------
     def go(self, route: str) -> None:
+        # A field that disappears with its screen never reports losing the focus.
+        self.typing = False
         self.route = route
         self.tickers = []
         self.shortcuts = {}
