@@ -111,7 +111,7 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
         if step_up is not None:
             try:
                 ok = await shell.client.confirm_identity(step_up.value or "")
-            except Exception as exc:  # offline: the check fails closed, say so
+            except Exception as exc:  # offline with no verifier kept: say so
                 errors.controls = [ft.Text(str(exc), color=ft.Colors.RED_700)]
                 shell.page.update()
                 return

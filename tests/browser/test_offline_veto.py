@@ -36,7 +36,8 @@ def first_pending_id(page: object) -> str:
 def test_veto_offline_with_an_attachment_is_applied_when_the_stub_returns(
         browser: Browser, demo_stub: StubProcess, app_against: Callable[..., AppProcess],
         tmp_path: Path) -> None:
-    # Step-up needs the server (it fails closed offline), so this device has it off.
+    # The step-up check itself is covered in tests/sync/test_auth.py and
+    # tests/e2e/test_push_engine.py (offline too); this test is about the outbox.
     app = app_against(demo_stub.url, GOVERNOR_STEP_UP_FOR_VETO="false")
     page = open_app(browser, app.url, PHONE)
     sign_in(page, "governor", "governor")

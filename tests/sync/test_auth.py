@@ -363,13 +363,50 @@ def test_sign_out_offline_still_forgets_the_session(h: Harness) -> None:
 def test_confirm_identity(h: Harness) -> None:
     auth = signed_in(h)
     before = h.vault.load()
+    assert before is not None
     assert run(auth.confirm_identity("governor")) is True
     assert run(auth.confirm_identity("wrong")) is False
-    assert h.vault.load() == before  # the session is untouched
+    after = h.vault.load()
+    assert after is not None  # the session is untouched
+    assert (after.access_token, after.refresh_token) == (before.access_token,
+                                                         before.refresh_token)
 
 
-def test_confirm_identity_offline_fails_closed(h: Harness) -> None:
+def test_confirm_identity_offline_checks_the_verifier_kept_at_sign_in(h: Harness) -> None:
+    """A veto must be possible in a plane: the password accepted by the server at sign-in
+    is checked on the device when the server cannot be reached."""
     auth = signed_in(h)
+    h.offline = True
+    assert run(auth.confirm_identity("governor")) is True
+    assert run(auth.confirm_identity("wrong")) is False
+
+
+def test_the_offline_verifier_is_no_plain_password_and_survives_refresh(h: Harness) -> None:
+    auth = signed_in(h)
+    stored = h.vault.load()
+    assert stored is not None and "step_up" in stored.extra
+    assert "governor" not in str(stored.extra["step_up"])
+    h.advance(900 - 59)
+    run(auth.access_token())  # rotates the tokens
+    h.offline = True
+    assert run(auth.confirm_identity("governor")) is True
+
+
+def test_confirm_identity_offline_without_a_verifier_fails_closed(h: Harness) -> None:
+    auth = signed_in(h)
+    stored = h.vault.load()
+    assert stored is not None
+    stored.extra.pop("step_up")  # as after a browser or device-code sign-in
+    h.offline = True
+    with pytest.raises(ServerUnreachable, match="needs the server"):
+        run(auth.confirm_identity("governor"))
+
+
+def test_a_corrupt_verifier_fails_closed(h: Harness) -> None:
+    auth = signed_in(h)
+    stored = h.vault.load()
+    assert stored is not None
+    stored.extra["step_up"] = {"salt": "%%%", "hash": None}
     h.offline = True
     with pytest.raises(ServerUnreachable, match="needs the server"):
         run(auth.confirm_identity("governor"))
