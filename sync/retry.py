@@ -21,8 +21,10 @@ class RetryPolicy:
     seconds after ``failures_to_open`` failures in a row, then lets one attempt through."""
 
     def __init__(self, clock: Clock, *, rng: random.Random | None = None,
-                 base: float = 1.0, cap: float = 300.0, failures_to_open: int = 5,
-                 open_for: float = 60.0) -> None:
+                 base: float = 1.0, cap: float = 30.0, failures_to_open: int = 5,
+                 open_for: float = 20.0) -> None:
+        # Short caps on purpose: the only traffic while the server is away is one probe
+        # every 20-30 s, and the governor sees the app back online soon after it returns.
         self.clock = clock
         self.rng = rng or random.Random()
         self.base = base
