@@ -611,8 +611,8 @@ class NotificationActions:
             try:
                 confirmation = await self.step_up(alert)
             except SyncError as exc:
-                # A password check needs the server; offline, only a local check (the
-                # phone's biometrics) can pass. Say so, and keep the banner.
+                # The identity check could not be made (offline with no verifier kept,
+                # signed out): say why, and keep the banner.
                 return ActionResult(action_id, False, None, f"Veto not sent: {exc}")
             if confirmation is None:
                 return ActionResult(action_id, False, None,
