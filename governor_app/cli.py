@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -29,6 +30,11 @@ from governor_app.errors import GovernorAppError, StubStartError
 from governor_app.preferences import PreferenceStore
 from governor_app.profile import AppProfile, load_profile
 from sync.facade import GovernorClient
+
+# Authlib 1.9 announces a move to "httpx2" when imported (forcing its own "always" filter);
+# nobody running the app can act on it, so the import is done once here, recorded, not shown.
+with warnings.catch_warnings(record=True):
+    import authlib.integrations.httpx_client  # noqa: F401
 
 if TYPE_CHECKING:
     from sync.settings import GovernorSettings
