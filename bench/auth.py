@@ -18,19 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
 
+# ``python bench/NAME.py`` puts only bench/ on sys.path; the shared helpers are ``bench.*``.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._stub import running_stub
 from sync.auth import Authenticator
 from sync.tokens import MemoryVault
 
@@ -42,46 +41,10 @@ ROUNDS = 150 if SHORT else 600
 WARMUP = 30
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def stub(data_dir: Path, **env: str) -> Iterator[str]:
-    """The real stub in a child process with demo data; yields its URL."""
-    port = _free_port()
-    environ = {**os.environ, "GOVSTUB_DATA_DIR": str(data_dir),
-               # The API rate limit would throttle the benchmark itself, and it counts per
-               # bearer token too, which is not the validation being measured: off in both.
-               "GOVSTUB_DISABLE_RATE_LIMIT": "1", "GOVSTUB_LOG_LEVEL": "WARNING",
-               **env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backend_stub.cli", "--host", "127.0.0.1", "--port", str(port),
-         "--demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ)
-    ready = threading.Event()
-    output: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            if "governance stub listening on" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(60):
-            raise RuntimeError("the stub did not start:\n" + "".join(output))
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def stub(data_dir: Path, **env: str) -> AbstractContextManager[str]:
+    # The API rate limit would throttle the benchmark itself, and it counts per bearer
+    # token too, which is not the validation being measured: off in both stubs.
+    return running_stub(data_dir, GOVSTUB_DISABLE_RATE_LIMIT="1", **env)
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -24,22 +24,22 @@ import json
 import math
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+# ``python bench/NAME.py`` puts only bench/ on sys.path; the shared helpers are ``bench.*``.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._stub import running_stub
 
 SHORT = os.environ.get("BENCH_SHORT") == "1"
 CLIENTS = int(os.environ.get("LOAD_CLIENTS", "50"))
@@ -241,47 +241,14 @@ async def prepare(url: str, pending: int = PENDING) -> tuple[str, list[dict[str,
     return token, approvals
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def stub(data_dir: Path) -> Iterator[str]:
-    """The real stub (demo data) in a child process; yields its URL."""
-    port = _free_port()
-    env = {**os.environ, "GOVSTUB_DATA_DIR": str(data_dir), "GOVSTUB_LOG_LEVEL": "WARNING"}
+def stub(data_dir: Path) -> AbstractContextManager[str]:
+    env: dict[str, str] = {}
     if os.environ.get("LOAD_RATE_LIMITS") != "default":
         # One load generator, one address and one token stand in for 50 devices: the
         # per-address and per-token limits would measure themselves, not the stub.
         env.update(GOVSTUB_REQUESTS_PER_MINUTE="100000000",
                    GOVSTUB_CLIENT_REQUESTS_PER_MINUTE="100000000")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backend_stub.cli", "--host", "127.0.0.1", "--port", str(port),
-         "--demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    ready = threading.Event()
-    lines: list[str] = []
-
-    def _read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "governance stub listening on" in line:
-                ready.set()
-
-    threading.Thread(target=_read, daemon=True).start()
-    try:
-        if not ready.wait(60):
-            raise RuntimeError("the stub did not start:\n" + "".join(lines))
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    return running_stub(data_dir, **env)
 
 
 async def measure(url: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:

@@ -42,15 +42,12 @@ import asyncio  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+from contextlib import AbstractContextManager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -60,6 +57,7 @@ ROOT = Path(_HERE).parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench._stub import running_stub  # noqa: E402
 from sync.auth import Authenticator  # noqa: E402
 from sync.engine import SyncEngine  # noqa: E402
 from sync.models import OutboxState  # noqa: E402
@@ -90,45 +88,9 @@ _VOCABULARY = ("healthcare education finance retail logistics budget tokens netw
 WORDS = tuple(_VOCABULARY.split())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def stub(data_dir: Path) -> Iterator[str]:
-    """The real stub with demo data in a child process; yields its URL."""
-    port = _free_port()
-    env = {**os.environ, "GOVSTUB_DATA_DIR": str(data_dir), "GOVSTUB_LOG_LEVEL": "WARNING",
-           # The per-client rate limit would throttle the benchmark itself.
-           "GOVSTUB_DISABLE_RATE_LIMIT": "true", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "backend_stub.cli", "--host", "127.0.0.1", "--port", str(port),
-         "--demo"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        cwd=ROOT)
-    ready = threading.Event()
-    output: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            output.append(line)
-            if "governance stub listening on" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(60):
-            raise RuntimeError("the stub did not start:\n" + "".join(output[-20:]))
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def stub(data_dir: Path) -> AbstractContextManager[str]:
+    # The per-client rate limit would throttle the benchmark itself.
+    return running_stub(data_dir, GOVSTUB_DISABLE_RATE_LIMIT="true")
 
 
 def _copy_rows(db: sqlite3.Connection, table: str, source_where: str, count: int,
