@@ -7,6 +7,7 @@ so tests move time instead of sleeping and the demo can fast-forward with
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -51,6 +52,11 @@ class FakeClock:
         self._now = when
 
 
+@functools.lru_cache(maxsize=4096)
 def rfc3339(value: datetime) -> str:
-    """RFC 3339 with a ``Z`` suffix and millisecond precision, as every envelope uses."""
+    """RFC 3339 with a ``Z`` suffix and millisecond precision, as every envelope uses.
+
+    Cached: a batch of decisions formats the same few instants thousands of times (equal
+    instants in other zones give the same text, so sharing their entry is right).
+    """
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -56,6 +56,22 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **_JSON)
 
 
+def hold_write_lock(conn: Connection) -> None:
+    """Begin ``conn``'s transaction now, holding SQLite's write lock (``BEGIN IMMEDIATE``).
+
+    The SQLite driver begins a transaction only at the first INSERT or UPDATE, leaving the
+    reads before it outside; a transaction whose reads must stay true until it commits
+    (the audit log's head, extended by a batch of decisions) calls this first. A no-op on
+    PostgreSQL, and on a connection in a transaction already (an in-memory database
+    shares one connection).
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    driver: Any = conn.connection.driver_connection
+    if not driver.in_transaction:
+        driver.execute("BEGIN IMMEDIATE")
+
+
 class Database:
     """An engine plus the migration runner; pass one to everything that stores state."""
 

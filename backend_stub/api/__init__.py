@@ -47,6 +47,20 @@ def _publisher(app: FastAPI) -> Callable[[dict[str, Any]], None]:
     return publish
 
 
+def _batch_publisher(app: FastAPI) -> Callable[[list[dict[str, Any]]], None]:
+    one = _publisher(app)
+
+    def publish_many(messages: list[dict[str, Any]]) -> None:
+        bus = getattr(app.state, "bus", None)
+        if bus is not None and hasattr(bus, "publish_many"):
+            bus.publish_many(messages)
+            return
+        for message in messages:
+            one(message)
+
+    return publish_many
+
+
 class DeadlineSweeper:
     """Calls ``GovernanceService.sweep`` every second on a daemon thread."""
 
@@ -77,7 +91,8 @@ def install_api(app: FastAPI) -> GovernanceService:
     from backend_stub.api.mobile import router
 
     app.state.db.migrate(MIGRATIONS)
-    svc = GovernanceService(app.state.db, app.state.clock, publish=_publisher(app))
+    svc = GovernanceService(app.state.db, app.state.clock, publish=_publisher(app),
+                            publish_many=_batch_publisher(app))
     vault = getattr(app.state, "vault", None)
     if vault is not None:  # the security component: attachments encrypted at rest
         svc.seal_attachment = vault.encrypt

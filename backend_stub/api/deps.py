@@ -87,7 +87,8 @@ def _query_names(dependant: Any) -> set[str]:
 
 
 async def known_query(request: Request) -> None:
-    """Refuse query parameters the route does not declare (a typo must not pass silently)."""
+    """Refuse query parameters the route does not declare (a typo must not pass silently),
+    and any given twice (which value would count?)."""
     if not request.query_params:
         return
     route = request.scope.get("route")
@@ -104,6 +105,13 @@ async def known_query(request: Request) -> None:
             f"Unknown query parameter {unknown[0]!r}; this route takes "
             f"{', '.join(sorted(allowed)) or 'none'}.",
             details={"fields": {f"query.{name}": "unknown parameter" for name in unknown}})
+    names = [name for name, _ in request.query_params.multi_items()]
+    if len(names) != len(request.query_params):
+        # Every parameter takes one value: FastAPI would silently keep the last one.
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        raise ValidationFailed(
+            f"Query parameter {repeated[0]!r} is given more than once; send it once.",
+            details={"fields": {f"query.{name}": "given more than once" for name in repeated}})
 
 
 async def before_request(request: Request) -> None:

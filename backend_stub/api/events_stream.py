@@ -43,7 +43,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from pydantic import Field as PydField
 
-from backend_stub.api.deps import errors
+from backend_stub.api.deps import errors, known_query
 from backend_stub.api.schemas import Meta, NotificationMeta
 from backend_stub.api.schemas import Notification as _Notification
 from backend_stub.components.security import HmacSigner, derive_key, load_or_create_secret
@@ -177,11 +177,19 @@ class EventHub:
         return rows
 
     def notify(self, message: dict[str, Any] | None = None) -> None:
+        self.notify_many([] if message is None else [message])
+
+    def notify_many(self, messages: list[dict[str, Any]]) -> None:
+        """Wake the streams once for the events of one commit."""
         with self._lock:
-            if message is not None and str(message.get("id", "")).isdigit():
-                self._recent.append((int(message["id"]), message))
+            for message in messages:
+                if str(message.get("id", "")).isdigit():
+                    self._recent.append((int(message["id"]), message))
             self._version += 1
+            # Each waiter is woken once: the notifications that follow before it runs
+            # (500 for a batch of decisions, through the bus) need not wake it again.
             waiters = list(self._waiters)
+            self._waiters.clear()
         for loop, flag in waiters:
             # Commits happen in worker threads; the flag belongs to the event loop.
             if not loop.is_closed():
@@ -218,6 +226,18 @@ class EventHub:
                 self.notify(message)
 
         svc.publish = publish
+        previous_many: Callable[[list[dict[str, Any]]], None] | None = getattr(
+            svc, "publish_many", None)
+        if previous_many is None:
+            return
+
+        def publish_many(messages: list[dict[str, Any]]) -> None:
+            try:
+                previous_many(messages)
+            finally:
+                self.notify_many(messages)
+
+        svc.publish_many = publish_many
 
     def follow_bus(self, app: FastAPI) -> None:
         """Wake the streams on every governance message of the app's bus, once it has one:
@@ -322,7 +342,9 @@ def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
                  is_closing: Callable[[], bool] = lambda: False) -> APIRouter:
     """``auth`` is a dependency returning an object with ``sub`` (the guard's Principal)."""
     stream_settings = settings or StreamSettings()
-    router = APIRouter(prefix="/v1/mobile", tags=["events"])
+    # Unknown or repeated query parameters are refused here too, as on every other route.
+    router = APIRouter(prefix="/v1/mobile", tags=["events"],
+                       dependencies=[Depends(known_query)])
 
     @router.get("/events/key", operation_id="push_event_key",
                 response_model=EventKeyEnvelope, responses=errors())

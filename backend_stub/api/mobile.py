@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -30,7 +28,14 @@ from backend_stub.domain.service import (
     DecisionResult,
     GovernanceService,
 )
-from backend_stub.envelope import FastJSONResponse, ok
+from backend_stub.envelope import (
+    CACHE_CONTROL,
+    FastJSONResponse,
+    etag_of,
+    not_modified,
+    ok,
+    ok_or_not_modified,
+)
 from backend_stub.errors import ApiError
 from backend_stub.oauth.guard import Principal
 
@@ -56,6 +61,10 @@ OptionalKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1
                                            max_length=200)]
 REPLAYED = {"Idempotent-Replayed": {"description": "true when this answer is a replay",
                                     "schema": {"type": "string", "enum": ["true"]}}}
+IfNoneMatch = Annotated[str | None, Header(max_length=200, description=(
+    "An ETag of an earlier answer: 304 Not Modified (no body) while it is still current."))]
+CACHEABLE = {**errors(304), 200: {"headers": {"ETag": {
+    "description": "Validator for If-None-Match", "schema": {"type": "string"}}}}}
 
 
 def _list(request: Request, items: list[dict[str, Any]], next_cursor: str | None,
@@ -64,34 +73,32 @@ def _list(request: Request, items: list[dict[str, Any]], next_cursor: str | None
 
 
 # ---------------------------------------------------------------- dashboard
-@router.get("/dashboard", response_model=s.Envelope[s.Dashboard], responses={
-    **errors(304), 200: {"headers": {"ETag": {"description": "Validator for If-None-Match",
-                                              "schema": {"type": "string"}}}}})
-def dashboard(request: Request, _: Read, svc: Svc,
-              if_none_match: Annotated[str | None, Header(max_length=200)] = None
+@router.get("/dashboard", response_model=s.Envelope[s.Dashboard], responses=CACHEABLE)
+def dashboard(request: Request, _: Read, svc: Svc, if_none_match: IfNoneMatch = None
               ) -> Response:
     """Fleet counts, the nearest veto deadline, recent vetoes, health and budget."""
     data = cached(request, instance_key(request, "dashboard", svc.change_count),
                   svc.dashboard, ttl=5)
-    etag = '"' + hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32] + '"'
-    if if_none_match and etag in [t.strip().removeprefix("W/") for t in if_none_match.split(",")]:
+    etag = etag_of(data)  # without generated_at, which changes on every answer
+    if not_modified(if_none_match, etag):
         return Response(status_code=304, headers={"ETag": etag})
     data["generated_at"] = rfc3339(request.app.state.clock.now())
-    return ok(request, data, headers={"ETag": etag, "Cache-Control": "private, max-age=0"})
+    return ok(request, data, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
 
 
 # ---------------------------------------------------------------- approvals
 @router.get("/approvals", response_model=s.ListEnvelope[s.ApprovalSummary],
-            responses=errors())
+            responses=CACHEABLE)
 async def list_approvals(request: Request, _: Read,
                          status: Annotated[s.ApprovalStatus | None, Query()] = None,
-                         cursor: Cursor = None, limit: Limit = 50) -> JSONResponse:
-    """Agent-creation requests, newest first."""
+                         cursor: Cursor = None, limit: Limit = 50,
+                         if_none_match: IfNoneMatch = None) -> Response:
+    """Agent-creation requests, newest first; ETag and If-None-Match as for the dashboard."""
     # The governor app's most frequent read, kept on the event loop: one indexed query of
     # summary columns (well under a millisecond) costs less than a thread-pool hop.
     svc: GovernanceService = request.app.state.governance
     items, next_cursor = svc.list_approvals(status=status, cursor=cursor, limit=limit)
-    return _list(request, items, next_cursor)
+    return ok_or_not_modified(request, items, if_none_match, next_cursor=next_cursor)
 
 
 @router.get("/approvals/{approval_id}", response_model=s.Envelope[s.ApprovalDetail],
@@ -107,7 +114,7 @@ def _decide(request: Request, principal: Principal, svc: GovernanceService,
     """Decide through the components: metrics, a span per decision, the audit log."""
     who = actor(principal, request)
     return observed_decisions(request, who, commands,
-                              lambda: svc.decide(who, commands, **options))
+                              lambda also: svc.decide(who, commands, also=also, **options))
 
 
 def _answer(result: DecisionResult) -> JSONResponse:
@@ -238,15 +245,17 @@ def delete_seed(request: Request, seed_id: Annotated[str, Path(min_length=1, max
 
 
 # ---------------------------------------------------------------- agents, violations
-@router.get("/agents", response_model=s.ListEnvelope[s.Agent], responses=errors())
+@router.get("/agents", response_model=s.ListEnvelope[s.Agent], responses=CACHEABLE)
 def list_agents(request: Request, _: Read, svc: Svc,
                 status: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
                 industry: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-                cursor: Cursor = None, limit: Limit = 50) -> JSONResponse:
-    """Agents with status, industry, budget use and capability grants."""
+                cursor: Cursor = None, limit: Limit = 50, if_none_match: IfNoneMatch = None
+                ) -> Response:
+    """Agents with status, industry, budget use and capability grants; ETag and
+    If-None-Match as for the dashboard."""
     items, next_cursor = svc.list_agents(status=status, industry=industry, cursor=cursor,
                                          limit=limit)
-    return _list(request, items, next_cursor)
+    return ok_or_not_modified(request, items, if_none_match, next_cursor=next_cursor)
 
 
 @router.get("/violations", response_model=s.VersionedEnvelope[s.Violation], responses=errors())

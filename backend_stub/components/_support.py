@@ -1,13 +1,17 @@
-"""Small helpers the components share: time from a clock, canonical JSON."""
+"""Small helpers the components share: time from a clock, canonical JSON, a connection."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import Connection
+
 from backend_stub.clock import Clock
+from backend_stub.db import Database
 
 
 def timer_from(clock: Clock | None) -> Callable[[], float]:
@@ -18,6 +22,53 @@ def timer_from(clock: Clock | None) -> Callable[[], float]:
     return lambda: clock.now().timestamp()
 
 
+# What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds
+# for every call, built once.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_FLAT_TYPES = (str, int, bool)
+
+
 def canonical_json(value: Any) -> str:
     """The one byte-exact JSON form signatures and hashes are computed over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
+
+
+# A string in canonical JSON: what canonical_json(text) gives, without its dispatch.
+quote: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def survives_json(value: Mapping[str, Any]) -> bool:
+    """Whether a JSON round trip gives ``value`` back as it is: a flat object of strings,
+    integers, booleans and nulls (exact types: a str or int subclass may not come back).
+    Lets a caller skip the round trip it would make to store exactly what it hashed."""
+    return all(type(k) is str and (v is None or type(v) in _FLAT_TYPES)
+               for k, v in value.items())
+
+
+@contextmanager
+def transaction(db: Database, conn: Connection | None) -> Iterator[Connection]:
+    """``conn`` when the caller is in a transaction already (a store writing with a batch
+    of decisions), else a transaction of our own, committed on leaving."""
+    if conn is not None:
+        yield conn
+        return
+    with db.engine.begin() as own:
+        yield own
+
+
+def insert_rows(conn: Connection, table: str, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]], *, on_conflict: str = "") -> int:
+    """``INSERT`` rows through the driver's executemany, returning how many were stored.
+
+    For a batch (500 audit entries, 500 state versions): SQLAlchemy's per-row parameter
+    processing cost more than the inserts. Values must be what the driver takes as they
+    are (text, numbers, None). ``on_conflict``: e.g. ``"ON CONFLICT DO NOTHING"``.
+    """
+    if not rows:
+        return 0
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    result = conn.exec_driver_sql(
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(mark for _ in columns)}) {on_conflict}",
+        [tuple(row) for row in rows])
+    return int(result.rowcount or 0)

@@ -3,14 +3,14 @@ call) when the components are not installed, so features stay testable alone.
 
 - ``cached(request, key, compute, ttl)``: ``app.state.cache.get_or_compute``.
 - ``observed_decisions(request, actor, commands, decide)``: a span around the batch and one
-  per decision, ``governance_decisions_total{action,outcome}``, an audit-log entry per
-  applied decision (who, which client and device, the request id), and the approval as the
-  decision left it, versioned in the state component at the approval's own version.
+  per decision, ``governance_decisions_total{action,outcome}``, and, in the decisions' own
+  transaction, an audit-log entry per applied decision (who, which client and device, the
+  request id) and the approval as the decision left it, versioned in the state component
+  at the approval's own version.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -22,6 +22,8 @@ from backend_stub.components.security import AuditItem
 from backend_stub.components.state import StateVersion
 
 T = TypeVar("T")
+# Writes that go into the decisions' own transaction: (connection, results in order).
+AlsoWrite = Callable[[Any, Sequence[T]], None]
 
 
 def cached(request: Request, key: str, compute: Callable[[], T], ttl: float) -> T:
@@ -41,48 +43,57 @@ def instance_key(request: Request, name: str, version: object) -> str:
 
 
 def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
-                       decide: Callable[[], list[T]]) -> list[T]:
+                       decide: Callable[[AlsoWrite[T] | None], list[T]]) -> list[T]:
+    """Run ``decide(also)``, which must call ``also(connection, results)`` inside its
+    transaction: the audit entries and state versions are written there, so they commit
+    with the decisions or not at all. Without the components, ``decide(None)``."""
     state = request.app.state
     tracer = getattr(state, "tracer", None)
     if tracer is None:
-        return decide()
+        return decide(None)
     rid = request_id_var.get()
-    with tracer.span("decisions", **{"decisions.count": len(commands), "request.id": rid,
-                                     "enduser.id": getattr(actor, "sub", None)}):
-        results = decide()
+    sub = str(getattr(actor, "sub", "?"))
+
+    def also(conn: Any, results: Sequence[T]) -> None:
         audit: list[AuditItem] = []
         versions: list[StateVersion] = []
         for command, result in zip(commands, results, strict=False):
-            outcome = str(getattr(result, "outcome", "unknown"))
-            # A span per decision only when spans are recorded: a 500-item batch would
-            # otherwise pay for 500 spans nobody reads.
-            span = tracer.span("decision", **{"decision.action": command.action,
-                                              "decision.approval_id": command.approval_id,
-                                              "decision.outcome": outcome}) \
-                if tracer.recording else contextlib.nullcontext()
-            with span:
-                state.metrics.record_decision(command.action, outcome)
-                if outcome in ("applied", "replayed"):
-                    # A replay records too (once per decision, by its key): if the process
-                    # died between the decision's commit and its entry, the client's retry
-                    # is a replay, and this is where the entry gets written.
-                    sub = str(getattr(actor, "sub", "?"))
-                    version = _approval_version(actor, command, result)
-                    if version is not None:
-                        versions.append(version)
-                    audit.append(AuditItem(
-                        f"decision.{command.action}", sub, f"approval:{command.approval_id}",
-                        {"client_id": getattr(actor, "client_id", None),
-                         "device_id": getattr(command, "device_id", None),
-                         "request_id": rid, "idempotency_key": command.key,
-                         "category": getattr(command, "category", None),
-                         "recorded_on_replay": outcome == "replayed"},
-                        once_key=f"decision:{sub}:{command.key}"))
+            outcome = getattr(result, "outcome", None)
+            if outcome not in ("applied", "replayed"):
+                continue
+            # A replay records too (once per decision, by its key): an entry missing for
+            # a decision (written before its entry shared the decision's transaction) is
+            # written by the client's retry.
+            version = _approval_version(actor, command, result)
+            if version is not None:
+                versions.append(version)
+            audit.append(AuditItem(
+                f"decision.{command.action}", sub, f"approval:{command.approval_id}",
+                {"client_id": getattr(actor, "client_id", None),
+                 "device_id": getattr(command, "device_id", None),
+                 "request_id": rid, "idempotency_key": command.key,
+                 "category": getattr(command, "category", None),
+                 "recorded_on_replay": outcome == "replayed"},
+                once_key=f"decision:{sub}:{command.key}"))
         # One write each for the whole batch (a batch holds up to 500 decisions).
         if versions:
-            state.state.mirror(versions)
+            state.state.mirror(versions, conn=conn)
         if audit:
-            state.audit_log.record_many(audit)
+            state.audit_log.record_many(audit, conn=conn)
+
+    with tracer.span("decisions", **{"decisions.count": len(commands), "request.id": rid,
+                                     "enduser.id": getattr(actor, "sub", None)}):
+        results = decide(also)
+        for command, result in zip(commands, results, strict=False):
+            outcome = str(getattr(result, "outcome", "unknown"))
+            state.metrics.record_decision(command.action, outcome)
+            # A span per decision only when spans are recorded: a 500-item batch would
+            # otherwise pay for 500 spans nobody reads.
+            if tracer.recording:
+                with tracer.span("decision", **{"decision.action": command.action,
+                                                "decision.approval_id": command.approval_id,
+                                                "decision.outcome": outcome}):
+                    pass
     return results
 
 

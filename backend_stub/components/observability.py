@@ -125,6 +125,9 @@ class Metrics:
         self.cost = Counter("governance_cost_usd_total", "Cost by category, in USD",
                             ["category"], registry=r)
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        # labels() costs a few µs per call and a batch of decisions makes 1,000 of them.
+        self._decision_children: dict[tuple[str, str], Any] = {}
+        self._event_children: dict[str, Any] = {}
         self._custom: dict[str, Counter] = {}
         self._custom_lock = threading.Lock()
         self._refreshers: list[Callable[[], None]] = []
@@ -144,7 +147,11 @@ class Metrics:
 
     def record_decision(self, action: str, outcome: str) -> None:
         if self.enabled:
-            self.decisions.labels(action, outcome).inc()
+            child = self._decision_children.get((action, outcome))
+            if child is None:
+                child = self._decision_children[(action, outcome)] = \
+                    self.decisions.labels(action, outcome)
+            child.inc()
 
     def record_cache(self, level: str) -> None:
         if self.enabled:
@@ -160,7 +167,10 @@ class Metrics:
 
     def record_event(self, event_type: str) -> None:
         if self.enabled:
-            self.events.labels(event_type).inc()
+            child = self._event_children.get(event_type)
+            if child is None:
+                child = self._event_children[event_type] = self.events.labels(event_type)
+            child.inc()
 
     def record_rate_limited(self, scope: str) -> None:
         if self.enabled:

@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,13 +28,19 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import bindparam, text
+from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from backend_stub.clock import Clock, rfc3339
-from backend_stub.components._support import canonical_json
+from backend_stub.components._support import (
+    canonical_json,
+    insert_rows,
+    quote,
+    survives_json,
+    transaction,
+)
 from backend_stub.components.errors import DecryptionFailed, SignatureInvalid, TokenInvalid
-from backend_stub.db import Database
+from backend_stub.db import Database, hold_write_lock
 
 SECRET_FILE = "secret.key"
 
@@ -193,6 +200,8 @@ class AuditEntry:
     prev_hash: str
     hash: str
     mac: str
+    # ``details`` in canonical JSON when the writer has it already (what the store keeps).
+    details_json: str | None = field(default=None, compare=False, repr=False)
 
     def body(self) -> dict[str, Any]:
         return {"seq": self.seq, "at": self.at, "actor": self.actor, "action": self.action,
@@ -219,14 +228,18 @@ class AuditHead:
 
 
 class AuditStore(Protocol):
-    def head(self) -> AuditHead | None: ...
+    """Where the entries live. ``conn``, when given, is a transaction the caller is in
+    (a SQL store writes in it; the memory store has none and ignores it)."""
+
+    def head(self, conn: Connection | None = None) -> AuditHead | None: ...
     def append(self, entries: Sequence[AuditEntry], head: AuditHead,
-               once_keys: Sequence[str | None] = ()) -> bool:
+               once_keys: Sequence[str | None] = (), conn: Connection | None = None) -> bool:
         """Add the entries (with their once keys, if any) and move the head, all in one
         transaction; ``False`` if a ``seq`` or a once key was taken."""
         ...
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
-    def existing_keys(self, once_keys: Sequence[str]) -> set[str]: ...
+    def existing_keys(self, once_keys: Sequence[str], conn: Connection | None = None
+                      ) -> set[str]: ...
 
 
 class MemoryAuditStore:
@@ -236,11 +249,11 @@ class MemoryAuditStore:
         self.keys: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def head(self) -> AuditHead | None:
+    def head(self, conn: Connection | None = None) -> AuditHead | None:
         return self.head_row
 
     def append(self, entries: Sequence[AuditEntry], head: AuditHead,
-               once_keys: Sequence[str | None] = ()) -> bool:
+               once_keys: Sequence[str | None] = (), conn: Connection | None = None) -> bool:
         keys = [k for k in once_keys if k is not None]
         with self._lock:
             taken = {r.seq for r in self.rows}
@@ -253,7 +266,8 @@ class MemoryAuditStore:
                     self.keys[key] = entry.seq
             return True
 
-    def existing_keys(self, once_keys: Sequence[str]) -> set[str]:
+    def existing_keys(self, once_keys: Sequence[str], conn: Connection | None = None
+                      ) -> set[str]:
         with self._lock:
             return {k for k in once_keys if k in self.keys}
 
@@ -268,30 +282,29 @@ class SqlAuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def head(self) -> AuditHead | None:
-        with self.db.engine.begin() as conn:
-            row = conn.execute(text(
+    def head(self, conn: Connection | None = None) -> AuditHead | None:
+        with transaction(self.db, conn) as tx:
+            if conn is not None:  # the head read must stay the head until the commit
+                hold_write_lock(conn)
+            row = tx.execute(text(
                 "SELECT seq, hash, mac FROM components_audit_head WHERE id = 1")).first()
         return None if row is None else AuditHead(int(row[0]), row[1], row[2])
 
     def append(self, entries: Sequence[AuditEntry], head: AuditHead,
-               once_keys: Sequence[str | None] = ()) -> bool:
-        keyed = [{"k": k, "seq": e.seq} for e, k in zip(entries, once_keys, strict=False)
-                 if k is not None]
+               once_keys: Sequence[str | None] = (), conn: Connection | None = None) -> bool:
+        keyed = [(k, e.seq) for e, k in zip(entries, once_keys, strict=False) if k is not None]
         try:
-            with self.db.engine.begin() as conn:
-                if keyed:
-                    conn.execute(text(
-                        "INSERT INTO components_audit_keys (once_key, seq) VALUES (:k, :seq)"),
-                        keyed)
-                conn.execute(text(
-                    "INSERT INTO components_audit_log (seq, at, actor, action, resource, "
-                    "details, prev_hash, hash, mac) VALUES (:seq, :at, :actor, :action, "
-                    ":resource, :details, :prev, :hash, :mac)"),
-                    [{"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action,
-                      "resource": e.resource, "details": canonical_json(e.details),
-                      "prev": e.prev_hash, "hash": e.hash, "mac": e.mac} for e in entries])
-                conn.execute(text(
+            # In the caller's transaction, a savepoint: a seq another process took first
+            # undoes this append alone, and the log retries it.
+            with transaction(self.db, conn) as tx, \
+                    (tx.begin_nested() if conn is not None else nullcontext()):
+                insert_rows(tx, "components_audit_keys", ("once_key", "seq"), keyed)
+                insert_rows(tx, "components_audit_log", (
+                    "seq", "at", "actor", "action", "resource", "details", "prev_hash", "hash",
+                    "mac"), [(e.seq, e.at, e.actor, e.action, e.resource,
+                              e.details_json or canonical_json(e.details), e.prev_hash, e.hash,
+                              e.mac) for e in entries])
+                tx.execute(text(
                     "INSERT INTO components_audit_head (id, seq, hash, mac) "
                     "VALUES (1, :seq, :hash, :mac) ON CONFLICT (id) DO UPDATE SET "
                     "seq = excluded.seq, hash = excluded.hash, mac = excluded.mac"),
@@ -300,12 +313,15 @@ class SqlAuditStore:
             return False
         return True
 
-    def existing_keys(self, once_keys: Sequence[str]) -> set[str]:
+    def existing_keys(self, once_keys: Sequence[str], conn: Connection | None = None
+                      ) -> set[str]:
         found: set[str] = set()
-        with self.db.engine.begin() as conn:
+        with transaction(self.db, conn) as tx:
+            if conn is not None:  # what is found stays so until the commit
+                hold_write_lock(conn)
             for start in range(0, len(once_keys), 500):  # bounded IN lists
                 chunk = list(once_keys[start:start + 500])
-                rows = conn.execute(
+                rows = tx.execute(
                     text("SELECT once_key FROM components_audit_keys "
                          "WHERE once_key IN :keys").bindparams(
                         bindparam("keys", expanding=True)), {"keys": chunk}).all()
@@ -351,6 +367,17 @@ class AuditLog:
     def _hash(body: Mapping[str, Any]) -> str:
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
+    @staticmethod
+    def _entry_hash(seq: int, at: str, item: AuditItem, details_json: str, prev: str) -> str:
+        """``_hash`` of the entry's ``body()``, its canonical JSON put together from the
+        details' own (a batch of 500 entries would otherwise encode each twice). The keys
+        in sorted order, as canonical JSON has them; ``verify`` recomputes with ``_hash``."""
+        text = "".join((
+            '{"action":', quote(item.action), ',"actor":', quote(item.actor),
+            ',"at":', quote(at), ',"details":', details_json, ',"prev_hash":', quote(prev),
+            ',"resource":', quote(item.resource), ',"seq":', str(int(seq)), "}"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def _head_mac(self, seq: int, entry_hash: str) -> str:
         return self._mac(f"head:{seq}:{entry_hash}")
 
@@ -371,41 +398,55 @@ class AuditLog:
                                               once_key)])
         return written[0] if written else None
 
-    def record_many(self, items: Sequence[AuditItem]) -> list[AuditEntry]:
+    def record_many(self, items: Sequence[AuditItem], *, conn: Connection | None = None
+                    ) -> list[AuditEntry]:
         """Append several entries in one transaction (a batch of decisions); items whose
-        ``once_key`` was recorded already are skipped. Returns the entries written."""
-        return self._append(list(items))
+        ``once_key`` was recorded already are skipped. Returns the entries written.
 
-    def _append(self, items: list[AuditItem]) -> list[AuditEntry]:
-        # Round-trip through JSON: what is hashed is exactly what the database gives back.
-        prepared = [(i, json.loads(canonical_json(i.details))) for i in items]
-        with self._lock:  # other processes are settled by unique seqs and keys, retried below
+        With ``conn`` they are written in the caller's transaction (a batch of decisions
+        and its entries commit together); on SQLite it is made to hold the write lock
+        (``hold_write_lock``) before the head is read.
+        """
+        return self._append(list(items), conn)
+
+    def _append(self, items: list[AuditItem], conn: Connection | None = None
+                ) -> list[AuditEntry]:
+        # What is hashed is exactly what the database gives back: the details as their
+        # JSON reads back (a round trip, unless they are flat and would come back as is).
+        prepared: list[tuple[AuditItem, dict[str, Any], str]] = []
+        for item in items:
+            text = canonical_json(item.details)
+            details = dict(item.details) if survives_json(item.details) else json.loads(text)
+            prepared.append((item, details, text))
+        # Other processes are settled by unique seqs and keys, retried below. Inside the
+        # caller's transaction the lock is not taken: that transaction may hold the
+        # database's write lock, which a writer holding this lock could be waiting for.
+        with self._lock if conn is None else nullcontext():
             for _ in range(50):
-                keys = [i.once_key for i, _ in prepared if i.once_key is not None]
-                done = self.store.existing_keys(keys) if keys else set()
-                todo: list[tuple[AuditItem, dict[str, Any]]] = []
-                for item, details in prepared:
+                keys = [i.once_key for i, _, _ in prepared if i.once_key is not None]
+                done = self.store.existing_keys(keys, conn) if keys else set()
+                todo: list[tuple[AuditItem, dict[str, Any], str]] = []
+                for item, details, text in prepared:
                     if item.once_key is None or item.once_key not in done:
-                        todo.append((item, details))
+                        todo.append((item, details, text))
                         if item.once_key is not None:
                             done.add(item.once_key)  # a key twice in one batch: once
                 if not todo:
                     return []
-                head = self.store.head()
+                head = self.store.head(conn)
                 seq, prev = (head.seq + 1, head.hash) if head else (1, GENESIS)
                 at = rfc3339(self._clock.now() if self._clock else datetime.now(UTC))
                 entries: list[AuditEntry] = []
-                for item, details in todo:
-                    body = {"seq": seq, "at": at, "actor": item.actor, "action": item.action,
-                            "resource": item.resource, "details": details, "prev_hash": prev}
-                    entry_hash = self._hash(body)
+                for item, details, text in todo:
+                    entry_hash = self._entry_hash(seq, at, item, text, prev)
                     entries.append(AuditEntry(seq, at, item.actor, item.action, item.resource,
-                                              details, prev, entry_hash, self._mac(entry_hash)))
+                                              details, prev, entry_hash, self._mac(entry_hash),
+                                              text))
                     seq, prev = seq + 1, entry_hash
                 last = entries[-1]
                 if self.store.append(entries, AuditHead(last.seq, last.hash,
                                                         self._head_mac(last.seq, last.hash)),
-                                     [item.once_key for item, _ in todo]):
+                                     [item.once_key for item, _, _ in todo], conn):
                     return entries
         raise RuntimeError("the audit log is too busy to append to; retry the action")
 

@@ -15,18 +15,31 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlmodel import Session
 
 from backend_stub.clock import Clock, rfc3339
-from backend_stub.db import Database
+from backend_stub.db import Database, hold_write_lock
 from backend_stub.domain import capabilities as caps
 from backend_stub.domain import events as ev
 from backend_stub.domain import pipeline as pl
@@ -41,6 +54,7 @@ from backend_stub.domain.models import (
     Seed,
     SeedMatchLink,
     Tombstone,
+    UtcDateTime,
     Violation,
 )
 from backend_stub.domain.seeds import (
@@ -166,6 +180,11 @@ class DecisionResult:
         return None if self.body is None else self.body.get("data")
 
 
+# Writes that belong to a batch of decisions (``decide(also=)``): given the transaction's
+# connection and the results, in order.
+AlsoWrite = Callable[[Connection, Sequence[DecisionResult]], None]
+
+
 @dataclass
 class _Tx:
     session: Session
@@ -178,13 +197,37 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _sqlite_value(value: Any) -> Any:
-    """A value as SQLAlchemy stores it on SQLite (UtcDateTime, JSON)."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return value
+def _sqlite_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+                 ) -> list[tuple[Any, ...]]:
+    """Rows of ``columns`` as SQLAlchemy stores them on SQLite: UtcDateTime columns as
+    naive UTC text, JSON columns as JSON text, the rest as they are.
+
+    Converters are chosen by column type once per batch, and each distinct time is
+    formatted once (a batch stamps most rows with the same ``now``).
+    """
+    stamps: dict[datetime, str] = {}
+
+    def stamp(value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        text = stamps.get(value)
+        if text is None:
+            text = stamps[value] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        return text
+
+    def json_text(value: Any) -> str | None:
+        return None if value is None else orjson.dumps(value).decode()
+
+    converters: list[tuple[int, Callable[[Any], Any]]] = [
+        (i, stamp if isinstance(table.c[c].type, UtcDateTime) else json_text)
+        for i, c in enumerate(columns) if isinstance(table.c[c].type, UtcDateTime | JSON)]
+    converted: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = list(row)
+        for i, convert in converters:
+            values[i] = convert(values[i])
+        converted.append(tuple(values))
+    return converted
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -218,10 +261,15 @@ class GovernanceService:
 
     def __init__(self, db: Database, clock: Clock, *,
                  publish: Callable[[dict[str, Any]], None] | None = None,
+                 publish_many: Callable[[list[dict[str, Any]]], None] | None = None,
                  veto_window: timedelta = VETO_WINDOW) -> None:
+        """``publish`` gets each committed event (a platform message); ``publish_many``,
+        when given, gets the events of one commit at once instead (a batch of 500
+        decisions makes 500)."""
         self.db = db
         self.clock = clock
         self.publish = publish
+        self.publish_many = publish_many
         self.veto_window = veto_window
         self.matcher = SeedMatcher()
         self._lock = threading.RLock()
@@ -240,19 +288,21 @@ class GovernanceService:
         with self._lock, self.db.session() as session:
             tx = _Tx(session, self.clock.now())
             with session.begin():
+                # What a write reads (the audit log's head above all) stays true until
+                # it commits.
+                hold_write_lock(session.connection())
                 yield tx
                 if tx.events:
                     self._insert_events(tx)
             self.change_count += 1
-        for pending in tx.events:
-            self._publish(pending)
+        self._publish(tx.events)
 
     def _insert_events(self, tx: _Tx) -> None:
         rows = [e.row() for e in tx.events]
         if self.db.is_sqlite:
             # SQLite runs RETURNING row by row; numbering the rows ourselves is one
-            # executemany. Safe: this transaction has written already, so it holds
-            # SQLite's write lock and nobody else can add events meanwhile.
+            # executemany. Safe: the transaction holds SQLite's write lock (``_write``),
+            # so nobody else can add events meanwhile.
             start = int(tx.session.execute(select(func.max(EV.id))).scalar() or 0)
             for offset, (pending, row) in enumerate(zip(tx.events, rows, strict=True), 1):
                 pending.id = row["id"] = start + offset
@@ -264,15 +314,25 @@ class GovernanceService:
         for pending, event_id in zip(tx.events, ids, strict=True):
             pending.id = int(event_id)
 
-    def _publish(self, pending: ev.PendingEvent) -> None:
-        if self.publish is None or pending.id is None:
+    def _publish(self, events: list[ev.PendingEvent]) -> None:
+        # An event is stored before it is published: a failed push must not fail the write.
+        if not events or (self.publish is None and self.publish_many is None):
             return
-        try:
-            self.publish(ev.message(pending.id, pending.type, pending.timestamp, pending.source,
-                                    pending.data, pending.correlation_id,
-                                    pending.causation_id, pending.user_id))
-        except Exception:  # the event is stored; a failed push must not fail the write
-            log.exception("publishing event %s failed", pending.id)
+        messages = [ev.message(p.id, p.type, p.timestamp, p.source, p.data, p.correlation_id,
+                               p.causation_id, p.user_id) for p in events if p.id is not None]
+        if self.publish_many is not None:
+            try:
+                self.publish_many(messages)
+            except Exception:
+                log.exception("publishing events %s to %s failed", messages[0]["id"],
+                              messages[-1]["id"])
+            return
+        assert self.publish is not None
+        for message in messages:
+            try:
+                self.publish(message)
+            except Exception:
+                log.exception("publishing event %s failed", message["id"])
 
     def _emit(self, tx: _Tx, type_: str, data: dict[str, Any], *,
               correlation_id: str | None = None, causation_id: str | None = None,
@@ -822,13 +882,16 @@ class GovernanceService:
 
     # ------------------------------------------------------------------ decisions
     def decide(self, actor: Actor, commands: Sequence[DecisionCommand], *,
-               full_detail: bool = False) -> list[DecisionResult]:
+               full_detail: bool = False, also: AlsoWrite | None = None
+               ) -> list[DecisionResult]:
         """Apply decisions in one transaction, each at most once per key; results in order.
 
         A rejected decision writes nothing and is not remembered, so resending it is
         judged again; applied ones are remembered and replayed. Results carry the request
         as changed (``_change``: what a decision changes); ``full_detail`` gives the whole
-        request instead, as the single-decision routes answer.
+        request instead, as the single-decision routes answer. ``also(connection,
+        results)`` runs in the same transaction before it commits: what it writes (the
+        audit log, the state mirror) is committed with the decisions or not at all.
         """
         if not commands:
             return []
@@ -909,6 +972,8 @@ class GovernanceService:
             self._persist_decisions(tx, approvals, original, decisions, remembered)
             if vetoed_any:
                 self._recompute_metrics(tx)
+            if also is not None:
+                also(tx.session.connection(), results)
         for state in approvals.values():
             if state["veto_deadline"] is not None and state["status"] in pl.IN_WINDOW:
                 self._deadline_set(state["veto_deadline"])
@@ -1019,10 +1084,10 @@ class GovernanceService:
     def _bulk_update_approvals(self, tx: _Tx, changed: list[dict[str, Any]]) -> None:
         if self.db.is_sqlite:
             assignments = ", ".join(f"{c} = ?" for c in self._APPROVAL_CHANGES)
+            columns = (*self._APPROVAL_CHANGES, "id")
             self._raw(tx).executemany(
                 f"UPDATE approval_requests SET {assignments} WHERE id = ?",
-                [(*(_sqlite_value(s[c]) for c in self._APPROVAL_CHANGES), s["id"])
-                 for s in changed])
+                _sqlite_rows(APPROVALS, columns, ([s[c] for c in columns] for s in changed)))
             return
         tx.session.execute(
             update(APPROVALS).where(AR.id == bindparam("b_id"))
@@ -1034,7 +1099,7 @@ class GovernanceService:
         """Insert many rows; on SQLite straight through the driver.
 
         SQLAlchemy's per-row parameter processing was most of a 500-decision batch; the
-        driver takes the values as SQLAlchemy would store them (``_sqlite_value``).
+        driver takes the values as SQLAlchemy would store them (``_sqlite_rows``).
         """
         if not self.db.is_sqlite:
             tx.session.execute(insert(table), rows)
@@ -1043,7 +1108,7 @@ class GovernanceService:
         self._raw(tx).executemany(
             f"INSERT INTO {table.name} ({', '.join(columns)}) "
             f"VALUES ({', '.join('?' for _ in columns)})",
-            [tuple(_sqlite_value(row[c]) for c in columns) for row in rows])
+            _sqlite_rows(table, columns, ([row[c] for c in columns] for row in rows)))
 
     @staticmethod
     def _raw(tx: _Tx) -> Any:

@@ -1,9 +1,9 @@
-"""The stub writes a decision to the ``decisions`` table in one transaction and to the
-components' tamper-evident audit log (``components_audit_log``) after it, in another
-(``backend_stub/components/hooks.py``, ``observed_decisions``). A crash between the two
-would leave an applied decision the audit log never records, so a replay records it too,
-once per decision key (``AuditLog.record_once``): the client's retry heals the gap. The
-contract says every applied decision is written to the audit trail.
+"""The stub writes a decision to the ``decisions`` table and to the components'
+tamper-evident audit log (``components_audit_log``) in one transaction
+(``backend_stub/components/hooks.py``, ``observed_decisions``). A database written before
+that was so may hold an applied decision the audit log never recorded, so a replay records
+it too, once per decision key: the client's retry heals the gap. The contract says every
+applied decision is written to the audit trail.
 
 The crash is simulated in process: the audit log's store fails once, as a kill -9 or a
 database error at that moment would.

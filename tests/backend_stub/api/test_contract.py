@@ -93,6 +93,48 @@ def test_dashboard_has_an_etag_and_answers_304_until_something_changes(api: Api)
     assert data(changed)["pending_approvals"] == 2
 
 
+# ---------------------------------------------------------------- ETags of lists (an extension)
+@pytest.mark.parametrize("path", ["/v1/mobile/approvals", "/v1/mobile/agents"])
+def test_lists_have_an_etag_and_answer_304_until_they_change(api: Api, path: str) -> None:
+    api.submit()
+    first = api.client.get(path, headers=api.auth(READ))
+    assert first.status_code == 200 and len(data(first)) == 1
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "private, max-age=0"
+    for sent in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        cached = api.client.get(path, headers={**api.auth(READ), "If-None-Match": sent})
+        assert cached.status_code == 304 and cached.headers["ETag"] == etag, sent
+        assert cached.content == b""
+    again = api.client.get(path, headers=api.auth(READ))
+    assert again.headers["ETag"] == etag  # the request id and time are not part of it
+    assert data(again) == data(first) and again.json()["meta"]["next_cursor"] is None
+    api.submit(agent_name="Another")
+    changed = api.client.get(path, headers={**api.auth(READ), "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    assert len(data(changed)) == 2
+
+
+def test_each_page_of_a_list_has_its_own_etag(api: Api) -> None:
+    for i in range(3):
+        api.submit(agent_name=f"T{i}")
+        api.clock.advance(60)
+    first = api.client.get("/v1/mobile/approvals", params={"limit": 2},
+                           headers=api.auth(READ))
+    whole = api.client.get("/v1/mobile/approvals", headers=api.auth(READ))
+    assert first.headers["ETag"] != whole.headers["ETag"]
+    cursor = first.json()["meta"]["next_cursor"]
+    assert cursor
+    stale = api.client.get("/v1/mobile/approvals", params={"limit": 2, "cursor": cursor},
+                           headers={**api.auth(READ), "If-None-Match": first.headers["ETag"]})
+    assert stale.status_code == 200 and len(data(stale)) == 1
+
+
+def test_an_unauthorised_list_request_gets_no_304(api: Api) -> None:
+    first = api.client.get("/v1/mobile/agents", headers=api.auth(READ))
+    response = api.client.get("/v1/mobile/agents", headers={"If-None-Match": "*"})
+    assert first.status_code == 200 and response.status_code == 401
+
+
 # ---------------------------------------------------------------- approvals
 def test_approvals_newest_first_with_cursor_pagination_and_status_filter(api: Api) -> None:
     for i in range(3):
@@ -471,8 +513,27 @@ def test_published_messages_reach_the_bus_when_one_is_installed(api: Api) -> Non
     json.dumps(seen)  # the message format is plain JSON
 
 
+def test_a_query_parameter_given_twice_is_refused(api: Api) -> None:
+    response = api.client.get("/v1/mobile/agents?industry=retail&industry=&limit=5",
+                              headers=api.auth(READ))
+    assert response.status_code == 422
+    assert error(response)["details"]["fields"] == {"query.industry": "given more than once"}
+
+
 def test_unknown_query_parameters_are_refused(api: Api) -> None:
     response = api.client.get("/v1/mobile/approvals", params={"statuss": "vetoed"},
                               headers=api.auth(READ))
     assert response.status_code == 422
     assert error(response)["details"]["fields"] == {"query.statuss": "unknown parameter"}
+
+
+def test_the_push_routes_refuse_unknown_and_repeated_query_parameters(api: Api) -> None:
+    repeated = api.client.get("/v1/mobile/notifications?after=1&after=2",
+                              headers=api.auth(READ))
+    assert repeated.status_code == 422
+    assert error(repeated)["details"]["fields"] == {"query.after": "given more than once"}
+    unknown = api.client.get("/v1/mobile/notifications?afterr=1", headers=api.auth(READ))
+    assert unknown.status_code == 422
+    assert error(unknown)["details"]["fields"] == {"query.afterr": "unknown parameter"}
+    assert api.client.get("/v1/mobile/notifications?after=0&limit=5",
+                          headers=api.auth(READ)).status_code == 200

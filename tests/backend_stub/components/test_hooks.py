@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,35 @@ class Result:
 
 
 @dataclass
+class Applied:
+    outcome: str
+    approval: dict[str, Any] | None
+
+
+def bare_request(app: FastAPI) -> Request:
+    return Request({"type": "http", "app": app, "headers": []})
+
+
+@dataclass
 class Actor:
     sub: str
     client_id: str
+
+
+def in_transaction(app: FastAPI, results: list[Any], *, fail: bool = False
+                   ) -> Callable[[Any], list[Any]]:
+    """A ``decide`` as the service's: ``also`` runs in its transaction, which commits
+    (or, with ``fail``, rolls back after it)."""
+    def decide(also: Any) -> list[Any]:
+        if also is None:  # no components installed
+            return results
+        with app.state.db.engine.begin() as conn:
+            also(conn, results)
+            if fail:
+                raise OSError("the decisions' commit failed")
+        return results
+
+    return decide
 
 
 def make_app(tmp_path: Path | None, computed: list[int]) -> FastAPI:
@@ -74,7 +100,8 @@ def make_app(tmp_path: Path | None, computed: list[int]) -> FastAPI:
         commands = [Command("k1", "REQ-1", "veto", "dev-1", "safety"),
                     Command("k2", "REQ-2", "approve")]
         results = observed_decisions(request, Actor("governor", "governor-app"), commands,
-                                     lambda: [Result("applied"), Result("rejected")])
+                                     in_transaction(request.app, [Result("applied"),
+                                                                  Result("rejected")]))
         return [r.outcome for r in results]
 
     return app
@@ -151,22 +178,15 @@ def test_budget_gauge_follows_threshold_events_and_the_service(tmp_path: Path) -
 
 def test_applied_decisions_mirror_the_approval_version_once(tmp_path: Path) -> None:
     app = make_app(tmp_path, [])
-
-    @dataclass
-    class Applied:
-        outcome: str
-        approval: dict[str, Any] | None
-
     with TestClient(app):
-        from starlette.requests import Request as StarletteRequest
-
-        request = StarletteRequest({"type": "http", "app": app, "headers": []})
+        request = bare_request(app)
         commands = [Command("k1", "REQ-1", "approve"), Command("k2", "REQ-1", "approve"),
                     Command("k3", "REQ-2", "approve")]
         results = [Applied("applied", {"id": "REQ-1", "version": 2, "status": "approved"}),
                    Applied("applied", {"id": "REQ-1", "version": 2, "status": "approved"}),
                    Applied("applied", {"id": "REQ-2"})]
-        observed_decisions(request, Actor("governor", "app"), commands, lambda: results)
+        observed_decisions(request, Actor("governor", "app"), commands,
+                           in_transaction(app, results))
     assert app.state.state.load("approval:REQ-1") == {"status": "approved", "version": 2}
     assert app.state.state.version("approval:REQ-2") == 0
 
@@ -174,15 +194,34 @@ def test_applied_decisions_mirror_the_approval_version_once(tmp_path: Path) -> N
 def test_a_replay_writes_the_audit_entry_a_crash_lost_and_only_once(tmp_path: Path) -> None:
     app = make_app(tmp_path, [])
     with TestClient(app):
-        from starlette.requests import Request as StarletteRequest
-
-        request = StarletteRequest({"type": "http", "app": app, "headers": []})
+        request = bare_request(app)
         command = [Command("k1", "REQ-1", "veto", "dev", "safety")]
         who = Actor("governor", "app")
         # The decision was applied, then the process died before its audit entry: the
         # client's retry is answered as a replay.
-        observed_decisions(request, who, command, lambda: [Result("replayed")])
-        observed_decisions(request, who, command, lambda: [Result("replayed")])
+        observed_decisions(request, who, command, in_transaction(app, [Result("replayed")]))
+        observed_decisions(request, who, command, in_transaction(app, [Result("replayed")]))
     (entry,) = app.state.audit_log.entries()
     assert entry.details["recorded_on_replay"] is True
     assert entry.details["idempotency_key"] == "k1"
+
+
+def test_audit_entries_and_versions_are_written_in_the_decisions_transaction(
+        tmp_path: Path) -> None:
+    app = make_app(tmp_path, [])
+    with TestClient(app):
+        request = bare_request(app)
+        commands = [Command("k1", "REQ-1", "approve")]
+        results = [Applied("applied", {"id": "REQ-1", "version": 2, "status": "approved"})]
+        with pytest.raises(OSError, match="commit failed"):
+            observed_decisions(request, Actor("governor", "app"), commands,
+                               in_transaction(app, results, fail=True))
+        # Rolled back with the decisions: neither the entry nor the version is kept ...
+        assert app.state.audit_log.entries() == []
+        assert app.state.state.version("approval:REQ-1") == 0
+        # ... and the retry writes both.
+        observed_decisions(request, Actor("governor", "app"), commands,
+                           in_transaction(app, results))
+    assert [e.resource for e in app.state.audit_log.entries()] == ["approval:REQ-1"]
+    assert app.state.state.version("approval:REQ-1") == 2
+    assert app.state.audit_log.verify().ok

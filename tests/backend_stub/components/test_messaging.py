@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backend_stub.clock import FakeClock
 from backend_stub.components.errors import InvalidMessage
@@ -343,3 +345,91 @@ def test_a_stored_platform_message_is_published_as_is() -> None:
     with pytest.raises(InvalidMessage):
         bus.publish({"type": "x"})
     bus.close()
+
+
+def _stored(n: int) -> dict[str, Any]:
+    return {"id": str(n), "type": "governance.approval.decided", "timestamp": "t",
+            "source": "governance-stub", "data": {"approval_id": f"a{n}"},
+            "metadata": {"correlation_id": "r1", "causation_id": f"k{n}", "user_id": "u1"}}
+
+
+def test_contract_publish_many_delivers_each_signed_in_order(
+        buses: tuple[MessageBus, MessageBus | None]) -> None:
+    bus, other = buses
+    got: list[Message] = []
+    elsewhere: list[Message] = []
+    bus.subscribe("governance.*", got.append, name="here")
+    if other is not None:
+        other.subscribe("governance.*", elsewhere.append, name="there")
+    counted: list[str] = []
+    bus.on_publish = lambda m: counted.append(m.id)
+    sent = bus.publish_many([_stored(n) for n in range(1, 6)])
+    assert bus.flush()
+    assert [m.id for m in sent] == [m.id for m in got] == ["1", "2", "3", "4", "5"]
+    assert counted == ["1", "2", "3", "4", "5"]
+    assert all(SIGNER.verify_event(m.to_dict()) for m in got)
+    if other is not None:  # another process gets them too, in order
+        assert wait_until(lambda: len(elsewhere) == 5)
+        assert [m.id for m in elsewhere] == ["1", "2", "3", "4", "5"]
+    assert bus.publish_many([]) == []
+
+
+def test_publish_many_publishes_nothing_when_one_message_is_malformed() -> None:
+    bus = MessageBus(signer=SIGNER)
+    got: list[Message] = []
+    bus.subscribe("*", got.append)
+    with pytest.raises(InvalidMessage, match="type"):
+        bus.publish_many([_stored(1), {**_stored(2), "type": "Not A Type"}])
+    assert bus.flush() and got == []
+    bus.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        bus.publish_many([_stored(3)])
+
+
+def test_publish_many_keeps_local_delivery_when_the_transport_fails() -> None:
+    class Down(InProcessTransport):
+        def publish_many(self, messages: Any) -> None:
+            raise ConnectionError("redis down")
+
+    bus = MessageBus(Down(), signer=SIGNER)
+    got: list[Message] = []
+    bus.subscribe("*", got.append)
+    bus.publish_many([_stored(1), _stored(2)])
+    assert bus.flush() and [m.id for m in got] == ["1", "2"]
+    bus.close()
+
+
+def _platform_messages() -> st.SearchStrategy[dict[str, Any]]:
+    """Well-formed messages, and each bent in one place (a wrong type, a missing or empty
+    field, a type off the pattern)."""
+    junk = st.one_of(st.none(), st.integers(), st.just(""), st.just([]), st.just({}))
+    good = st.fixed_dictionaries({
+        "id": st.text(min_size=1, max_size=6), "timestamp": st.text(min_size=1, max_size=6),
+        "source": st.text(min_size=1, max_size=6), "data": st.just({"k": 1}),
+        "type": st.sampled_from(["a.b", "governance.approval.decided", "a_1.b_2.c"]),
+        "metadata": st.fixed_dictionaries({}, optional={
+            name: st.one_of(st.none(), st.text(max_size=4))
+            for name in ("correlation_id", "causation_id", "user_id")})},
+        optional={"signature": st.text(max_size=6)})
+    bad_kinds = st.sampled_from(["A.b", "a", "a..b", "a.b.", " a.b", "a.b\n", "a-b.c"])
+    bad_meta = st.sampled_from(["correlation_id", "causation_id", "user_id"]).flatmap(
+        lambda name: junk.filter(lambda v: v is not None).map(lambda v: {name: v}))
+
+    def bent(body: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
+        keys = sorted(body)
+        return st.one_of(
+            st.just(body),
+            st.sampled_from(keys).map(lambda k: {n: v for n, v in body.items() if n != k}),
+            st.tuples(st.sampled_from(keys), junk).map(lambda kv: {**body, kv[0]: kv[1]}),
+            bad_kinds.map(lambda kind: {**body, "type": kind}),
+            bad_meta.map(lambda meta: {**body, "metadata": meta}))
+
+    return good.flatmap(bent)
+
+
+@given(_platform_messages())
+@settings(max_examples=400, deadline=None)
+def test_the_fast_format_check_agrees_with_the_schema(body: dict[str, Any]) -> None:
+    from backend_stub.components.messaging import _MESSAGE_VALIDATOR, _conforms
+
+    assert _conforms(body) == (_MESSAGE_VALIDATOR.validate(body) == [])

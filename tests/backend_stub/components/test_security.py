@@ -3,10 +3,13 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from backend_stub.clock import FakeClock
@@ -324,11 +327,11 @@ def test_a_key_taken_between_the_check_and_the_append_is_not_written_twice() -> 
     class Racy(MemoryAuditStore):
         appends = 0
 
-        def append(self, entries, head, once_keys=()):  # type: ignore[no-untyped-def]
+        def append(self, entries, head, once_keys=(), conn=None):  # type: ignore[no-untyped-def]
             self.appends += 1
             if self.appends == 1:  # another process wrote the key just before us
                 self.keys["k"] = 99
-            return super().append(entries, head, once_keys)
+            return super().append(entries, head, once_keys, conn)
 
     log = AuditLog(b"k" * 32, Racy())
     assert log.record_once("k", "x", actor="a", resource="r") is None
@@ -373,7 +376,7 @@ def test_out_of_sequence_entry_is_reported() -> None:
 
 def test_a_store_that_never_accepts_gives_up() -> None:
     class Busy(MemoryAuditStore):
-        def append(self, entries, head, once_keys=()):  # type: ignore[no-untyped-def]
+        def append(self, entries, head, once_keys=(), conn=None):  # type: ignore[no-untyped-def]
             return False
 
     with pytest.raises(RuntimeError, match="too busy"):
@@ -454,3 +457,93 @@ def test_security_layer(rsa_key: rsa.RSAPrivateKey) -> None:
         bare.jwt_create("u")
     with pytest.raises(ValueError, match="no JwtCodec"):
         bare.jwt_verify("t")
+
+
+def test_record_many_in_the_callers_transaction_retries_a_taken_seq_alone(sql_db: Database
+                                                                          ) -> None:
+    from sqlalchemy import text
+
+    from backend_stub.components.security import AuditItem
+
+    other = AuditLog(b"k" * 32, SqlAuditStore(sql_db))
+    other.record("first", actor="a", resource="r0")
+
+    class Stale(SqlAuditStore):
+        reads = 0
+
+        def head(self, conn=None):  # type: ignore[no-untyped-def]
+            # The first read misses an entry another process added: seq 1 looks free.
+            self.reads += 1
+            return None if self.reads == 1 else super().head(conn)
+
+    log = AuditLog(b"k" * 32, Stale(sql_db))
+    with sql_db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO components_cache (cache_key, value, expires_at) "
+                          "VALUES ('mine', 'v', 0)"))
+        written = log.record_many([AuditItem("x", "a", "r1", once_key="d:1")], conn=conn)
+    assert [e.seq for e in written] == [2]
+    # The failed append was undone alone: the transaction's own write is kept.
+    with sql_db.engine.begin() as conn:
+        assert conn.execute(text("SELECT value FROM components_cache "
+                                 "WHERE cache_key = 'mine'")).scalar() == "v"
+    assert [e.resource for e in log.entries()] == ["r0", "r1"]
+    assert log.verify().ok
+
+
+def test_record_many_in_a_transaction_that_rolls_back_writes_nothing(sql_db: Database
+                                                                     ) -> None:
+    from backend_stub.components.security import AuditItem
+
+    log = AuditLog(b"k" * 32, SqlAuditStore(sql_db))
+    with pytest.raises(OSError), sql_db.engine.begin() as conn:
+        log.record_many([AuditItem("x", "a", "r1", once_key="d:1")], conn=conn)
+        raise OSError("the decisions' commit failed")
+    assert log.entries() == [] and log.store.head() is None
+    assert [e.seq for e in log.record_many([AuditItem("x", "a", "r1", once_key="d:1")])] == [1]
+
+
+@given(seq=st.integers(min_value=1, max_value=2**40), at=st.text(max_size=30),
+       actor=st.text(max_size=20), action=st.text(max_size=20), resource=st.text(max_size=20),
+       details=st.dictionaries(st.text(max_size=8), st.one_of(
+           st.none(), st.booleans(), st.integers(), st.text(max_size=12),
+           st.floats(allow_nan=False), st.lists(st.integers(), max_size=3)), max_size=5),
+       prev=st.text(max_size=64))
+@settings(max_examples=300, deadline=None)
+def test_an_entry_hash_put_together_equals_the_hash_of_its_body(
+        seq: int, at: str, actor: str, action: str, resource: str, details: dict[str, Any],
+        prev: str) -> None:
+    from backend_stub.components._support import canonical_json
+    from backend_stub.components.security import AuditItem
+
+    item = AuditItem(action, actor, resource, details)
+    body = {"seq": seq, "at": at, "actor": actor, "action": action, "resource": resource,
+            "details": details, "prev_hash": prev}
+    assert AuditLog._entry_hash(seq, at, item, canonical_json(details), prev) == \
+        AuditLog._hash(body)
+
+
+@given(st.dictionaries(st.text(max_size=6), st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(max_size=6), st.floats(),
+    st.lists(st.integers(), max_size=2), st.tuples(st.integers())), max_size=5))
+def test_values_said_to_survive_json_come_back_as_they_are(value: dict[str, Any]) -> None:
+    import json
+
+    from backend_stub.components._support import canonical_json, survives_json
+
+    back = json.loads(canonical_json(value))
+    if survives_json(value):
+        assert back == value
+        assert {k: type(v) for k, v in back.items()} == {k: type(v) for k, v in value.items()}
+
+
+def test_what_does_not_survive_json_is_named() -> None:
+    import enum
+
+    from backend_stub.components._support import survives_json
+
+    class Level(enum.IntEnum):
+        HIGH = 1
+
+    assert survives_json({"a": "x", "b": 1, "c": True, "d": None})
+    for value in ({"a": 1.5}, {"a": [1]}, {"a": (1,)}, {"a": {}}, {"a": Level.HIGH}, {1: "x"}):
+        assert not survives_json(value)  # type: ignore[arg-type]

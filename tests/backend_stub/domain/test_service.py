@@ -293,6 +293,52 @@ def test_a_failing_publisher_does_not_fail_the_write(fake_clock: FakeClock,
     assert svc.last_event_id() == 1
 
 
+def _pending_batch(svc: GovernanceService, n: int) -> list[DecisionCommand]:
+    return [DecisionCommand(f"b{i}", submit(svc)["id"], "approve", expected_version=1)
+            for i in range(n)]
+
+
+def test_the_events_of_one_commit_go_to_publish_many_at_once(
+        fake_clock: FakeClock, governance: GovernanceService) -> None:
+    calls: list[list[dict[str, Any]]] = []
+    svc = GovernanceService(governance.db, fake_clock, publish_many=calls.append)
+    commands = _pending_batch(svc, 3)
+    calls.clear()
+    svc.decide(GOV, commands)
+    (batch,) = calls
+    assert [m["type"] for m in batch] == ["governance.approval.decided"] * 3
+    assert [m["metadata"]["causation_id"] for m in batch] == ["b0", "b1", "b2"]
+    assert [int(m["id"]) for m in batch] == sorted(int(m["id"]) for m in batch)
+
+
+def test_a_failing_batch_publisher_does_not_fail_the_write(
+        fake_clock: FakeClock, governance: GovernanceService,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(_: list[dict[str, Any]]) -> None:
+        raise RuntimeError("bus down")
+
+    svc = GovernanceService(governance.db, fake_clock, publish_many=broken)
+    commands = _pending_batch(svc, 2)
+    results = svc.decide(GOV, commands)
+    assert [r.outcome for r in results] == ["applied", "applied"]
+    assert "publishing events" in caplog.text
+
+
+def test_without_publish_many_each_event_is_published_alone(
+        fake_clock: FakeClock, governance: GovernanceService) -> None:
+    seen: list[str] = []
+
+    def flaky(message: dict[str, Any]) -> None:
+        seen.append(message["metadata"]["causation_id"])
+        if len(seen) == 1:
+            raise RuntimeError("one push failed")
+
+    commands = _pending_batch(governance, 2)
+    governance.publish = flaky
+    governance.decide(GOV, commands)
+    assert seen == ["b0", "b1"]  # the first failing does not stop the second
+
+
 def test_dashboard_counts(governance: GovernanceService) -> None:
     seed(governance)
     submit(governance)
