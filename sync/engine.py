@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -33,6 +34,7 @@ from sync.errors import (
 )
 from sync.facade import ApprovalFilter, Listener, Topic
 from sync.models import (
+    PENDING_SHOWS_AS,
     SCOPE_VETO,
     SCOPE_WRITE,
     Account,
@@ -55,12 +57,22 @@ from sync.models import (
     VetoCategory,
     Violation,
 )
+from sync.observable import Listeners
 from sync.outbox import Outbox, UploadReport
 from sync.retry import RetryPolicy
 from sync.settings import GovernorSettings
 from sync.store import LocalStore, iso, parse_iso
 
 log = logging.getLogger(__name__)
+SYNC_JOB_ID = "governor-sync"  # the APScheduler job of the periodic sync
+
+
+def server_identity(url: str) -> str:
+    """``url`` as the name of a server: scheme and host in lower case, no trailing slash
+    (``HTTP://Host:8000/`` and ``http://host:8000`` are one server)."""
+    parts = urlsplit(url.strip())
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"),
+                       parts.query, "")) or url
 
 MAX_REASON = 2000
 MAX_ATTACHMENTS = 5
@@ -70,12 +82,7 @@ REMIND_10M = 2
 CONFLICT_CODES = frozenset({"ALREADY_DECIDED", "VERSION_CONFLICT"})
 KEEP_APPLIED = timedelta(days=7)
 
-# What a decision turns the request into, shown while it is pending.
-_OPTIMISTIC = {
-    DecisionAction.APPROVE: ApprovalStatus.APPROVED,
-    DecisionAction.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
-    DecisionAction.VETO: ApprovalStatus.VETOED,
-}
+_OPTIMISTIC = PENDING_SHOWS_AS
 _UNANSWERED = {OutboxState.QUEUED, OutboxState.SENDING, OutboxState.HELD}
 _VETOABLE = {ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.APPROVED,
              ApprovalStatus.AUTO_APPROVED}
@@ -98,6 +105,14 @@ class SyncEngine:
         self._owns_store = store is None
         self.store = store if store is not None else LocalStore(self.settings.database_path)
         self.device_id = self.store.device_id(self.settings.device_id)
+        # A store caches one server: pointed at another, it drops that cache and holds
+        # what was queued for the old one (see LocalStore.bind_server).
+        self.server_switch = self.store.bind_server(server_identity(self.settings.server_url))
+        if self.server_switch is not None:
+            log.warning("sync: the store moved from %s to %s; %d queued decisions held for "
+                        "the old server, %d released", self.server_switch.previous,
+                        self.server_switch.current, self.server_switch.held,
+                        self.server_switch.released)
         self.auth = authenticator
         self.api = ApiClient(self.settings.server_url, authenticator=authenticator,
                              transport=transport, timeout=self.settings.request_timeout,
@@ -106,7 +121,7 @@ class SyncEngine:
                                     batch_size=self.settings.batch_size)
         self.downloader = Downloader(self.store, self.api, self.clock)
         self.retry = RetryPolicy(self.clock, rng=rng)
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[[Topic]] = Listeners(log, "a listener of the engine")
         self._online = False
         self._uploading = False
         self._downloading = False
@@ -127,10 +142,24 @@ class SyncEngine:
 
             scheduler = AsyncIOScheduler()
             scheduler.add_job(self.tick, "interval", seconds=self.settings.sync_interval,
-                              id="governor-sync", max_instances=1, coalesce=True,
+                              id=SYNC_JOB_ID, max_instances=1, coalesce=True,
                               next_run_time=datetime.now().astimezone())
             scheduler.start()
             self._scheduler = scheduler
+
+    def set_sync_interval(self, seconds: float) -> bool:
+        """Sync every ``seconds`` from now on (the settings screen). ``False`` when this
+        engine runs no periodic sync (started with the interval 0, or not started): the
+        new interval then applies at the next start."""
+        if not seconds > 0:
+            raise ValueError(f"Sync interval {seconds!r} is not a positive number of "
+                             "seconds; give at least 1.")
+        scheduler = self._scheduler
+        if scheduler is None or scheduler.get_job(SYNC_JOB_ID) is None:
+            return False
+        scheduler.reschedule_job(SYNC_JOB_ID, trigger="interval", seconds=seconds)
+        self.settings.sync_interval = float(seconds)
+        return True
 
     async def stop(self) -> None:
         if self._scheduler is not None:
@@ -145,21 +174,11 @@ class SyncEngine:
             self.store.close()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def _emit(self, *topics: Topic) -> None:
-        for topic in topics:
-            for listener in list(self._listeners):
-                try:
-                    listener(topic)
-                except Exception:  # a broken view must not break syncing
-                    log.exception("listener failed on topic %r", topic)
+        for topic in topics:  # a broken view must not break syncing
+            self._listeners.emit(topic)
 
     # --- auth -------------------------------------------------------------------------
     def account(self) -> Account | None:
@@ -243,26 +262,19 @@ class SyncEngine:
 
     def approvals(self, filter: ApprovalFilter = "all", query: str = "", limit: int = 200,
                   offset: int = 0) -> list[ApprovalSummary]:
-        pending = self.store.pending_actions()
-        now = self.clock.now()
-        needle = query.strip().lower()
-        out: list[ApprovalSummary] = []
-        for fields in self.store.approval_summaries():
-            item = self._present(fields, pending.get(fields["id"]), ApprovalSummary)
-            if filter == "pending" and item.status != ApprovalStatus.PENDING_APPROVAL:
-                continue
-            if filter == "veto_window" and not (
-                    item.status in (ApprovalStatus.APPROVED, ApprovalStatus.AUTO_APPROVED)
-                    and item.veto_deadline is not None and item.veto_deadline > now):
-                continue
-            if filter == "decided" and item.status == ApprovalStatus.PENDING_APPROVAL:
-                continue
-            if needle and needle not in " ".join(
-                    (item.id, str(item.agent.get("name", "")), str(item.agent.get("id", "")),
-                     item.requester, item.industry)).lower():
-                continue
-            out.append(item)
-        return out[offset:offset + limit]
+        """One page of the cached requests, newest first, as shown (a decision still
+        unanswered shows as the status it leads to, and filters by it). ``filter``:
+        "all", "pending", "veto_window" (approved, deadline not passed) or "decided";
+        ``query``: a case-insensitive substring of the id, agent name or id, requester or
+        industry. Filtering, search and paging run in SQL; only the page is validated."""
+        page = self.store.approval_page(filter, query.strip().lower(), self.clock.now(),
+                                        limit, offset)
+        return [self._present(fields, pending, ApprovalSummary) for fields, pending in page]
+
+    def approval_count(self, filter: ApprovalFilter = "all", query: str = "") -> int:
+        """How many requests ``approvals(filter, query)`` lists with no limit ("N
+        requests"), counted without loading them."""
+        return self.store.approval_total(filter, query.strip().lower(), self.clock.now())
 
     def approval(self, approval_id: str) -> ApprovalDetail | None:
         found = self.store.approval(approval_id)

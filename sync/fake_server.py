@@ -127,7 +127,11 @@ class FakeServer(httpx.AsyncBaseTransport):
         path = request.url.path.removeprefix("/v1/mobile")
         params = request.url.params
         if request.method == "POST" and path == "/decisions":
-            return self._decisions(json.loads(request.content), fault)
+            try:
+                body = json.loads(request.content)
+            except ValueError:  # as the stub: a body that is not JSON is a 422
+                return _error(422, "VALIDATION_FAILED", "The body is not valid JSON.")
+            return self._decisions(body, fault)
         if request.method == "POST" and path == "/seeds":
             return self._create_seed(request)
         if request.method == "GET" and path == "/dashboard":

@@ -54,6 +54,15 @@ class DecisionAction(StrEnum):
     VETO = "veto"
 
 
+# What a decision turns a request into, shown while the decision is still unanswered
+# (one definition: the engine shows it, and the store filters and counts by it in SQL).
+PENDING_SHOWS_AS: dict[DecisionAction, ApprovalStatus] = {
+    DecisionAction.APPROVE: ApprovalStatus.APPROVED,
+    DecisionAction.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
+    DecisionAction.VETO: ApprovalStatus.VETOED,
+}
+
+
 class BudgetSummary(_Model):
     utilisation: float = 0.0  # 0..1 across the fleet
     tokens_used: int = 0

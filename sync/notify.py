@@ -33,6 +33,7 @@ from typing import Any, Protocol, cast
 
 from sync.errors import SyncError
 from sync.models import OutboxEntry, VetoCategory
+from sync.observable import Listeners
 from sync.push import (
     AGENT_VIOLATED,
     APPROVAL_DECIDED,
@@ -207,7 +208,7 @@ class InAppNotifier:
     def __init__(self, limit: int = 20) -> None:
         self._banners: list[Alert] = []
         self._limit = limit
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: Listeners[[]] = Listeners(log, "notify: a banner listener")
         self._handler: ActionHandler | None = None
 
     def info(self) -> list[NotifierInfo]:
@@ -217,8 +218,7 @@ class InAppNotifier:
         self._handler = handler
 
     def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.subscribe(listener)
 
     def banners(self) -> list[Alert]:
         return list(self._banners)
@@ -254,11 +254,7 @@ class InAppNotifier:
         return result
 
     def _changed(self) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception:
-                log.exception("notify: a banner listener failed")
+        self._listeners.emit()
 
 
 class DesktopBackend(Protocol):
@@ -514,9 +510,13 @@ class PushNotifications:
     def __init__(self, dispatcher: NotificationDispatcher,
                  is_own_decision: Callable[[str], bool] = lambda _key: False, *,
                  max_age: timedelta | None = timedelta(hours=24),
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None,
+                 mark_read: Callable[[str], None] | None = None) -> None:
         self.dispatcher = dispatcher
         self._is_own = is_own_decision
+        # This device's own decision comes back as an event too: it is stored (history)
+        # but already known to the governor, so it must not raise the unread badge.
+        self._mark_read = mark_read
         # Older events are stored (the notification list has them) but alert nobody: the
         # history a new device downloads, or a long time offline, must not ring 200 times.
         self.max_age = max_age
@@ -539,6 +539,11 @@ class PushNotifications:
             await self.dispatcher.forget_approval(event.approval_id)
             causation = event.metadata.get("causation_id")
             if isinstance(causation, str) and self._is_own(causation):
+                if self._mark_read is not None:
+                    try:
+                        self._mark_read(event.id)
+                    except Exception:  # the badge is cosmetic; the event is stored
+                        log.exception("notify: marking own decision %s read failed", event.id)
                 return None
         if self.max_age is not None and self._now() - event.timestamp > self.max_age:
             return None
@@ -681,7 +686,8 @@ class NotificationCenter:
                  desktop: DesktopNotifier | None = None,
                  extra_notifiers: Sequence[Notifier] = (),
                  now: Callable[[], datetime] | None = None,
-                 release_every: float = 30.0) -> None:
+                 release_every: float = 30.0,
+                 close_on_stop: Sequence[Callable[[], Awaitable[Any]]] = ()) -> None:
         from datetime import UTC
 
         self.listener = listener
@@ -701,7 +707,10 @@ class NotificationCenter:
                 setter(self.actions.handle)
         self.wiring = PushNotifications(
             self.dispatcher,
-            is_own_decision=lambda key: any(e.id == key for e in client.outbox()))
+            is_own_decision=lambda key: any(e.id == key for e in client.outbox()),
+            mark_read=getattr(client, "mark_read", None))
+        # Resources the center was given to own (the stream's HTTP client), closed at stop.
+        self._owned: list[Callable[[], Awaitable[Any]]] = list(close_on_stop)
         listener.on_event(self.wiring)
         self._connects = 0
         opened = getattr(listener.sink, "event_stream_opened", None)
@@ -749,6 +758,10 @@ class NotificationCenter:
                 await task
         self._tasks = []
         await self.wiring.drain()
+        owned, self._owned = self._owned, []
+        for close in owned:
+            with contextlib.suppress(Exception):
+                await close()
 
 
 def center_for_engine(engine: Any, step_up: StepUp, *,
@@ -770,4 +783,4 @@ def center_for_engine(engine: Any, step_up: StepUp, *,
     return NotificationCenter(listener, engine, step_up, open_approval=open_approval,
                               quiet_hours=quiet_hours,
                               desktop=DesktopNotifier() if desktop else None,
-                              extra_notifiers=extra_notifiers)
+                              extra_notifiers=extra_notifiers, close_on_stop=[http.aclose])

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from sync.api import ApiClient
 from sync.clock import Clock
 from sync.errors import ApiRejected
@@ -112,7 +114,7 @@ class Outbox:
 
     def _fit(self, batch: list[Claimed]) -> list[Claimed]:
         """Cut the batch where its attachments would make it too large; the rest waits."""
-        files = self.store.attachments([e.id for e in batch])
+        files = self.store.attachments([e.id for e in batch if e.has_files])
         if not files:
             return batch
         size = 0
@@ -123,14 +125,17 @@ class Outbox:
                 return batch[:i]
         return batch
 
-    def _items(self, batch: Sequence[Claimed]) -> list[dict[str, Any]]:
-        files = self.store.attachments([e.id for e in batch])
-        items = []
+    def _items(self, batch: Sequence[Claimed]) -> list[Any]:
+        """The batch's items: each the stored text, spliced into the request as it is
+        (``orjson.Fragment``), so a replay sends the very same bytes; only an entry with
+        attachments is parsed to add them."""
+        files = self.store.attachments([e.id for e in batch if e.has_files])
+        items: list[Any] = []
         for entry in batch:
-            item = dict(entry.payload)
             if entry.id in files:
-                item["attachments"] = files[entry.id]
-            items.append(item)
+                items.append({**entry.payload, "attachments": files[entry.id]})
+            else:
+                items.append(orjson.Fragment(entry.body))
         return items
 
     async def _send_decisions(self, batch: list[Claimed], report: UploadReport) -> None:

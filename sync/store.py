@@ -12,16 +12,16 @@ leaves the database either before or after it, never in between.
 
 from __future__ import annotations
 
-import json
 import re
+import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 from sqlalchemy import Connection, event, text
@@ -29,8 +29,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel, create_engine
 
+from sync import seed_rank
 from sync.errors import StoreError
-from sync.models import Attachment, DecisionAction, OutboxEntry, OutboxState
+from sync.models import (
+    PENDING_SHOWS_AS,
+    Attachment,
+    DecisionAction,
+    OutboxEntry,
+    OutboxState,
+)
 
 # --- tables ---------------------------------------------------------------------------
 # The SQLModel classes describe the current schema; the migrations below build it. A test
@@ -61,13 +68,14 @@ class DashboardRow(SQLModel, table=True):
 class ApprovalRow(SQLModel, table=True):
     __tablename__ = "approval"
     id: str = Field(primary_key=True)
-    status: str
+    status: str  # as the server last said; a pending decision is laid over it on reading
     version: int
-    veto_deadline: str | None = None
+    veto_deadline: str | None = None  # UTC ISO (``iso``), so text order is time order
     created_at: str | None = None
     summary: str
     detail: str | None = None
     detail_version: int | None = None
+    search: str = ""  # what the list's search box matches, lower-cased (``search_text``)
 
 
 class SeedRow(SQLModel, table=True):
@@ -79,6 +87,7 @@ class SeedRow(SQLModel, table=True):
     title: str
     description: str
     body: str
+    conditions: str = ""  # the conditions' JSON, searched as words (``seed_fts``)
 
 
 class AgentRow(SQLModel, table=True):
@@ -146,8 +155,21 @@ class AttachmentRow(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class Migration:
+    """Statements, then ``backfill`` (Python, for what SQL cannot compute the way the code
+    does, such as Unicode lower-casing), in the transaction that records the migration."""
+
     name: str
     statements: tuple[str, ...]
+    backfill: Callable[[Connection], None] | None = None
+
+
+def _backfill_approval_list(conn: Connection) -> None:
+    updates = [(search_text(summary), utc_text(summary.get("veto_deadline")), r[0])
+               for r in conn.exec_driver_sql("SELECT id, summary FROM approval")
+               for summary in (_loads(r[1]),)]
+    if updates:
+        conn.exec_driver_sql("UPDATE approval SET search = ?, veto_deadline = ? "
+                             "WHERE id = ?", updates)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -214,6 +236,50 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS outbox_approval ON outbox (approval_id, state)",
         "CREATE INDEX IF NOT EXISTS outbox_action ON outbox (action, state)",
     )),
+    # The approvals list filters, searches, counts and pages in SQL: thousands of cached
+    # requests were parsed and validated on every keystroke. ``search`` holds the fields
+    # the search box matches; deadlines are normalised to UTC so SQL can compare them.
+    Migration("0006_approval_list_columns", (
+        "ALTER TABLE approval ADD COLUMN search TEXT NOT NULL DEFAULT ''",
+        "CREATE INDEX approval_recent ON approval (created_at DESC, id DESC)",
+    ), backfill=_backfill_approval_list),
+    # Ranked search over any number of seeds: conditions are searched too (weighted like
+    # the description, under the title), and prefix indexes for two- and three-letter
+    # prefixes keep the first letters typed from merging thousands of doclists.
+    Migration("0007_seed_search_conditions_and_prefixes", (
+        "ALTER TABLE seed ADD COLUMN conditions TEXT NOT NULL DEFAULT ''",
+        "UPDATE seed SET conditions = coalesce(json_extract(body, '$.conditions'), '')",
+        "DROP TRIGGER seed_ai",
+        "DROP TRIGGER seed_ad",
+        "DROP TRIGGER seed_au",
+        "DROP TABLE seed_fts",
+        """CREATE VIRTUAL TABLE seed_fts USING fts5(title, description, conditions,
+           id UNINDEXED, content='seed', content_rowid='num',
+           tokenize='unicode61 remove_diacritics 2', prefix='2 3')""",
+        """CREATE TRIGGER seed_ai AFTER INSERT ON seed BEGIN
+             INSERT INTO seed_fts (rowid, title, description, conditions, id)
+             VALUES (new.num, new.title, new.description, new.conditions, new.id); END""",
+        """CREATE TRIGGER seed_ad AFTER DELETE ON seed BEGIN
+             INSERT INTO seed_fts (seed_fts, rowid, title, description, conditions, id)
+             VALUES ('delete', old.num, old.title, old.description, old.conditions,
+                     old.id); END""",
+        """CREATE TRIGGER seed_au AFTER UPDATE ON seed BEGIN
+             INSERT INTO seed_fts (seed_fts, rowid, title, description, conditions, id)
+             VALUES ('delete', old.num, old.title, old.description, old.conditions,
+                     old.id);
+             INSERT INTO seed_fts (rowid, title, description, conditions, id)
+             VALUES (new.num, new.title, new.description, new.conditions, new.id); END""",
+        "INSERT INTO seed_fts (seed_fts) VALUES ('rebuild')",
+    )),
+    # Every entry changes state twice on its way out (sending, applied): with the state in
+    # these two indexes as well, each change rewrote three index entries, not one. The
+    # lookups they serve (one request's decisions, the vetoes) find few rows either way.
+    Migration("0008_outbox_lookups_without_state", (
+        "DROP INDEX outbox_approval",
+        "DROP INDEX outbox_action",
+        "CREATE INDEX outbox_approval ON outbox (approval_id)",
+        "CREATE INDEX outbox_action ON outbox (action)",
+    )),
 )
 
 
@@ -232,6 +298,38 @@ def _dumps(value: Any) -> str:
 
 
 _loads = orjson.loads
+
+
+def _loads_or_empty(value: str) -> dict[str, Any]:
+    # An entry whose stored item was damaged on disk still lists (and is rejected by the
+    # server when sent, alone), instead of breaking every read of the outbox.
+    try:
+        loaded = _loads(value)
+    except orjson.JSONDecodeError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def utc_text(value: Any) -> str | None:
+    """A server timestamp as stored for comparison in SQL: UTC ``iso``; a naive one is
+    taken as UTC; one that cannot be read is dropped (never compared)."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def search_text(summary: dict[str, Any]) -> str:
+    """What the approvals search matches: id, agent name and id, requester and industry,
+    lower-cased (Python's Unicode lower-casing; SQLite's ``lower`` knows only ASCII)."""
+    agent = summary.get("agent")
+    agent = agent if isinstance(agent, dict) else {}
+    return " ".join((str(summary.get("id", "")), str(agent.get("name", "")),
+                     str(agent.get("id", "")), str(summary.get("requester", "")),
+                     str(summary.get("industry", "")))).lower()
 
 
 _PENDING = (OutboxState.QUEUED.value, OutboxState.SENDING.value)
@@ -253,11 +351,28 @@ def fts_query(query: str) -> str | None:
     return " ".join([*whole, f'"{tokens[-1]}"*'])
 
 
+@dataclass(frozen=True)
+class ServerSwitch:
+    """What binding the store to another server changed."""
+
+    previous: str
+    current: str
+    held: int  # queued for ``previous``, now held
+    released: int  # held for ``current`` earlier, queued again
+
+
 class Claimed(NamedTuple):
-    """An entry taken for sending: its id and the stored batch item."""
+    """An entry taken for sending: its id, the stored batch item as JSON text (sent as it
+    is, never parsed and re-serialised on the way out) and whether it has attachments."""
 
     id: str
-    payload: dict[str, Any]
+    body: str
+    has_files: bool = False
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = _loads(self.body)
+        return parsed
 
 
 @dataclass
@@ -326,6 +441,8 @@ class LocalStore:
             with self.transaction() as conn:
                 for statement in migration.statements:
                     conn.exec_driver_sql(statement)
+                if migration.backfill is not None:
+                    migration.backfill(conn)
                 conn.execute(text("INSERT INTO schema_migration (name, applied_at) "
                                   "VALUES (:n, :t)"),
                              {"n": migration.name, "t": iso(datetime.now(UTC))})
@@ -349,6 +466,47 @@ class LocalStore:
             conn.execute(text("INSERT INTO meta (key, value) VALUES (:k, :v) "
                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
                          {"k": key, "v": value})
+
+    # --- the server this store belongs to ----------------------------------------------
+    _SERVER_DATA = ("dashboard", "approval", "seed", "agent", "violation", "notification",
+                    "sync_cursor")
+
+    def bind_server(self, server_url: str) -> ServerSwitch | None:
+        """Make this store the cache of ``server_url``; returns what a switch changed.
+
+        The cache, the cursors (push included) and the notifications belong to one server:
+        reused against another, they would show its data as this one's and skip its
+        events. They are dropped at a switch. Decisions queued for the old server are not
+        sent to the new one: they are held (``OTHER_SERVER``) until the store is bound to
+        their server again, when they go back to the queue. A store from before servers
+        were recorded adopts the first server it is bound to."""
+        with self.transaction() as conn:
+            row = conn.execute(text("SELECT value FROM meta WHERE key = 'server_url'")).first()
+            previous = row[0] if row else None
+            if previous == server_url:
+                return None
+            conn.execute(text("INSERT INTO meta (key, value) VALUES ('server_url', :v) "
+                              "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+                         {"v": server_url})
+            if previous is None:
+                return None
+            for table in self._SERVER_DATA:
+                conn.exec_driver_sql(f"DELETE FROM {table}")  # names from the tuple above
+            conn.exec_driver_sql("DELETE FROM meta WHERE key IN ('push_cursor', "
+                                 "'last_synced_at')")
+            held = conn.execute(text(
+                "UPDATE outbox SET state = 'held', error_code = 'OTHER_SERVER', "
+                "error_message = :m, error_details = :d WHERE state IN "
+                "('queued', 'sending', 'held') AND error_code IS NOT 'OTHER_SERVER'"),
+                {"m": f"Queued for {previous}, not sent to {server_url}. Point the app at "
+                      f"{previous} again to send it, or discard it.",
+                 "d": orjson.dumps({"server": previous}).decode()}).rowcount
+            released = conn.execute(text(
+                "UPDATE outbox SET state = 'queued', error_code = NULL, error_message = NULL, "
+                "error_details = '{}' WHERE error_code = 'OTHER_SERVER' "
+                "AND json_extract(error_details, '$.server') = :s"),
+                {"s": server_url}).rowcount
+        return ServerSwitch(previous, server_url, int(held or 0), int(released or 0))
 
     def device_id(self, configured: str | None = None) -> str:
         """The device's id: the configured one, else the one generated on first use."""
@@ -421,17 +579,16 @@ class LocalStore:
 
     # --- approvals --------------------------------------------------------------------
     @staticmethod
-    def _approval_params(a: dict[str, Any]) -> dict[str, Any]:
-        return {"id": a["id"], "status": a["status"], "version": int(a["version"]),
-                "deadline": a.get("veto_deadline"), "created": a.get("created_at"),
-                "summary": _dumps(a)}
+    def _approval_params(a: dict[str, Any]) -> tuple[Any, ...]:
+        return (a["id"], a["status"], int(a["version"]), utc_text(a.get("veto_deadline")),
+                a.get("created_at"), _dumps(a), search_text(a))
 
-    _UPSERT_APPROVAL = text(
-        "INSERT INTO approval (id, status, version, veto_deadline, created_at, summary) "
-        "VALUES (:id, :status, :version, :deadline, :created, :summary) "
+    _UPSERT_APPROVAL = (
+        "INSERT INTO approval (id, status, version, veto_deadline, created_at, summary, "
+        "search) VALUES (?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET status = excluded.status, version = excluded.version, "
         "veto_deadline = excluded.veto_deadline, created_at = excluded.created_at, "
-        "summary = excluded.summary "
+        "summary = excluded.summary, search = excluded.search "
         # Never let an older answer overwrite a newer one (a list page read before a
         # decision's own answer arrived).
         "WHERE excluded.version >= approval.version")
@@ -442,9 +599,9 @@ class LocalStore:
         rows = [self._approval_params(a) for a in approvals]
         with self.transaction() as conn:
             if rows:
-                conn.execute(self._UPSERT_APPROVAL, rows)
+                conn.exec_driver_sql(self._UPSERT_APPROVAL, rows)
             if replace_all:
-                keep = {r["id"] for r in rows}
+                keep = {r[0] for r in rows}
                 existing = [r[0] for r in conn.exec_driver_sql("SELECT id FROM approval")]
                 gone = [{"id": i} for i in existing if i not in keep]
                 if gone:
@@ -454,7 +611,7 @@ class LocalStore:
         """Store a full approval; it also refreshes the summary (same fields, fewer)."""
         params = self._approval_params(detail)
         with self.transaction() as conn:
-            conn.execute(self._UPSERT_APPROVAL, params)
+            conn.exec_driver_sql(self._UPSERT_APPROVAL, params)
             conn.execute(text("UPDATE approval SET detail = :d, detail_version = :v "
                               "WHERE id = :id AND version <= :v"),
                          {"d": _dumps(detail), "v": int(detail["version"]), "id": detail["id"]})
@@ -485,6 +642,56 @@ class LocalStore:
                 "SELECT summary FROM approval ORDER BY created_at DESC, id DESC").all()
         return [_loads(r[0]) for r in rows]
 
+    # The approvals list as the governor sees it: a decision not yet answered by the
+    # server shows as the status it leads to (a queued veto wins over an earlier approve;
+    # otherwise the latest decision counts), and the list filters on that status.
+    _SHOWN = (
+        "WITH unanswered AS (SELECT approval_id, max(seq), action, "
+        "sum(action = 'veto') AS vetoes FROM outbox WHERE kind = 'decision' "
+        "AND state IN ('queued', 'sending', 'held') GROUP BY approval_id), "
+        "shown AS (SELECT a.id, a.created_at, a.veto_deadline, a.search, a.summary, "
+        "CASE WHEN u.vetoes > 0 THEN 'veto' ELSE u.action END AS pending, "
+        "CASE WHEN u.vetoes > 0 THEN '{veto}' "
+        + "".join(f"WHEN u.action = '{a.value}' THEN '{st.value}' "
+                  for a, st in PENDING_SHOWS_AS.items() if a != DecisionAction.VETO)
+        + "ELSE a.status END AS status "
+        "FROM approval a LEFT JOIN unanswered u ON u.approval_id = a.id) "
+    ).format(veto=PENDING_SHOWS_AS[DecisionAction.VETO].value)
+    _LIST_FILTERS = {
+        "all": "1",
+        "pending": "status = 'pending_approval'",
+        "veto_window": "status IN ('approved', 'auto_approved') AND veto_deadline > :now",
+        "decided": "status != 'pending_approval'",
+    }
+
+    def _list_where(self, filter: str, needle: str) -> str:
+        try:
+            where = self._LIST_FILTERS[filter]
+        except KeyError:
+            raise ValueError(f"Unknown approvals filter {filter!r}; use one of "
+                             f"{', '.join(self._LIST_FILTERS)}.") from None
+        return f"WHERE {where}" + (" AND instr(search, :needle) > 0" if needle else "")
+
+    def approval_page(self, filter: str, needle: str, now: datetime, limit: int,
+                      offset: int) -> list[tuple[dict[str, Any], DecisionAction | None]]:
+        """One page of the list, newest first: ``(summary, unanswered decision)`` for the
+        requests whose shown status passes ``filter`` ("all", "pending", "veto_window",
+        "decided") and whose search text holds ``needle`` (lower-cased by the caller)."""
+        sql = (self._SHOWN + "SELECT summary, pending FROM shown "
+               + self._list_where(filter, needle)
+               + " ORDER BY created_at DESC, id DESC LIMIT :l OFFSET :o")
+        with self.reading() as conn:
+            rows = conn.execute(text(sql), {"now": iso(now), "needle": needle,
+                                            "l": max(0, limit), "o": max(0, offset)}).all()
+        return [(_loads(r[0]), DecisionAction(r[1]) if r[1] else None) for r in rows]
+
+    def approval_total(self, filter: str, needle: str, now: datetime) -> int:
+        """How many requests ``approval_page`` would list with no limit."""
+        sql = self._SHOWN + "SELECT count(*) FROM shown " + self._list_where(filter, needle)
+        with self.reading() as conn:
+            return int(conn.execute(text(sql), {"now": iso(now), "needle": needle})
+                       .scalar_one())
+
     def approval(self, approval_id: str) -> tuple[dict[str, Any], bool] | None:
         """The fullest record held: ``(fields, is_detail)``."""
         with self.reading() as conn:
@@ -505,17 +712,20 @@ class LocalStore:
 
     # --- seeds ------------------------------------------------------------------------
     _UPSERT_SEED = text(
-        "INSERT INTO seed (id, version, status, title, description, body) "
-        "VALUES (:id, :version, :status, :title, :description, :body) "
+        "INSERT INTO seed (id, version, status, title, description, conditions, body) "
+        "VALUES (:id, :version, :status, :title, :description, :conditions, :body) "
         "ON CONFLICT (id) DO UPDATE SET version = excluded.version, "
         "status = excluded.status, title = excluded.title, "
-        "description = excluded.description, body = excluded.body")
+        "description = excluded.description, conditions = excluded.conditions, "
+        "body = excluded.body")
 
     @staticmethod
     def _seed_params(s: dict[str, Any]) -> dict[str, Any]:
+        conditions = s.get("conditions")
         return {"id": s["id"], "version": int(s.get("version", 0)),
                 "status": s.get("status", ""), "title": s.get("title", ""),
-                "description": s.get("description", ""), "body": _dumps(s)}
+                "description": s.get("description", ""),
+                "conditions": _dumps(conditions) if conditions else "", "body": _dumps(s)}
 
     def upsert_seeds(self, seeds: Iterable[dict[str, Any]]) -> int:
         rows = [self._seed_params(s) for s in seeds]
@@ -542,29 +752,45 @@ class LocalStore:
                 conn.execute(self._UPSERT_SEED, [self._seed_params(s) for s in changed])
             self._set_cursor(conn, "seeds", cursor=version, etag=None, synced_at=synced_at)
 
-    RANK_UP_TO = 2000  # seeds; beyond this, ranking every match costs too much
-    _SEARCH_RANKED = text(
+    # Title over description and conditions, as bm25 column weights.
+    SEARCH_WEIGHTS = (4.0, 1.0, 1.0)
+    RANK_UP_TO = 2000  # seeds; up to this, FTS5 ranks every match itself
+    RANK_CANDIDATES = 100  # beyond it, how many of the newest matches are ranked
+    _SEARCH_RANKED = (
         "SELECT s.body FROM seed_fts JOIN seed s ON s.num = seed_fts.rowid "
-        "WHERE seed_fts MATCH :q ORDER BY bm25(seed_fts, 4.0, 1.0), s.id LIMIT :l")
-    _SEARCH_IN_ORDER = text(
-        "SELECT s.body FROM seed_fts JOIN seed s ON s.num = seed_fts.rowid "
-        "WHERE seed_fts MATCH :q ORDER BY seed_fts.rowid LIMIT :l")
+        "WHERE seed_fts MATCH ? ORDER BY bm25(seed_fts, {}, {}, {}), s.version DESC, "
+        "s.num DESC LIMIT ?").format(*SEARCH_WEIGHTS)
+    _SEARCH_NEWEST = (
+        "SELECT s.num, s.version, s.title, s.description, s.conditions "
+        "FROM seed_fts JOIN seed s ON s.num = seed_fts.rowid "
+        "WHERE seed_fts MATCH ? ORDER BY seed_fts.rowid DESC LIMIT ?")
 
     def search_seeds(self, query: str = "", limit: int = 200) -> list[dict[str, Any]]:
-        """Seeds matching every word (each a prefix). A small cache is ranked by bm25 with
-        the title weighted over the description; a large one (thousands of seeds) answers
-        in seed order, which FTS5 streams and stops at ``limit``: ranking 40,000 matches of
-        a common word would take tens of milliseconds."""
+        """Seeds matching every word (the last one as a prefix), best first: bm25 with the
+        title weighted over the description and conditions, then the newest.
+
+        Up to ``RANK_UP_TO`` cached seeds FTS5 ranks every match. Beyond, FTS5's bm25
+        would walk every document holding each word (3 to 10 ms for a common word over
+        100,000 seeds), so the newest ``RANK_CANDIDATES`` matches (at least ``limit``),
+        which FTS5 streams and stops at, are ranked by ``sync.seed_rank`` instead."""
         match = fts_query(query)
         with self.reading() as conn:
             if match is None:
-                rows = conn.execute(text("SELECT body FROM seed ORDER BY id LIMIT :l"),
-                                    {"l": limit}).all()
-            else:
-                large = self._seed_total(conn) > self.RANK_UP_TO
-                rows = conn.execute(self._SEARCH_IN_ORDER if large else self._SEARCH_RANKED,
-                                    {"q": match, "l": limit}).all()
-        return [_loads(r[0]) for r in rows]
+                rows = conn.exec_driver_sql("SELECT body FROM seed ORDER BY id LIMIT ?",
+                                            (limit,)).all()
+                return [_loads(r[0]) for r in rows]
+            if self._seed_total(conn) <= self.RANK_UP_TO:
+                rows = conn.exec_driver_sql(self._SEARCH_RANKED, (match, limit)).all()
+                return [_loads(r[0]) for r in rows]
+            found = conn.exec_driver_sql(
+                self._SEARCH_NEWEST, (match, max(limit, self.RANK_CANDIDATES))).all()
+            best = seed_rank.rank(
+                [seed_rank.Candidate(r[0], (r[2], r[3], r[4]), r[1]) for r in found],
+                _FTS_TOKEN.findall(query), self.SEARCH_WEIGHTS)[:limit]
+            bodies: dict[int, str] = dict(conn.exec_driver_sql(
+                "SELECT num, body FROM seed WHERE num IN (SELECT value FROM json_each(?))",
+                (_dumps(best),)).all())
+        return [_loads(bodies[num]) for num in best]
 
     def _seed_total(self, conn: Connection) -> int:
         # max(num) is an index lookup, and close enough to the count to pick a strategy.
@@ -654,7 +880,7 @@ class LocalStore:
                 {"id": notification["id"], "t": str(notification["timestamp"]),
                  "b": _dumps(notification)})
             if approval is not None:
-                conn.execute(self._UPSERT_APPROVAL, self._approval_params(approval))
+                conn.exec_driver_sql(self._UPSERT_APPROVAL, self._approval_params(approval))
             if push_cursor is not None:
                 conn.execute(text("INSERT INTO meta (key, value) VALUES ('push_cursor', :v) "
                                   "ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
@@ -720,7 +946,7 @@ class LocalStore:
         # 500-entry batch cheap to build.
         return OutboxEntry.model_construct(
             id=row[0], seq=row[1], kind=row[2], approval_id=row[3],
-            action=DecisionAction(row[4]) if row[4] else None, payload=_loads(row[5]),
+            action=DecisionAction(row[4]) if row[4] else None, payload=_loads_or_empty(row[5]),
             expected_version=row[6], veto_deadline=parse_iso(row[7]),
             state=state or OutboxState(row[8]), created_at=datetime.fromisoformat(row[9]),
             attempts=row[10] if attempts is None else attempts, error_code=row[11],
@@ -745,64 +971,74 @@ class LocalStore:
         with self.reading() as conn:
             return [self._entry(r) for r in conn.execute(text(sql), params)]
 
+    # The send path runs these for every batch of 500: plain DB-API statements with
+    # positional parameters (SQLAlchemy's ``text()`` binds cost more than the statements).
+    _CLAIM = ("SELECT id, payload, EXISTS (SELECT 1 FROM attachment a "
+              "WHERE a.entry_id = outbox.id) FROM outbox {index} WHERE state = 'queued' "
+              "AND {which} AND kind = ? AND sub IS ? "
+              "AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY seq LIMIT ?")
+    # Vetoes are few: found through their index and sorted, never by walking the queue.
+    _CLAIM_VETOES = _CLAIM.format(index="INDEXED BY outbox_action", which="action = 'veto'")
+    _CLAIM_OTHERS = _CLAIM.format(index="", which="action IS NOT 'veto'")
+    _MARK_SENDING = ("UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
+                     "updated_at = ? WHERE id = ?")
+
     def claim(self, kind: str, limit: int, sub: str | None, now: datetime,
               skip: Iterable[str] = ()) -> list[Claimed]:
         """Take the next sendable entries and mark them ``sending``, in one transaction, so
-        an entry cancelled a moment earlier is never sent. ``skip``: ids already tried in
-        this pass (the server left them unanswered); they wait for the next pass."""
+        an entry cancelled a moment earlier is never sent: vetoes first (their deadlines
+        are hard), then the rest in sequence order. ``skip``: ids already tried in this
+        pass (the server left them unanswered); they wait for the next pass."""
+        skipped = _dumps(list(skip))
         with self.transaction() as conn:
-            rows = conn.execute(text(
-                "SELECT id, payload FROM outbox WHERE state = 'queued' "
-                "AND kind = :kind AND sub IS :sub "
-                "AND id NOT IN (SELECT value FROM json_each(:skip)) "
-                "ORDER BY CASE WHEN action = 'veto' THEN 0 ELSE 1 END, seq LIMIT :l"),
-                {"kind": kind, "sub": sub, "l": limit, "skip": json.dumps(list(skip))}).all()
+            # Two statements rather than one ``ORDER BY <is veto>, seq``: each walks an
+            # index in order and stops at the limit instead of sorting the whole queue.
+            rows = _db(conn).execute(self._CLAIM_VETOES,
+                                     (kind, sub, skipped, limit)).fetchall()
+            if len(rows) < limit:
+                rows += _db(conn).execute(self._CLAIM_OTHERS,
+                                          (kind, sub, skipped, limit - len(rows))).fetchall()
             if rows:
-                conn.execute(text("UPDATE outbox SET state = 'sending', "
-                                  "attempts = attempts + 1, updated_at = :t WHERE id = :id"),
-                             [{"id": r[0], "t": iso(now)} for r in rows])
-        return [Claimed(r[0], _loads(r[1])) for r in rows]
+                t = iso(now)
+                _db(conn).executemany(self._MARK_SENDING, [(t, r[0]) for r in rows])
+        return [Claimed(r[0], r[1], bool(r[2])) for r in rows]
 
     def claim_ids(self, entry_ids: Sequence[str], now: datetime) -> list[Claimed]:
         """Claim these entries again, in order, if they are still queued."""
-        claimed: list[Claimed] = []
         with self.transaction() as conn:
-            for entry_id in entry_ids:
-                row = conn.execute(text("SELECT id, payload FROM outbox "
-                                        "WHERE id = :id AND state = 'queued'"),
-                                   {"id": entry_id}).first()
-                if row is None:
-                    continue
-                conn.execute(text("UPDATE outbox SET state = 'sending', "
-                                  "attempts = attempts + 1, updated_at = :t WHERE id = :id"),
-                             {"id": entry_id, "t": iso(now)})
-                claimed.append(Claimed(row[0], _loads(row[1])))
-        return claimed
+            found = {r[0]: r for r in _db(conn).execute(
+                "SELECT id, payload, EXISTS (SELECT 1 FROM attachment a "
+                "WHERE a.entry_id = outbox.id) FROM outbox WHERE state = 'queued' "
+                "AND id IN (SELECT value FROM json_each(?))", (_dumps(list(entry_ids)),))}
+            rows = [found[i] for i in dict.fromkeys(entry_ids) if i in found]
+            if rows:
+                t = iso(now)
+                _db(conn).executemany(self._MARK_SENDING, [(t, r[0]) for r in rows])
+        return [Claimed(r[0], r[1], bool(r[2])) for r in rows]
 
     def attachments(self, entry_ids: Sequence[str]) -> dict[str, list[dict[str, str]]]:
         found: dict[str, list[dict[str, str]]] = {}
         if not entry_ids:
             return found
         with self.reading() as conn:
-            for chunk in _chunks(list(entry_ids), 500):
-                marks = ", ".join(f":e{i}" for i in range(len(chunk)))
-                rows = conn.execute(text(
-                    "SELECT entry_id, name, content_type, data_base64 FROM attachment "
-                    f"WHERE entry_id IN ({marks}) ORDER BY entry_id, position"),
-                    {f"e{i}": e for i, e in enumerate(chunk)}).all()
-                for r in rows:
-                    found.setdefault(r[0], []).append(
-                        {"name": r[1], "content_type": r[2], "data_base64": r[3]})
+            rows = _db(conn).execute(
+                "SELECT entry_id, name, content_type, data_base64 FROM attachment "
+                "WHERE entry_id IN (SELECT value FROM json_each(?)) "
+                "ORDER BY entry_id, position", (_dumps(list(entry_ids)),)).fetchall()
+        for r in rows:
+            found.setdefault(r[0], []).append(
+                {"name": r[1], "content_type": r[2], "data_base64": r[3]})
         return found
 
     def requeue(self, entry_ids: Sequence[str], now: datetime) -> None:
         """The send failed before the server could answer: back in the queue, unchanged."""
         if not entry_ids:
             return
+        t = iso(now)
         with self.transaction() as conn:
-            conn.execute(text("UPDATE outbox SET state = 'queued', updated_at = :t "
-                              "WHERE id = :id AND state = 'sending'"),
-                         [{"id": i, "t": iso(now)} for i in entry_ids])
+            _db(conn).executemany("UPDATE outbox SET state = 'queued', updated_at = ? "
+                                 "WHERE id = ? AND state = 'sending'",
+                                 [(t, i) for i in entry_ids])
 
     def requeue_all_sending(self, now: datetime) -> int:
         """Recovery: whatever a previous process left ``sending`` is queued again (the
@@ -819,26 +1055,26 @@ class LocalStore:
         if not outcomes:
             return
         t = iso(now)
-        applied = [{"id": o.entry_id, "t": t} for o in outcomes if o.applied]
-        rejected = [{"id": o.entry_id, "t": t, "c": o.error_code, "m": o.error_message,
-                     "d": _dumps(o.error_details or {})} for o in outcomes if not o.applied]
+        applied = [(t, o.entry_id) for o in outcomes if o.applied]
+        rejected = [(t, o.error_code, o.error_message, _dumps(o.error_details or {}),
+                     o.entry_id) for o in outcomes if not o.applied]
         returned = [o.approval for o in outcomes
                     if o.approval and "id" in o.approval and "status" in o.approval
                     and "version" in o.approval]
         with self.transaction() as conn:
             if applied:
-                conn.execute(text(
-                    "UPDATE outbox SET state = 'applied', updated_at = :t, error_code = NULL, "
+                _db(conn).executemany(
+                    "UPDATE outbox SET state = 'applied', updated_at = ?, error_code = NULL, "
                     "error_message = NULL, error_details = '{}' "
-                    "WHERE id = :id AND state IN ('queued', 'sending')"), applied)
+                    "WHERE id = ? AND state IN ('queued', 'sending')", applied)
                 # The evidence reached the server; keep the row, drop the bytes.
-                conn.execute(text("DELETE FROM attachment WHERE entry_id = :id"),
-                             [{"id": a["id"]} for a in applied])
+                _db(conn).executemany("DELETE FROM attachment WHERE entry_id = ?",
+                                     [(a[1],) for a in applied])
             if rejected:
-                conn.execute(text(
-                    "UPDATE outbox SET state = 'rejected', updated_at = :t, error_code = :c, "
-                    "error_message = :m, error_details = :d "
-                    "WHERE id = :id AND state IN ('queued', 'sending')"), rejected)
+                _db(conn).executemany(
+                    "UPDATE outbox SET state = 'rejected', updated_at = ?, error_code = ?, "
+                    "error_message = ?, error_details = ? "
+                    "WHERE id = ? AND state IN ('queued', 'sending')", rejected)
             if returned:
                 self._merge_approvals(conn, returned)
 
@@ -846,9 +1082,9 @@ class LocalStore:
         """Lay what the server returned over what is cached: a batch answer may carry only
         what a decision changes, and the cached summary and detail keep the rest."""
         ids = [str(a["id"]) for a in returned]
-        held = {r[0]: (r[1], r[2]) for r in conn.execute(text(
+        held = {r[0]: (r[1], r[2]) for r in _db(conn).execute(
             "SELECT id, summary, detail FROM approval "
-            "WHERE id IN (SELECT value FROM json_each(:ids))"), {"ids": json.dumps(ids)})}
+            "WHERE id IN (SELECT value FROM json_each(?))", (_dumps(ids),))}
         summaries = []
         details = []
         for approval in returned:
@@ -859,14 +1095,14 @@ class LocalStore:
             summaries.append(self._approval_params(summary))
             if detail_text is not None:
                 detail = {**_loads(detail_text), **approval}
-                details.append({"id": approval["id"], "v": int(approval["version"]),
-                                "d": _dumps(detail)})
+                version = int(approval["version"])
+                details.append((_dumps(detail), version, approval["id"], version))
         if summaries:
-            conn.execute(self._UPSERT_APPROVAL, summaries)
+            _db(conn).executemany(self._UPSERT_APPROVAL, summaries)
         if details:
             # The detail, brought to the same version, need not be fetched again.
-            conn.execute(text("UPDATE approval SET detail = :d, detail_version = :v "
-                              "WHERE id = :id AND version = :v"), details)
+            _db(conn).executemany("UPDATE approval SET detail = ?, detail_version = ? "
+                                 "WHERE id = ? AND version = ?", details)
 
     def set_error(self, entry_id: str, code: str, message: str) -> None:
         """Note why the last attempt failed without taking the entry off the queue."""
@@ -882,8 +1118,10 @@ class LocalStore:
             held = conn.execute(text(
                 "UPDATE outbox SET state = 'held' WHERE state IN ('queued', 'sending') "
                 "AND sub IS NOT :sub"), {"sub": sub}).rowcount
+            # Entries held for another server stay held (``bind_server`` releases them).
             released = conn.execute(text(
-                "UPDATE outbox SET state = 'queued' WHERE state = 'held' AND sub IS :sub"),
+                "UPDATE outbox SET state = 'queued' WHERE state = 'held' AND sub IS :sub "
+                "AND error_code IS NOT 'OTHER_SERVER'"),
                 {"sub": sub}).rowcount if sub is not None else 0
         return int(held or 0), int(released or 0)
 
@@ -957,9 +1195,11 @@ class LocalStore:
         return int(result.rowcount or 0)
 
 
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
+def _db(conn: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under ``conn``, inside its transaction. The outbox's send
+    path (500 entries claimed, recorded and merged per batch) talks to it directly: the
+    SQLAlchemy result and parameter layers cost more than the statements."""
+    return cast(sqlite3.Connection, conn.connection.driver_connection)
 
 
 def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -972,6 +1212,7 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     # WAL + NORMAL survives a killed process (only a power cut can lose the last commit).
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-16384")
     cursor.close()
 
 

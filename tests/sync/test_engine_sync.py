@@ -203,6 +203,24 @@ def test_start_and_stop_run_the_periodic_sync(world: World) -> None:
     run(scenario())
 
 
+def test_the_sync_interval_changes_while_running(world: World) -> None:
+    assert not world.engine.set_sync_interval(60)  # not started: applies at the start
+    with pytest.raises(ValueError, match="Sync interval 0 is not a positive number"):
+        world.engine.set_sync_interval(0)
+
+    async def scenario() -> None:
+        world.engine.settings.sync_interval = 3600
+        await world.engine.start()
+        try:
+            assert world.engine.set_sync_interval(5)
+            assert world.engine.settings.sync_interval == 5
+        finally:
+            await world.engine.stop()
+        assert not world.engine.set_sync_interval(5)  # stopped: nothing to reschedule
+
+    run(scenario())
+
+
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
                                             tmp_path: Path) -> None:
     monkeypatch.setenv("GOVERNOR_SERVER_URL", "http://127.0.0.1:1234")
@@ -328,3 +346,22 @@ def test_a_verified_push_event_updates_the_cache_in_the_stubs_shape(world: World
         cursor="42"))
     assert world.engine.approval("APR-NEW") is not None
     assert world.engine.push_cursor() == "42" and world.engine.has_event("41")
+
+
+def test_an_engine_pointed_at_another_server_starts_from_an_empty_cache(world: World) -> None:
+    from sync.engine import SyncEngine, server_identity
+
+    assert server_identity(" HTTP://127.0.0.1:9/ ") == "http://127.0.0.1:9"
+    world.engine.approve("APR-0")
+    assert world.engine.approvals() and world.engine.status().pending_count == 1
+    # The same server spelt another way is the same server: nothing is dropped.
+    same = SyncEngine(GovernorSettings(server_url="http://127.0.0.1:9/", sync_interval=0),
+                      authenticator=world.auth, store=world.store, transport=world.server)
+    assert same.server_switch is None and same.approvals()
+
+    other = SyncEngine(GovernorSettings(server_url="http://127.0.0.1:10", sync_interval=0),
+                       authenticator=world.auth, store=world.store, transport=world.server)
+    assert other.server_switch is not None and other.server_switch.held == 1
+    assert other.approvals() == [] and other.status().pending_count == 0
+    held = other.outbox()[0]
+    assert held.state is OutboxState.HELD and "http://127.0.0.1:9" in (held.error_message or "")

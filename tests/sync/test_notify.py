@@ -530,7 +530,9 @@ def test_this_devices_own_decision_withdraws_but_does_not_announce() -> None:
     async def main() -> None:
         inapp = InAppNotifier()
         dispatcher = NotificationDispatcher(inapp, now=lambda: at(12))
-        wiring = PushNotifications(dispatcher, is_own_decision=lambda key: key == "entry-1")
+        read: list[str] = []
+        wiring = PushNotifications(dispatcher, is_own_decision=lambda key: key == "entry-1",
+                                   mark_read=read.append)
         await wiring.handle(PENDING)
         own = PushEvent.parse({"id": "2", "type": "governance.approval.decided",
                                "timestamp": "2026-01-01T12:00:00Z", "source": "stub",
@@ -538,6 +540,15 @@ def test_this_devices_own_decision_withdraws_but_does_not_announce() -> None:
                                "metadata": {"causation_id": "entry-1"}})
         assert await wiring.handle(own) is None
         assert inapp.banners() == []
+        assert read == ["2"]  # stored, but it does not raise the unread badge
+
+        def broken(_id: str) -> None:
+            raise RuntimeError("store closed")
+
+        # A failure to mark it read is logged; the event is still handled without a banner.
+        failing = PushNotifications(dispatcher, is_own_decision=lambda key: True,
+                                    mark_read=broken)
+        assert await failing.handle(own) is None
 
     asyncio.run(main())
 

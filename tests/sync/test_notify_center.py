@@ -141,3 +141,24 @@ def test_quiet_hours_can_change_and_held_alerts_are_released_on_the_timer(
         await http.aclose()
 
     asyncio.run(main())
+
+
+def test_stop_closes_what_the_center_was_given_to_own(server: PushServer) -> None:
+    async def main() -> None:
+        closed: list[str] = []
+
+        async def close_http() -> None:
+            closed.append("http")
+
+        async def broken() -> None:
+            raise RuntimeError("already closed")
+
+        center, _sink, http = center_for(server, Client(), close_on_stop=[broken, close_http])
+        await center.start()
+        await center.stop()
+        assert closed == ["http"]  # one failing closer does not keep the next open
+        await center.stop()  # twice is harmless: nothing is closed again
+        assert closed == ["http"]
+        await http.aclose()
+
+    asyncio.run(main())

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import pytest
 
 from sync.engine import SyncEngine
@@ -492,3 +493,66 @@ def test_a_bare_answer_for_a_request_not_held_is_not_cached() -> None:
 
 def world_now() -> datetime:
     return datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class _Recording(httpx.AsyncBaseTransport):
+    """The fake server, with every decisions request body kept."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.bodies: list[bytes] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        if request.url.path.endswith("/decisions"):
+            self.bodies.append(body)
+        return await self.inner.handle_async_request(request)
+
+
+def _recording_world(world: World) -> _Recording:
+    transport = _Recording(world.server)
+    world.engine = SyncEngine(world.engine.settings, authenticator=world.auth,
+                              store=world.store, transport=transport, clock=world.clock)
+    return transport
+
+
+def test_one_batch_carries_the_vetoes_first_then_the_rest_in_sequence(world: World) -> None:
+    transport = _recording_world(world)
+    first = world.engine.approve("APR-0")
+    veto_w = world.engine.veto("APR-W", VetoCategory.SAFETY, "unsafe network access")
+    second = world.engine.approve("APR-1")
+    veto_2 = world.engine.veto("APR-2", VetoCategory.BUDGET, "no budget cap")
+    run(world.engine.upload())
+    [body] = transport.bodies
+    sent = [item["id"] for item in orjson.loads(body)["decisions"]]
+    assert sent == [veto_w.id, veto_2.id, first.id, second.id]
+
+
+def test_a_replay_sends_the_very_same_bytes_as_the_first_attempt(world: World) -> None:
+    transport = _recording_world(world)
+    files = [Attachment(name="log.txt", content_type="text/plain", data_base64="aGVsbG8=")]
+    veto = world.engine.veto("APR-W", VetoCategory.SAFETY, "see the log – ü", files)
+    approve = world.engine.approve("APR-0", comment="fine, ünïcode")
+    world.server.faults.append("lose_ack")
+    run(world.engine.upload())
+    run(world.engine.upload())
+    first, replay = transport.bodies
+    assert first == replay
+    items = orjson.loads(first)["decisions"]
+    assert items[0] == {**veto.payload, "attachments": [f.model_dump() for f in files]}
+    assert items[1] == approve.payload
+    assert world.server.applied_count(veto.id) == world.server.applied_count(approve.id) == 1
+
+
+def test_a_stored_item_damaged_on_disk_is_rejected_alone(world: World) -> None:
+    """Stored items are sent as they are: one that is no longer JSON makes the server
+    refuse the batch, and splitting finds it; the others are applied."""
+    good = [world.engine.approve(f"APR-{i}") for i in (0, 1)]
+    bad = world.engine.approve("APR-2")
+    with world.store.transaction() as conn:
+        conn.exec_driver_sql("UPDATE outbox SET payload = '{\"id\": ' WHERE id = ?", (bad.id,))
+    run(world.engine.upload())
+    assert all(world.server.applied_count(e.id) == 1 for e in good)
+    rejected = world.store.entry(bad.id)
+    assert rejected is not None and rejected.state == OutboxState.REJECTED
+    assert rejected.error_code == "VALIDATION_FAILED"
