@@ -25,6 +25,7 @@ if str(REPO) not in sys.path:
 
 from governor_app.cli import build_client  # noqa: E402
 from governor_app.profile import load_profile  # noqa: E402
+from governor_app.startup import SNAPSHOT_NAME, StartingClient  # noqa: E402
 from tests.browser.harness import (  # noqa: E402
     AppProcess,
     by_id,
@@ -40,11 +41,13 @@ SHORT = os.environ.get("BENCH_SHORT") == "1"
 
 
 def fill_cache(server_url: str, data_dir: Path) -> None:
-    """Sign in as the demo governor and sync once, as a first run of the app would."""
+    """Sign in as the demo governor and sync once, as a first run of the app would (which
+    also leaves the app's snapshot of the first screen behind when it stops)."""
     profile = load_profile(server_url=server_url, sync_interval=0)
 
     async def run() -> None:
-        client = build_client(profile, data_dir)
+        client = StartingClient(lambda: build_client(profile, data_dir),
+                                data_dir / SNAPSHOT_NAME, server_url)
         await client.start()
         try:
             await client.sign_in_with_password("governor", "governor")

@@ -12,13 +12,18 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import flet as ft
 
 from governor_app.preferences import PreferenceStore
 from governor_app.profile import AppProfile
-from governor_app.views.shell import Shell
 from sync.facade import GovernorClient
+
+if TYPE_CHECKING:
+    # Imported when first used: push pulls in httpx (and, through it, rich), the shell
+    # every screen; neither is needed before the web server listens (cold start).
+    from governor_app.push import PushService
 
 Clock = Callable[[], datetime]
 
@@ -44,19 +49,43 @@ class GovernorApp:
         self.clock = clock
         self.step_up_for_veto = step_up_for_veto
         self.undo_seconds = undo_seconds
+        # Push notifications: one center per process (one client), rendered by every
+        # session; started once the client is ready, whether or not a session is open.
+        self.push: PushService | None = None
+        self._push_lock = asyncio.Lock()
 
     async def client(self) -> GovernorClient:
         if inspect.isawaitable(self._client):
             self._client = await self._client
         return self._client
 
+    async def start_push(self) -> PushService:
+        """Start following sign-in with push notifications (idempotent)."""
+        async with self._push_lock:
+            if self.push is None:
+                from governor_app.push import PushService
+
+                push = PushService(await self.client(), preferences=self.preferences,
+                                   step_up_for_veto=self.step_up_for_veto)
+                await push.start()
+                self.push = push
+            return self.push
+
+    async def stop_push(self) -> None:
+        async with self._push_lock:
+            push, self.push = self.push, None
+            if push is not None:
+                await push.stop()
+
     async def main(self, page: ft.Page) -> None:
         client = await self.client()
         step_up = self.step_up_for_veto
+        from governor_app.views.shell import Shell
+
         shell = Shell(page, client, clock=self.clock,
                       step_up_for_veto=step_up() if callable(step_up) else step_up,
                       undo_seconds=self.undo_seconds, preferences=self.preferences,
-                      server_url=self.server_url)
+                      server_url=self.server_url, push=await self.start_push())
         await shell.mount()
 
 
@@ -79,6 +108,8 @@ async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, 
     ready = asyncio.ensure_future(prepare())
     app = GovernorApp(ready, step_up_for_veto=step_up_for_veto, preferences=preferences,
                       server_url=profile.server_url)
+    # Push starts with the client (after the demo's sign-in), before any window opens.
+    push_started = asyncio.ensure_future(app.start_push())
     port = profile.port
     if web:
         # Serve, never open a browser: the launcher prints the URL instead.
@@ -105,6 +136,9 @@ async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, 
     finally:
         if watcher is not None:
             watcher.cancel()
+        with contextlib.suppress(Exception):  # a failed start is reported by ``ready``
+            await push_started
+        await app.stop_push()
         client = await ready
         await client.stop()
 

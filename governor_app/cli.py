@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.util
 import os
 import signal
@@ -21,7 +22,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -30,11 +31,6 @@ from governor_app.errors import GovernorAppError, StubStartError
 from governor_app.preferences import PreferenceStore
 from governor_app.profile import AppProfile, load_profile
 from sync.facade import GovernorClient
-
-# Authlib 1.9 announces a move to "httpx2" when imported (forcing its own "always" filter);
-# nobody running the app can act on it, so the import is done once here, recorded, not shown.
-with warnings.catch_warnings(record=True):
-    import authlib.integrations.httpx_client  # noqa: F401
 
 if TYPE_CHECKING:
     from sync.settings import GovernorSettings
@@ -66,6 +62,11 @@ def build_client(profile: AppProfile, data_dir: Path | None, fake: int | None = 
         from governor_app.testing import FakeGovernorClient
 
         return FakeGovernorClient(approvals=fake)
+    # Authlib 1.9 announces a move to "httpx2" when imported (forcing its own "always"
+    # filter); nobody running the app can act on it, so it is recorded, not shown. Imported
+    # here, not at the top: the web server starts before the engine's imports.
+    with warnings.catch_warnings(record=True):
+        import authlib.integrations.httpx_client  # noqa: F401
     from sync.auth import Authenticator
     from sync.engine import SyncEngine
     from sync.tokens import default_vault
@@ -149,6 +150,7 @@ def _say(line: str) -> None:
 def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
             auto_login: bool = False, fake: int | None = None) -> None:
     from governor_app.app import serve
+    from governor_app.startup import SNAPSHOT_NAME, StartingClient, prewarm
 
     async def before_serve(client: GovernorClient) -> None:
         if auto_login and client.account() is None:
@@ -158,17 +160,41 @@ def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
             except Exception as exc:  # the app shows sync errors itself
                 _say(f"first sync failed: {exc}")
 
-    def listening(url: str) -> None:
-        _say(f"governor app: {url}")
-
-    if not web:
-        _say("governor app: opening a desktop window")
+    @functools.cache
     def step_up() -> bool:
         return fake is None and engine_settings(profile, data_dir).step_up_for_veto
 
-    asyncio.run(serve(lambda: build_client(profile, data_dir, fake), profile, web=web,
-                      before_serve=before_serve, on_listening=listening,
-                      step_up_for_veto=step_up, preferences=preference_store(data_dir)))
+    def listening(url: str) -> None:
+        _say(f"governor app: {url}")
+        # While the browser loads Flutter, import what the first screen needs.
+        threading.Thread(target=prewarm, args=(step_up,), name="prewarm",
+                         daemon=True).start()
+
+    def make_client() -> GovernorClient:
+        if fake is not None:
+            return build_client(profile, data_dir, fake)
+        # The first screen comes from the app's snapshot; the engine is built after it.
+        snapshot = (data_dir or app_data_dir()) / SNAPSHOT_NAME
+        return StartingClient(lambda: build_client(profile, data_dir), snapshot,
+                              profile.server_url)
+
+    if not web:
+        _say("governor app: opening a desktop window")
+    asyncio.run(serve(make_client, profile, web=web, before_serve=before_serve,
+                      on_listening=listening, step_up_for_veto=step_up,
+                      preferences=preference_store(data_dir)))
+
+
+def app_data_dir() -> Path:
+    """Where the engine keeps its data when no ``--data-dir`` is given: as
+    ``sync.settings.GovernorSettings.data_dir`` resolves it, without paying for importing
+    the settings before the web server starts."""
+    explicit = os.environ.get("GOVERNOR_DATA_DIR")
+    if explicit:
+        return Path(explicit)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("waooaw-governor", appauthor=False))
 
 
 def preference_store(data_dir: Path | None) -> PreferenceStore:
@@ -177,6 +203,22 @@ def preference_store(data_dir: Path | None) -> PreferenceStore:
 
         data_dir = Path(user_data_dir("waooaw-governor", appauthor=False))
     return PreferenceStore(data_dir / "app-preferences.json")
+
+
+def app_profile(profile_path: Path | None, preferences: PreferenceStore, *,
+                server: str | None = None, port: int | None = None,
+                env: Mapping[str, str] | None = None) -> AppProfile:
+    """The run profile of ``governor app``: what the Settings screen saved applies unless a
+    flag or a ``GOVERNOR_*`` variable names it (the server and the sync interval each on
+    its own; the interval once settings were saved at all)."""
+    env = os.environ if env is None else env
+    saved = preferences.value
+    if server is None and not env.get("GOVERNOR_SERVER_URL") and saved.server_url:
+        server = saved.server_url
+    interval = saved.sync_interval if preferences.saved and not env.get(
+        "GOVERNOR_SYNC_INTERVAL") else None
+    return load_profile(profile_path, env, port=port, server_url=server,
+                        sync_interval=interval)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,17 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_app(profile, web=wants_web(profile, args.web), data_dir=data_dir,
                     auto_login=not args.no_auto_login, fake=args.fake_client)
         else:
-            # The Settings screen's server and interval apply unless a flag or variable says
-            # otherwise.
-            saved = preference_store(args.data_dir).value
-            profile = load_profile(profile_path, port=args.port)
-            if args.server is None and not os.environ.get("GOVERNOR_SERVER_URL") \
-                    and saved.server_url:
-                profile = load_profile(profile_path, port=args.port, server_url=saved.server_url,
-                                       sync_interval=None if os.environ.get(
-                                           "GOVERNOR_SYNC_INTERVAL") else saved.sync_interval)
-            elif args.server is not None:
-                profile = load_profile(profile_path, port=args.port, server_url=args.server)
+            profile = app_profile(profile_path, preference_store(args.data_dir),
+                                  server=args.server, port=args.port)
             run_app(profile, web=wants_web(profile, args.web), data_dir=args.data_dir,
                     fake=args.fake_client)
     except KeyboardInterrupt:

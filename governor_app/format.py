@@ -32,6 +32,16 @@ def countdown(deadline: datetime | None, now: datetime) -> str:
     return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d} left"
 
 
+def countdown_short(deadline: datetime | None, now: datetime) -> str:
+    """The same to the minute while an hour or more is left ("23 h 04 min left"), to the
+    second in the last hour: for lists, where a per-second tick of every row would redraw
+    the list every second."""
+    if deadline is None or deadline - now < timedelta(hours=1):
+        return countdown(deadline, now)
+    total = int((deadline - now).total_seconds())
+    return f"{total // 3600} h {total % 3600 // 60:02d} min left"
+
+
 def short_time(moment: datetime | None) -> str:
     return moment.strftime("%d %b %H:%M UTC") if moment else "—"
 

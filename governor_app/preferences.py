@@ -1,5 +1,5 @@
-"""The governor's preferences on this device: theme, notifications, quiet hours, and the
-server URL and sync interval used from the next start.
+"""The governor's preferences on this device: theme, notifications, quiet hours, the sync
+interval, and the server URL used from the next start.
 
 Kept as a small JSON file beside the app's data (or in memory when no path is given);
 ``load`` never fails: a missing or unreadable file gives the defaults.
@@ -36,16 +36,17 @@ class Preferences:
     def errors(self) -> dict[str, str]:
         errors: dict[str, str] = {}
         for name in ("quiet_start", "quiet_end"):
-            if _parse_time(getattr(self, name)) is None:
+            if parse_time(getattr(self, name)) is None:
                 errors[name] = f"{getattr(self, name)!r} is not a time; write it as HH:MM."
-        if self.server_url and not self.server_url.startswith(("http://", "https://")):
+        if self.server_url.strip() and not self.server_url.strip().lower().startswith(
+                ("http://", "https://")):
             errors["server_url"] = "The server URL starts with http:// or https://."
         if not 5 <= self.sync_interval <= 3600:
             errors["sync_interval"] = "Sync every 5 to 3,600 seconds."
         return errors
 
 
-def _parse_time(text: str) -> time | None:
+def parse_time(text: str) -> time | None:
     try:
         hours, minutes = text.strip().split(":")
         return time(int(hours), int(minutes))
@@ -56,7 +57,7 @@ def _parse_time(text: str) -> time | None:
 def in_quiet_hours(prefs: Preferences, local_now: datetime) -> bool:
     if not prefs.quiet_hours:
         return False
-    start, end = _parse_time(prefs.quiet_start), _parse_time(prefs.quiet_end)
+    start, end = parse_time(prefs.quiet_start), parse_time(prefs.quiet_end)
     if start is None or end is None or start == end:
         return False
     now = local_now.time()
@@ -82,6 +83,11 @@ class PreferenceStore:
     @property
     def value(self) -> Preferences:
         return self._value
+
+    @property
+    def saved(self) -> bool:
+        """Whether the governor has saved settings (else ``value`` is all defaults)."""
+        return self.path is not None and self.path.exists()
 
     def load(self) -> Preferences:
         if self.path is None or not self.path.exists():

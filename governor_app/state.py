@@ -11,7 +11,7 @@ import base64
 import contextlib
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from governor_app import format as fmt
@@ -213,64 +213,27 @@ class ApprovalListView:
     empty: str | None
     more: bool  # more rows than shown: narrow the search or show more
 
+    @property
+    def shown(self) -> str:
+        """How much of the list is on the device's screen list ("20 requests shown, more
+        below")."""
+        count = len(self.rows)
+        text = f"{count} request{'' if count == 1 else 's'} shown"
+        return text + (", more below" if self.more else "")
+
 
 def approval_list_view(client: GovernorClient, filter: ApprovalFilter = "pending",
-                       query: str = "", limit: int = 100,
-                       index: ApprovalIndex | None = None,
-                       now: datetime | None = None) -> ApprovalListView:
-    """The list as shown. With an ``index`` (every cached request, read once per change)
-    a filter or a keystroke filters in memory instead of asking the client again."""
-    if index is not None:
-        items = index.select(filter, query, limit + 1, now or datetime.now(UTC))
-    else:
-        items = client.approvals(filter, query.strip(), limit=limit + 1)
+                       query: str = "", limit: int = 100) -> ApprovalListView:
+    """The list as shown: the first ``limit`` requests that pass ``filter`` and ``query``
+    (the client filters, searches and pages; one more is asked for to know whether there
+    are more)."""
+    items = client.approvals(filter, query.strip(), limit=limit + 1)
     rows = tuple(approval_row(a) for a in items[:limit])
     empty = None
     if not rows:
         empty = (f"No request matches {query.strip()!r}." if query.strip()
                  else "Nothing here. New requests appear as soon as the device syncs.")
     return ApprovalListView(filter, query, rows, empty, more=len(items) > limit)
-
-
-class ApprovalIndex:
-    """Every cached request, newest first, with the client's filters applied in memory.
-
-    Reading the whole cache costs one ``client.approvals`` call; the screen rebuilds the
-    index when the client reports a change to approvals or the outbox, so switching
-    filters and typing in the search stay fast with thousands of requests."""
-
-    def __init__(self, items: list[ApprovalSummary]) -> None:
-        self.items = items
-        self._text = [" ".join((a.id, str(a.agent.get("name", "")), str(a.agent.get("id", "")),
-                                a.requester, a.industry)).lower() for a in items]
-
-    @classmethod
-    def load(cls, client: GovernorClient) -> ApprovalIndex:
-        return cls(client.approvals("all", "", limit=1_000_000))
-
-    def select(self, filter: ApprovalFilter, query: str, limit: int, now: datetime
-               ) -> list[ApprovalSummary]:
-        needle = query.strip().lower()
-        out: list[ApprovalSummary] = []
-        for item, text in zip(self.items, self._text, strict=True):
-            if not _passes(item, filter, now) or (needle and needle not in text):
-                continue
-            out.append(item)
-            if len(out) >= limit:
-                break
-        return out
-
-
-def _passes(item: ApprovalSummary, filter: ApprovalFilter, now: datetime) -> bool:
-    # The same meaning as GovernorClient.approvals(filter=...).
-    if filter == "pending":
-        return item.status == ApprovalStatus.PENDING_APPROVAL
-    if filter == "veto_window":
-        return (item.status in (ApprovalStatus.APPROVED, ApprovalStatus.AUTO_APPROVED)
-                and item.veto_deadline is not None and item.veto_deadline > now)
-    if filter == "decided":
-        return item.status != ApprovalStatus.PENDING_APPROVAL
-    return True
 
 
 @dataclass(frozen=True)

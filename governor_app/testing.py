@@ -9,7 +9,7 @@ rejects vetoes past their deadline the way the server does.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -275,10 +275,9 @@ class FakeGovernorClient:
                 return a.model_copy(update={"pending_decision": e.action})
         return a
 
-    def approvals(self, filter: ApprovalFilter = "all", query: str = "", limit: int = 200,
-                  offset: int = 0) -> list[ApprovalSummary]:
+    def _listed(self, filter: ApprovalFilter, query: str) -> Iterator[ApprovalDetail]:
+        """The requests ``approvals(filter, query)`` lists, newest first."""
         q = query.lower()
-        rows: list[ApprovalSummary] = []
         for a in sorted(self._approvals.values(), key=lambda a: a.created_at or self.now(),
                         reverse=True):
             if filter == "pending" and a.status != ApprovalStatus.PENDING_APPROVAL:
@@ -290,8 +289,17 @@ class FakeGovernorClient:
             if q and q not in f"{a.id} {a.agent.get('name', '')} {a.requester} {a.industry}"\
                     .lower():
                 continue
-            rows.append(ApprovalSummary.model_validate(self._with_pending(a).model_dump()))
-        return rows[offset:offset + limit]
+            yield a
+
+    def approvals(self, filter: ApprovalFilter = "all", query: str = "", limit: int = 200,
+                  offset: int = 0) -> list[ApprovalSummary]:
+        rows = list(itertools.islice(self._listed(filter, query), offset + limit))
+        # Only the page is validated, as the engine does.
+        return [ApprovalSummary.model_validate(self._with_pending(a).model_dump())
+                for a in rows[offset:offset + limit]]
+
+    def approval_count(self, filter: ApprovalFilter = "all", query: str = "") -> int:
+        return sum(1 for _ in self._listed(filter, query))
 
     def approval(self, approval_id: str) -> ApprovalDetail | None:
         a = self._approvals.get(approval_id)

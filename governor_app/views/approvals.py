@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import flet as ft
@@ -20,60 +22,97 @@ from governor_app.views.common import (
 from governor_app.views.shell import Shell
 
 TOPICS = ("approvals", "outbox")
-LIST_LIMIT = 50
+# Rows built per page: a screen and a half on a desktop, two on a phone. Each change of
+# filter or search sends only these; scrolling near the end (or "Show more") adds the next.
+PAGE_ROWS = 20
+# How close to the end of the list (logical pixels) a scroll loads the next page.
+LOAD_AHEAD_PX = 400
 
 
 def build_list(shell: Shell) -> ft.Control:
     mem: dict[str, Any] = shell.memory.setdefault("approvals", {"filter": "pending",
                                                                 "query": ""})
-    index = [state.ApprovalIndex.load(shell.client)]
 
     def current() -> state.ApprovalListView:
         return state.approval_list_view(shell.client, mem["filter"], mem["query"],
-                                        limit=mem.get("limit", LIST_LIMIT), index=index[0],
-                                        now=shell.now())
+                                        limit=mem.get("limit", PAGE_ROWS))
 
-    view = current()
-    rows = ft.ListView(expand=True, spacing=4)
-    # Unchanged rows keep their controls: a tap that lands while the list refreshes (a
+    shown: list[state.ApprovalListView] = [current()]
+    rows = ft.ListView(expand=True, spacing=4, scroll_interval=100)
+    # Rows still listed keep their controls: a tap that lands while the list refreshes (a
     # keystroke in the search, a sync) still reaches a live control, and less is sent.
     tiles: dict[state.ApprovalRow, ft.Control] = {}
-
-    def tile(r: state.ApprovalRow) -> ft.Control:
-        if r not in tiles:
-            tiles[r] = approval_tile(shell, r)
-        return tiles[r]
+    # The countdowns of the rows listed now (the shell ticks them every second).
+    ticking: list[tuple[ft.Text, Callable[[], str]]] = []
+    more = action_button("Show more", lambda e: show_more())
+    count = ft.Text(shown[0].shown, size=12)
 
     def fill(v: state.ApprovalListView) -> None:
-        rows.controls = [tile(r) for r in v.rows]
+        shown[0] = v
+        count.value = v.shown
+        kept = {r: tiles[r] for r in v.rows if r in tiles}
+        for entry in ticking:
+            with contextlib.suppress(ValueError):
+                shell.tickers.remove(entry)
+        ticking.clear()
+        tiles.clear()
+        for r in v.rows:
+            tiles[r] = kept.get(r) or approval_tile(shell, r)
+            countdown = _countdown_of(shell, r, tiles[r])
+            if countdown is not None:
+                ticking.append(countdown)
+        shell.tickers.extend(ticking)
+        controls = list(tiles.values())
         if v.empty:
-            rows.controls.append(empty(v.empty))
+            controls.append(empty(v.empty))
         if v.more:
-            rows.controls.append(action_button("Show more", show_more))
+            controls.append(more)
+        rows.controls = controls
 
     def refresh_rows() -> None:
         fill(current())
 
-    def reload() -> None:
-        index[0] = state.ApprovalIndex.load(shell.client)
+    def show_more() -> None:
+        mem["limit"] = mem.get("limit", PAGE_ROWS) + PAGE_ROWS
         refresh_rows()
 
-    def show_more(e: object) -> None:
-        mem["limit"] = mem.get("limit", LIST_LIMIT) + LIST_LIMIT
-        refresh_rows()
+    # Where the list is scrolled to, as last reported by the client.
+    offset = [0.0]
+
+    def start_again() -> None:
+        """A new filter or search: one page, from the top."""
+        mem.pop("limit", None)
+        if offset[0] <= 0:
+            refresh_rows()
+            return
+        offset[0] = 0.0
+
+        # To the top first: a list cut to one page while scrolled far down would be
+        # clamped to its end, and that scroll would load the next page at once.
+        async def from_the_top() -> None:
+            await rows.scroll_to(offset=0)
+            refresh_rows()
+            shell.page.update()
+        shell.spawn(from_the_top())
+
+    def on_scroll(e: ft.OnScrollEvent) -> None:
+        offset[0] = e.pixels
+        if shown[0].more and e.pixels >= e.max_scroll_extent - LOAD_AHEAD_PX:
+            show_more()
+        else:
+            ft.context.disable_auto_update()  # nothing changed: no diff of the page
 
     def on_search(e: Any) -> None:
         mem["query"] = e.control.value or ""
-        mem.pop("limit", None)
-        refresh_rows()
+        start_again()
 
     def on_filter(e: Any) -> None:
         selected = e.control.selected
         value = next(iter(selected)) if selected else "all"
         mem["filter"] = value
-        mem.pop("limit", None)
-        refresh_rows()
+        start_again()
 
+    rows.on_scroll = on_scroll
     search = text_field(shell, "Search requests", value=mem["query"], on_change=on_search,
                         prefix_icon=ft.Icons.SEARCH)
     shell.shortcuts["/"] = lambda: shell.spawn(search.focus())
@@ -82,30 +121,41 @@ def build_list(shell: Shell) -> ft.Control:
         selected=[mem["filter"]], allow_empty_selection=False, allow_multiple_selection=False,
         show_selected_icon=False, on_change=on_filter,
         segments=[ft.Segment(value=key, label=ft.Text(label)) for key, label in state.FILTERS])
-    fill(view)
-    # A change in the client reloads the index once; filters and keystrokes reuse it.
-    shell.refreshers.append(reload)
+    fill(shown[0])
+    # A change in the client re-reads the rows shown, in place (the search keeps focus).
+    shell.refreshers.append(refresh_rows)
     return ft.Column([heading("Approvals"), ft.Row([filters], scroll=ft.ScrollMode.AUTO),
-                      search, rows], expand=True, spacing=8)
+                      search, labelled("approvals-shown", "Requests shown", count), rows],
+                     expand=True, spacing=8)
 
 
 def approval_tile(shell: Shell, row: state.ApprovalRow) -> ft.Control:
-    trailing: list[ft.Control] = []
+    """One request in the list: few controls (a page of them is sent per change)."""
+    trailing: ft.Control | None = None
+    countdown = (ft.Text(fmt.countdown_short(row.deadline, shell.now()), size=11)
+                 if row.deadline is not None else None)
     if row.pending:
-        trailing.append(ft.Container(ft.Text(row.pending, size=11, color=ft.Colors.BLACK),
-                                     bgcolor=ft.Colors.AMBER_200, border_radius=8,
-                                     padding=ft.Padding.symmetric(vertical=2, horizontal=6)))
-    if row.deadline is not None:
-        text = ft.Text(fmt.countdown(row.deadline, shell.now()), size=11)
-        deadline = row.deadline
-        shell.tickers.append((text, lambda: fmt.countdown(deadline, shell.now())))
-        trailing.append(text)
-    return ft.Semantics(identifier=f"approval-{row.id}", content=ft.ListTile(
+        badge = ft.Container(ft.Text(row.pending, size=11, color=ft.Colors.BLACK),
+                             bgcolor=ft.Colors.AMBER_200, border_radius=8,
+                             padding=ft.Padding.symmetric(vertical=2, horizontal=6))
+        trailing = badge if countdown is None else ft.Column(
+            [badge, countdown], tight=True, spacing=2,
+            horizontal_alignment=ft.CrossAxisAlignment.END)
+    else:
+        trailing = countdown
+    tile = ft.Semantics(identifier=f"approval-{row.id}", content=ft.ListTile(
         title=ft.Text(row.title), subtitle=ft.Text(f"{row.status} · {row.subtitle}", size=12),
-        trailing=ft.Column(trailing, tight=True, spacing=2,
-                           horizontal_alignment=ft.CrossAxisAlignment.END) if trailing
-        else None,
-        on_click=lambda e: shell.go(f"/approvals/{row.id}"), dense=True))
+        trailing=trailing, on_click=lambda e: shell.go(f"/approvals/{row.id}"), dense=True))
+    tile.data = countdown
+    return tile
+
+
+def _countdown_of(shell: Shell, row: state.ApprovalRow, tile: ft.Control
+                  ) -> tuple[ft.Text, Callable[[], str]] | None:
+    deadline = row.deadline
+    if deadline is None or not isinstance(tile.data, ft.Text):
+        return None
+    return tile.data, lambda: fmt.countdown_short(deadline, shell.now())
 
 
 def build_detail(shell: Shell, approval_id: str) -> ft.Control:

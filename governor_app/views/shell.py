@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flet as ft
 
@@ -22,6 +22,10 @@ from governor_app import state
 from governor_app.preferences import PreferenceStore, should_alert
 from sync.facade import GovernorClient, Topic
 from sync.models import SCOPE_VETO, SCOPE_WRITE, Account
+
+if TYPE_CHECKING:
+    from governor_app.push import PushService
+    from governor_app.views.banners import BannerStack
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,11 @@ class Shell:
     def __init__(self, page: ft.Page, client: GovernorClient, *,
                  clock: Callable[[], datetime], step_up_for_veto: bool = False,
                  undo_seconds: float = 5.0, preferences: PreferenceStore | None = None,
-                 server_url: str = "") -> None:
+                 server_url: str = "", push: PushService | None = None) -> None:
         self.page = page
+        # The process's push notifications (None: the client has none, as in view tests).
+        self.push = push
+        self.banners: BannerStack | None = None
         self.preferences = preferences or PreferenceStore()
         self.server_url = server_url
         self.client = client
@@ -114,13 +121,22 @@ class Shell:
         account = self.client.account()
         if account is None and not self.client.status().signed_in:
             self.route = "/sign-in"
-        page.add(ft.SafeArea(content=ft.Column([self._banner, self._nav_host], spacing=0,
-                                               expand=True), expand=True))
-        self._render()
+        frame = ft.Column([self._banner, self._nav_host], spacing=0, expand=True)
+        layers: list[ft.Control] = [ft.Container(frame, left=0, top=0, right=0, bottom=0)]
+        if self.push is not None:
+            from governor_app.views.banners import BannerStack
+
+            # Push banners float over every screen, at the top.
+            self.banners = BannerStack(self, self.push)
+            layers.append(self.banners.mount())
+        self._render()  # before add: the first screen goes out in the page's first message
+        page.add(ft.SafeArea(content=ft.Stack(layers, expand=True), expand=True))
         self._tick_task = asyncio.create_task(self._tick())
 
     def _on_close(self, e: Any = None) -> None:
         self._closed = True
+        if self.banners is not None:
+            self.banners.close()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -256,6 +272,8 @@ class Shell:
         self._last_signature = self.signature() if self.signature else None
         self._render_banner()
         self._render_nav()
+        if self.banners is not None:
+            self.banners.render()  # hidden on the sign-in screen
 
     def _render_banner(self) -> None:
         conn = state.connection_view(self.client.status(), self.now())
@@ -446,6 +464,8 @@ class Shell:
         fresh = [n for n in self.client.notifications()
                  if n.id not in self._seen_notifications]
         self._seen_notifications.update(n.id for n in fresh)
+        if self.push is not None and self.push.running:
+            return  # the push banners tell of new events (with quiet hours) instead
         local_now = self.now().astimezone()
         for n in fresh:
             if should_alert(self.preferences.value, n, state.is_urgent(n), local_now):
@@ -458,7 +478,6 @@ class Shell:
     async def _tick(self) -> None:
         while not self._closed:
             await asyncio.sleep(1)
-            changed = False
             tickers = list(self.tickers)
             if self._banner_ticker is not None:
                 tickers.append(self._banner_ticker)
@@ -466,16 +485,18 @@ class Shell:
                 value = compute()
                 if text.value != value:
                     text.value = value
-                    changed = True
-            if changed:
-                with contextlib.suppress(Exception):
-                    self.page.update()
+                    # Only this text: a page.update() would diff the whole page every
+                    # second. A text no longer on the page raises; it is left alone.
+                    with contextlib.suppress(Exception):
+                        text.update()
 
     def _on_resize(self, e: Any) -> None:
         was_phone = self.memory.get("_phone")
         if was_phone != self.is_phone:
             self.memory["_phone"] = self.is_phone
             self._render_nav()
+            if self.banners is not None:
+                self.banners.render()
             self.page.update()
 
     def _on_key(self, e: ft.KeyboardEvent) -> None:

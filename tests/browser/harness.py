@@ -66,6 +66,7 @@ class AppProcess:
 
     def start(self, wait: bool = True, timeout: float = 90.0) -> AppProcess:
         self.started_at = time.perf_counter()
+        self._ready.clear()  # a restart waits for the new process, not the old one's line
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=self.env,
                                      cwd=REPO, start_new_session=True)

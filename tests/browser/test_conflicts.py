@@ -14,6 +14,7 @@ from governor_app.cli import build_client
 from governor_app.profile import load_profile
 from tests.browser.harness import (
     DESKTOP,
+    RECONNECT_MS,
     AppProcess,
     button,
     by_id,
@@ -69,14 +70,23 @@ def test_a_lost_race_is_shown_and_decided_again(
     sign_in(page, "governor", "governor")
     nav(page, "Approvals")
     approval_id = first_id(page, "approval", "REQ")
-
+    page.close()
+    # While this device is closed, another one approves; then this device starts with no
+    # network (the stub is down), so neither push nor a sync can tell it: the race is real.
+    app.stop()
     approve_on_another_device(demo_stub.url, tmp_path / "other-device", approval_id)
+    demo_stub.stop()
+    app.start()
+    page = open_app(browser, app.url, DESKTOP)
+    wait_for_text(page, "connection-state", "Offline")
+    nav(page, "Approvals")
 
     by_id(page, f"approval-{approval_id}").click()  # still pending in this device's cache
     button(page, "Approve").click()
     button(page, "Confirm approval").click()
+    demo_stub.start()
     nav(page, "Outbox")
-    wait_for_text(page, "outbox-rejected", "decided elsewhere first")
+    wait_for_text(page, "outbox-rejected", "decided elsewhere first", RECONNECT_MS)
 
     button(page, "Open request").click()
     wait_for_text(page, "approval-detail", approval_id)

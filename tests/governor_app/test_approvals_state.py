@@ -35,6 +35,13 @@ def test_list_says_when_there_is_more() -> None:
     client = FakeGovernorClient(approvals=30, now=lambda: NOW)
     view = state.approval_list_view(client, "all", limit=10)
     assert len(view.rows) == 10 and view.more
+    assert view.shown == "10 requests shown, more below"
+    second = state.approval_list_view(client, "all", limit=20)
+    assert [r.id for r in second.rows[:10]] == [r.id for r in view.rows]  # a page added
+    last = state.approval_list_view(client, "all", limit=40)
+    assert len(last.rows) == 30 and not last.more and last.shown == "30 requests shown"
+    one = state.approval_list_view(client, "all", "REQ-0003")
+    assert one.shown == "1 request shown"
 
 
 def test_a_queued_decision_shows_on_the_row() -> None:
@@ -89,3 +96,11 @@ def test_decided_requests_say_so() -> None:
     a = demo_approval(0, NOW, ApprovalStatus.VETOED)
     actions = state.allowed_actions(a, GOVERNOR, NOW)
     assert actions.reason and "vetoed" in actions.reason
+
+
+def test_the_fake_client_counts_what_it_lists() -> None:
+    client = FakeGovernorClient(approvals=30, now=lambda: NOW)
+    for filter in ("all", "pending", "veto_window", "decided"):
+        assert client.approval_count(filter) == len(client.approvals(filter, limit=1000))
+    assert client.approval_count("all", "REQ-0003") == 1
+    assert client.approval_count("all", "no such thing") == 0

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from governor_app import cli
-from governor_app.profile import AppProfile
+from governor_app.profile import AppProfile, load_profile
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,3 +82,23 @@ def test_demo_prints_both_urls_serves_offline_assets_and_stops_both_on_sigterm(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def test_saved_settings_apply_unless_a_flag_or_variable_names_them(tmp_path: Path) -> None:
+    from governor_app.preferences import Preferences, PreferenceStore
+
+    no_file = tmp_path / "no-profile.toml"
+    store = PreferenceStore(tmp_path / "app-preferences.json")
+    # Nothing saved: the profile's defaults.
+    assert cli.app_profile(no_file, store, env={}).sync_interval == \
+        load_profile(no_file, {}).sync_interval
+    store.save(Preferences(sync_interval=120))  # the interval alone, no server saved
+    assert cli.app_profile(no_file, store, env={}).sync_interval == 120
+    assert cli.app_profile(no_file, store, env={"GOVERNOR_SYNC_INTERVAL": "7"}
+                           ).sync_interval == 7
+    store.save(Preferences(server_url="http://127.0.0.1:9/", sync_interval=60))
+    assert cli.app_profile(no_file, store, env={}).server_url == "http://127.0.0.1:9/"
+    flagged = cli.app_profile(no_file, store, server="http://127.0.0.1:8/", env={})
+    assert (flagged.server_url, flagged.sync_interval) == ("http://127.0.0.1:8/", 60)
+    assert cli.app_profile(no_file, store, env={"GOVERNOR_SERVER_URL": "http://127.0.0.1:7"}
+                           ).server_url == "http://127.0.0.1:7"

@@ -23,6 +23,14 @@ def test_countdown_to_a_server_deadline() -> None:
     assert fmt.countdown(None, NOW) == "no veto window"
 
 
+def test_a_list_counts_down_to_the_minute_until_the_last_hour() -> None:
+    assert fmt.countdown_short(NOW + timedelta(hours=23, minutes=4, seconds=5), NOW) \
+        == "23 h 04 min left"
+    assert fmt.countdown_short(NOW + timedelta(minutes=59, seconds=5), NOW) == "0:59:05 left"
+    assert fmt.countdown_short(NOW - timedelta(seconds=1), NOW) == "closed"
+    assert fmt.countdown_short(None, NOW) == "no veto window"
+
+
 def test_sizes_percentages_and_tokens() -> None:
     assert fmt.size(512) == "512 B"
     assert fmt.size(2048) == "2.0 KB"
