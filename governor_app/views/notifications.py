@@ -7,7 +7,7 @@ import flet as ft
 
 from governor_app import state
 from governor_app.views.approvals import approve_dialog
-from governor_app.views.common import action_button, empty, heading
+from governor_app.views.common import action_button, empty, heading, labelled
 from governor_app.views.shell import Shell
 from sync.models import ApprovalStatus
 
@@ -82,5 +82,6 @@ def build(shell: Shell) -> ft.Control:
     return ft.Column([
         heading("Notifications", action_button("Mark all read", mark_all,
                                                icon=ft.Icons.DONE_ALL, disabled=unread == 0)),
-        ft.Text(f"{unread} unread", size=12),
+        labelled("notifications-unread", f"{unread} unread",
+                 ft.Text(f"{unread} unread", size=12)),
         ft.ListView(body, expand=True, spacing=2)], expand=True)

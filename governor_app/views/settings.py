@@ -1,5 +1,7 @@
-"""Settings: server and sync interval (used from the next start), notifications with
-quiet hours and the high-urgency override, theme, sign-out; and the More menu (phone)."""
+"""Settings: notifications (the channels and why each is on or off, quiet hours with the
+high-urgency override: applied at once), the sync interval (applied at once), the server
+(from the next start; see ``governor_app.settings_change``), theme, sign-out; and the More
+menu (phone)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,11 @@ from typing import Any
 
 import flet as ft
 
+from governor_app.settings_change import (
+    SettingsChange,
+    apply_sync_interval,
+    running_interval,
+)
 from governor_app.views.common import action_button, heading, labelled, text_field
 from governor_app.views.shell import DESTINATIONS, Shell
 
@@ -14,7 +21,9 @@ TOPICS = ("auth",)
 
 
 def build(shell: Shell) -> ft.Control:
-    prefs = shell.preferences.value
+    # The interval shown (and compared on saving) is the one running now.
+    saved = shell.preferences.value
+    prefs = saved.with_(sync_interval=running_interval(shell.client, saved.sync_interval))
     draft: dict[str, Any] = dict(shell.memory.get("settings-draft") or {})
     errors = ft.Column([], spacing=2)
 
@@ -33,28 +42,48 @@ def build(shell: Shell) -> ft.Control:
         except (TypeError, ValueError):
             interval = -1
         new = prefs.with_(**{**draft, "sync_interval": interval})
-        problems = new.errors()
+        change = SettingsChange(prefs, new, shell.server_url,
+                                shell.client.status().pending_count)
+        problems = change.problems()
         errors.controls = [ft.Text(m, color=ft.Colors.RED_700) for m in problems.values()]
         if problems:
             shell.page.update()
             return
-        shell.preferences.save(new)
+        # An interval left as it runs keeps the saved one (a variable may have set it).
+        shell.preferences.save(new if change.interval_changed
+                               else new.with_(sync_interval=saved.sync_interval))
         shell.memory.pop("settings-draft", None)
         shell.apply_theme()
-        shell.snack("Settings saved. The server URL and sync interval apply from the next "
-                    "start.")
+        applied = change.interval_changed and apply_sync_interval(shell.client,
+                                                                  new.sync_interval)
+        if change.notifications_changed and shell.push is not None:
+            shell.spawn(shell.push.apply_preferences(new))
+        shell.snack(change.message(applied), seconds=8)
         shell.go("/settings")
 
     def theme(e: Any) -> None:
-        new = prefs.with_(theme="dark" if e.control.value else "light")
-        shell.preferences.save(new)
+        shell.preferences.save(shell.preferences.value.with_(
+            theme="dark" if e.control.value else "light"))
         shell.apply_theme()
         shell.page.update()
 
+    channels = ft.Text("", size=13)
+    stream = ft.Text("", size=13)
+    push = shell.push
+    if push is not None:
+        def channel_text() -> str:
+            return "\n".join(push.channel_lines(web=bool(shell.page.web),
+                                                phone_os=_phone_os(shell.page)))
+        channels.value, stream.value = channel_text(), push.stream_state()
+        # The center starts (and connects) after the screen may have been drawn.
+        shell.tickers += [(channels, channel_text), (stream, push.stream_state)]
+    else:
+        channels.value = "In-app banner: inactive (this app runs without push)"
+    current_server = shell.server_url or "(the profile's)"
     account = shell.account
     who = (f"Signed in as {account.username} ({', '.join(sorted(account.scopes))})"
            if account else "Not signed in")
-    return ft.ListView([
+    form = ft.ListView([
         heading("Settings"),
         labelled("settings-account", who, ft.Text(who)),
         action_button("Sign out", lambda e: shell.spawn(shell.sign_out()),
@@ -64,6 +93,9 @@ def build(shell: Shell) -> ft.Control:
         ft.Switch(label="Dark theme", value=prefs.theme == "dark", on_change=theme),
         ft.Divider(),
         ft.Text("Notifications", weight=ft.FontWeight.BOLD),
+        ft.Semantics(identifier="notification-channels", container=True, content=channels),
+        ft.Semantics(identifier="push-stream", container=True,
+                     content=ft.Row([ft.Text("Event stream:", size=13), stream], wrap=True)),
         ft.Switch(label="Show notifications", value=current("notifications"),
                   on_change=set_("notifications", bool)),
         ft.Switch(label="Quiet hours", value=current("quiet_hours"),
@@ -74,15 +106,28 @@ def build(shell: Shell) -> ft.Control:
                            on_change=set_("quiet_end"))], wrap=True),
         ft.Switch(label="Budget 95 % and violations break through quiet hours",
                   value=current("urgent_override"), on_change=set_("urgent_override", bool)),
+        ft.Text("Notification settings apply as soon as you save.", size=12),
         ft.Divider(),
         ft.Text("Server", weight=ft.FontWeight.BOLD),
+        labelled("settings-server", f"Connected to {current_server}",
+                 ft.Text(f"Connected to {current_server}", size=13)),
         text_field(shell, "Server URL", value=current("server_url") or shell.server_url,
                    on_change=set_("server_url")),
+        ft.Text("A new server is used from the next start, where you sign in to it: this "
+                "device's cached requests and queued decisions belong to the current one.",
+                size=12),
         text_field(shell, "Sync interval (seconds)", value=str(current("sync_interval")),
                    on_change=set_("sync_interval")),
-        errors,
-        action_button("Save settings", save, primary=True, icon=ft.Icons.SAVE),
+        ft.Text("The sync interval applies as soon as you save.", size=12),
     ], spacing=8, expand=True)
+    # Errors and the save button stay in view below the scrolling form.
+    return ft.Column([form, errors,
+                      action_button("Save settings", save, primary=True, icon=ft.Icons.SAVE)],
+                     expand=True)
+
+
+def _phone_os(page: ft.Page) -> bool:
+    return page.platform in (ft.PagePlatform.ANDROID, ft.PagePlatform.IOS)
 
 
 def build_more(shell: Shell) -> ft.Control:

@@ -106,6 +106,7 @@ def test_approve_and_veto_from_banners_go_through_the_outbox(push_stub: StubProc
             assert server_status(push_stub, engine, second, token) == ApprovalStatus.VETOED
         finally:
             await center.stop()
+            assert center.listener._client.is_closed  # no HTTP client left per sign-in
             await engine.stop()
             await auth.aclose()
 

@@ -1,0 +1,497 @@
+"""Push notifications in the app: one ``NotificationCenter`` per process, started while
+someone is signed in, rendered as banners by every Flet session.
+
+When to use what:
+
+- ``PushService`` owns the center. ``GovernorApp`` makes one per process and calls
+  ``start()``: it follows the client's ``auth`` changes (sign-in, the demo's auto-login,
+  a session resumed at start, sign-out, a refused refresh) and starts or stops the center
+  to match; ``stop()`` at shutdown.
+- A session registers a ``BannerPresenter`` (``governor_app.views.banners``) and renders
+  ``banners()`` on every ``subscribe`` call; a pressed button calls ``act()``, whose
+  answer goes in a snack bar.
+- A veto asks the presenter of the session it was pressed in (or, for an OS notification,
+  the session used last) for category, reason and, when step-up is on, the password,
+  checked with ``GovernorClient.confirm_identity`` as the veto screen does. It is then
+  queued in the outbox by ``sync.notify.NotificationActions``, so it works offline.
+- ``quiet_hours_from(prefs)`` turns the settings into what the dispatcher takes;
+  ``apply_preferences`` applies a change at once.
+
+Nothing here imports Flet: the logic is tested with plain pytest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import time
+from typing import Any, Protocol
+
+from governor_app.preferences import Preferences, PreferenceStore, parse_time
+from sync.errors import SyncError
+from sync.facade import GovernorClient, Topic
+from sync.models import VetoCategory
+from sync.notify import (
+    NO_QUIET_HOURS,
+    Alert,
+    NotificationCenter,
+    NotifierInfo,
+    QuietHours,
+    StepUp,
+    Urgency,
+    VetoConfirmation,
+    center_for_engine,
+    default_veto_category,
+)
+from sync.observable import Listeners
+from sync.push import AGENT_VIOLATED, BUDGET_THRESHOLD
+
+log = logging.getLogger(__name__)
+
+MAX_REASON = 2000  # the contract's limit on a veto reason
+PASSWORD_ATTEMPTS = 3
+VISIBLE_BANNERS = 3  # more would cover the screen; the notification centre lists the rest
+DEFAULT_REASON = "Vetoed from a notification."
+
+
+# --- preferences ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NotificationsOff(QuietHours):
+    """The "Show notifications" switch is off: nothing interrupts, not even high urgency."""
+
+    def is_quiet(self, now: Any) -> bool:
+        return True
+
+
+NOTIFICATIONS_OFF = NotificationsOff(time(0), time(0))
+
+
+def quiet_hours_from(prefs: Preferences) -> tuple[QuietHours, bool]:
+    """The dispatcher's quiet hours and high-urgency override for these preferences (in
+    the device's local time zone: quiet hours are the person's)."""
+    if not prefs.notifications:
+        return NOTIFICATIONS_OFF, False
+    start, end = parse_time(prefs.quiet_start), parse_time(prefs.quiet_end)
+    if not prefs.quiet_hours or start is None or end is None:
+        return NO_QUIET_HOURS, prefs.urgent_override
+    return QuietHours(start, end), prefs.urgent_override
+
+
+# --- what a banner shows ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BannerButton:
+    action_id: str
+    label: str  # the visible text and the accessible name
+    destructive: bool
+
+
+@dataclass(frozen=True)
+class BannerView:
+    alert_id: str
+    title: str
+    body: str
+    reference: str  # the request or violation it is about ("" when none)
+    urgent: bool
+    buttons: tuple[BannerButton, ...]
+
+    @property
+    def label(self) -> str:
+        """What a screen reader says for the banner (and what tests read)."""
+        urgency = "Urgent: " if self.urgent else ""
+        ref = f" [{self.reference}]" if self.reference and self.reference not in self.body \
+            else ""
+        return f"{urgency}{self.title}. {self.body}{ref}"
+
+
+def banner_view(alert: Alert) -> BannerView:
+    reference = alert.approval_id or str(alert.data.get("violation_id") or "")
+    return BannerView(alert.id, alert.title, alert.body, reference,
+                      alert.urgency is Urgency.HIGH,
+                      tuple(BannerButton(a.id.value, a.label, a.destructive)
+                            for a in alert.actions))
+
+
+def route_for(alert: Alert) -> str:
+    """Where "Open" goes: the request, else the screen that lists what the event is about."""
+    if alert.approval_id:
+        return f"/approvals/{alert.approval_id}"
+    if alert.event_type == AGENT_VIOLATED:
+        return "/violations"
+    if alert.event_type == BUDGET_THRESHOLD:
+        return "/agents"
+    return "/notifications"
+
+
+# --- the veto prompt ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VetoPrompt:
+    """What the session's veto dialog asks for."""
+
+    alert: Alert
+    approval_id: str
+    password: bool  # step-up is on: ask for the password
+    error: str = ""  # why the previous answer was not accepted
+    category: VetoCategory = VetoCategory.OTHER
+    reason: str = DEFAULT_REASON
+
+
+@dataclass(frozen=True)
+class VetoAnswer:
+    category: VetoCategory
+    reason: str
+    password: str = ""
+
+    def problem(self) -> str:
+        reason = self.reason.strip()
+        if not reason:
+            return "Explain the veto: the requester reads this reason."
+        if len(reason) > MAX_REASON:
+            return f"The reason is {len(reason)} characters; shorten it to {MAX_REASON}."
+        return ""
+
+
+class BannerPresenter(Protocol):
+    """One session's banner UI, as the push service needs it."""
+
+    async def ask_veto(self, prompt: VetoPrompt) -> VetoAnswer | None:
+        """Show the veto dialog; ``None`` when the person cancels."""
+        ...
+
+    def open(self, route: str) -> None: ...
+
+
+class StepUpFailed(SyncError):
+    """The password was refused too many times; nothing was queued."""
+
+
+class NoSessionOpen(SyncError):
+    """A veto was pressed on an OS notification while no app window is open."""
+
+
+# The presenter of the session whose banner button is being handled (set by ``act``).
+_acting: contextvars.ContextVar[BannerPresenter | None] = contextvars.ContextVar(
+    "governor_app_push_presenter", default=None)
+
+
+# --- the service -------------------------------------------------------------------------------
+
+CenterFactory = Callable[..., NotificationCenter | None]
+
+
+def engine_center(client: GovernorClient, step_up: StepUp, *,
+                  open_approval: Callable[[Alert], Any],
+                  quiet_hours: QuietHours) -> NotificationCenter | None:
+    """The real center over a ``SyncEngine``; ``None`` for clients with no server (the
+    in-memory client of screenshots and UI benchmarks)."""
+    if not (hasattr(client, "auth") and hasattr(client, "settings")):
+        return None
+    return center_for_engine(client, step_up, open_approval=open_approval,
+                             quiet_hours=quiet_hours)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    message: str  # for the snack bar ("" : nothing to say)
+    done: bool
+
+
+class PushService:
+    """Push for the process: starts the center while an account is signed in."""
+
+    def __init__(self, client: GovernorClient, *, preferences: PreferenceStore,
+                 step_up_for_veto: bool | Callable[[], bool] = True,
+                 make_center: CenterFactory = engine_center) -> None:
+        self.client = client
+        self.preferences = preferences
+        self._step_up_for_veto = step_up_for_veto
+        self._make_center = make_center
+        self.center: NotificationCenter | None = None
+        self.error: str | None = None  # why the center could not start
+        self._sub: str | None = None  # whose center it is
+        self._stale = False  # the session ended under it (refresh refused)
+        self._listeners: Listeners[[]] = Listeners(log, "push: a banner listener")
+        self._presenters: list[BannerPresenter] = []
+        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe_banners: Callable[[], None] | None = None
+        self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._notifications_on = preferences.value.notifications
+        self._closed = False
+
+    @property
+    def step_up_for_veto(self) -> bool:
+        value = self._step_up_for_veto
+        return value() if callable(value) else value
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Follow the client's sign-in state from now on, and start the center if someone
+        is signed in already (a resumed session, the demo's auto-login)."""
+        if self._unsubscribe is None:
+            self._loop = asyncio.get_running_loop()
+            self._unsubscribe = self.client.subscribe(self._on_client_change)
+        await self.reconcile()
+
+    async def stop(self) -> None:
+        """At shutdown: stop the center and stop following the client."""
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for task in list(self._tasks):
+            task.cancel()
+        async with self._lock:
+            await self._stop_center()
+
+    async def drain(self) -> None:
+        """Wait for the reactions to sign-in changes handed over so far (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _on_client_change(self, topic: Topic) -> None:
+        if topic != "auth" or self._closed:
+            return
+        if self.client.status().needs_sign_in:
+            self._stale = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+
+        def schedule() -> None:
+            task = loop.create_task(self.reconcile())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            schedule()
+        else:  # the engine told us from another thread
+            loop.call_soon_threadsafe(schedule)
+
+    async def reconcile(self) -> None:
+        """Make the center match the account: one while signed in, none otherwise."""
+        async with self._lock:
+            if self._closed:
+                return
+            account = self.client.account()
+            status = self.client.status()
+            if account is None:
+                await self._stop_center()
+            elif status.needs_sign_in:
+                self._stale = True  # the stream ends by itself; restart once signed in
+            elif self.center is None or account.sub != self._sub or self._stale:
+                await self._stop_center()
+                await self._start_center(account.sub)
+        self._changed()
+
+    async def _start_center(self, sub: str) -> None:
+        quiet, override = quiet_hours_from(self.preferences.value)
+        self._stale = False
+        try:
+            center = self._make_center(self.client, self._step_up,
+                                       open_approval=self._open, quiet_hours=quiet)
+            if center is None:
+                self.error = None
+                return
+            center.set_quiet_hours(quiet, override)
+            await center.start()
+        except Exception as exc:  # shown on the settings screen; the app works without
+            log.exception("push: the notification center did not start")
+            self.error = (f"Notifications did not start ({exc.__class__.__name__}: {exc}). "
+                          "Sign out and in again to retry.")
+            return
+        self.error = None
+        self.center = center
+        self._sub = sub
+        self._unsubscribe_banners = center.inapp.subscribe(self._changed)
+
+    async def _stop_center(self) -> None:
+        center, self.center = self.center, None
+        self._sub = None
+        if self._unsubscribe_banners is not None:
+            self._unsubscribe_banners()
+            self._unsubscribe_banners = None
+        if center is not None:
+            try:
+                await center.stop()
+            except Exception:  # stopping must never block a sign-out
+                log.exception("push: the notification center did not stop cleanly")
+
+    # --- sessions ----------------------------------------------------------------------------
+    def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """``listener()`` on every change of the banners or of the center itself."""
+        return self._listeners.subscribe(listener)
+
+    def _changed(self) -> None:
+        self._listeners.emit()
+
+    def register(self, presenter: BannerPresenter) -> Callable[[], None]:
+        """A session shows banners; the last registered (or used) one answers OS
+        notifications."""
+        self._presenters.append(presenter)
+
+        def unregister() -> None:
+            with contextlib.suppress(ValueError):
+                self._presenters.remove(presenter)
+        return unregister
+
+    def _presenter(self) -> BannerPresenter | None:
+        return _acting.get() or (self._presenters[-1] if self._presenters else None)
+
+    @property
+    def running(self) -> bool:
+        return self.center is not None
+
+    def banners(self) -> list[BannerView]:
+        if self.center is None:
+            return []
+        return [banner_view(a) for a in self.center.inapp.banners()]
+
+    def dismiss(self, alert_id: str) -> None:
+        if self.center is not None:
+            self.center.inapp.dismiss(alert_id)
+
+    def dismiss_all(self) -> None:
+        for banner in self.banners():
+            self.dismiss(banner.alert_id)
+
+    async def act(self, alert_id: str, action_id: str,
+                  presenter: BannerPresenter | None = None) -> Outcome:
+        """Carry out a banner's button; the answer is for a snack bar."""
+        center = self.center
+        if center is None:
+            return Outcome("Notifications are not running: sign in again.", False)
+        if presenter is not None:
+            with contextlib.suppress(ValueError):  # the session used last answers OS ones
+                self._presenters.remove(presenter)
+            self._presenters.append(presenter)
+        token = _acting.set(presenter)
+        try:
+            result = await center.inapp.act(alert_id, action_id)
+        except KeyError:
+            return Outcome("That notification is gone: it was dismissed, acted on, or the "
+                           "request was decided meanwhile.", False)
+        except (SyncError, ValueError, RuntimeError) as exc:
+            return Outcome(str(exc), False)
+        finally:
+            _acting.reset(token)
+        done = bool(getattr(result, "done", True))
+        if done:
+            with contextlib.suppress(Exception):  # acted on: it has been read
+                self.client.mark_read(alert_id)
+        return Outcome(str(getattr(result, "message", "") or ""), done)
+
+    # --- what NotificationActions calls back -------------------------------------------------
+    async def _step_up(self, alert: Alert) -> VetoConfirmation | None:
+        presenter = self._presenter()
+        if presenter is None:
+            raise NoSessionOpen("open the app to veto: the identity check is shown there.")
+        approval_id = alert.approval_id or ""
+        prompt = VetoPrompt(alert, approval_id, password=self.step_up_for_veto,
+                            category=default_veto_category(alert))
+        wrong = 0
+        while True:
+            answer = await presenter.ask_veto(prompt)
+            if answer is None:
+                return None
+            problem = answer.problem()
+            if problem:
+                prompt = _retry(prompt, answer, problem)
+                continue
+            # confirm_identity raises SyncError when it cannot check (offline with no
+            # verifier kept, signed out); NotificationActions says so and keeps the banner.
+            if prompt.password and not await self.client.confirm_identity(answer.password):
+                wrong += 1
+                if wrong >= PASSWORD_ATTEMPTS:
+                    raise StepUpFailed(f"the password was refused {wrong} times; nothing "
+                                       "was queued.")
+                prompt = _retry(prompt, answer, "That password is not right; type it again.")
+                continue
+            return VetoConfirmation(answer.category, answer.reason.strip())
+
+    def _open(self, alert: Alert) -> None:
+        presenter = self._presenter()
+        with contextlib.suppress(Exception):
+            self.client.mark_read(alert.id)
+        if presenter is not None:
+            presenter.open(route_for(alert))
+
+    # --- settings --------------------------------------------------------------------------
+    def channels(self) -> list[NotifierInfo]:
+        """Each way of telling the person, whether it is active, and why (not)."""
+        if self.center is not None:
+            return self.center.channels()
+        if self.error:
+            return [NotifierInfo("in-app banner", False, self.error)]
+        if self.client.account() is None:
+            return [NotifierInfo("in-app banner", False, "starts once you are signed in")]
+        if getattr(self.client, "starting", False):  # governor_app.startup.StartingClient
+            return [NotifierInfo("in-app banner", False, "starts with the app, in a moment")]
+        return [NotifierInfo("in-app banner", False,
+                             "this client has no server to listen to (demo data)")]
+
+    def channel_lines(self, *, web: bool, phone_os: bool) -> list[str]:
+        """The settings screen's list: each channel, active or not, and why; the phone's
+        OS notifications come only with an app built for Android or iOS."""
+        lines = [f"{c.name.capitalize()}: {'active' if c.active else 'inactive'} ({c.reason})"
+                 for c in self.channels()]
+        if web:
+            phone = "only in the Android / iOS app (flet build); this is the web app"
+        elif phone_os:
+            phone = "not in this build yet: banners inside the app only (docs/push.md)"
+        else:
+            phone = "only in the Android / iOS app (flet build)"
+        return [*lines, f"Phone notification: inactive ({phone})"]
+
+    def stream_state(self) -> str:
+        """The event stream in words, for the settings screen."""
+        if self.center is None:
+            return "Not listening."
+        status = getattr(self.center.listener, "status", None)
+        if status is None:
+            return "Listening."
+        if status.connected:
+            return "Connected: events arrive within seconds."
+        if status.last_error:
+            return f"Reconnecting ({status.last_error})."
+        return "Connecting."
+
+    async def apply_preferences(self, prefs: Preferences) -> None:
+        """Apply notification settings at once (called after they are saved)."""
+        was_on, self._notifications_on = self._notifications_on, prefs.notifications
+        center = self.center
+        if center is None:
+            return
+        if was_on != prefs.notifications:
+            # Neither what was held while off nor the banners shown before switching off
+            # should pop up later: what they said is in the notification centre.
+            for alert in center.dispatcher.held():
+                await center.dispatcher.forget(alert.id)
+            if not prefs.notifications:
+                self.dismiss_all()
+        quiet, override = quiet_hours_from(prefs)
+        center.set_quiet_hours(quiet, override)
+        await center.dispatcher.release_due()  # quiet hours just ended: show what waited
+
+
+
+
+def _retry(prompt: VetoPrompt, answer: VetoAnswer, error: str) -> VetoPrompt:
+    return VetoPrompt(prompt.alert, prompt.approval_id, prompt.password, error,
+                      answer.category, answer.reason)
+
+
+__all__ = ["NOTIFICATIONS_OFF", "BannerButton", "BannerPresenter", "BannerView",
+           "NoSessionOpen", "Outcome", "PushService", "StepUpFailed", "VetoAnswer",
+           "VetoPrompt", "banner_view", "engine_center", "quiet_hours_from", "route_for"]

@@ -1,0 +1,551 @@
+"""``governor_app.push``: the center follows sign-in, banners act through the outbox, a veto
+passes the same step-up as the veto screen, and every failure is said in words."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from governor_app.preferences import Preferences, PreferenceStore
+from governor_app.push import (
+    NOTIFICATIONS_OFF,
+    PushService,
+    VetoAnswer,
+    VetoPrompt,
+    banner_view,
+    quiet_hours_from,
+    route_for,
+)
+from governor_app.testing import FakeGovernorClient
+from sync.errors import InvalidDecision, ServerUnreachable
+from sync.models import DecisionAction, OutboxEntry, VetoCategory
+from sync.notify import NO_QUIET_HOURS, Alert, NotificationCenter, QuietHours, alert_for
+from sync.push import (
+    AGENT_VIOLATED,
+    APPROVAL_PENDING,
+    BUDGET_THRESHOLD,
+    PushEvent,
+    PushStatus,
+)
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+class FakeListener:
+    """Stands in for ``sync.push.PushListener``: no network, runs until stopped."""
+
+    def __init__(self) -> None:
+        self.sink = object()
+        self.status = PushStatus()
+        self.stopped = asyncio.Event()
+
+    def on_event(self, callback: Any) -> Callable[[], None]:
+        return lambda: None
+
+    def on_status(self, callback: Any) -> Callable[[], None]:
+        return lambda: None
+
+    async def run(self) -> None:
+        await self.stopped.wait()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+class Factory:
+    """Makes centers over a fake listener, as ``engine_center`` makes real ones."""
+
+    def __init__(self, fail: BaseException | None = None,
+                 start_fails: BaseException | None = None) -> None:
+        self.made: list[NotificationCenter] = []
+        self.fail = fail
+        self.start_fails = start_fails
+
+    def __call__(self, client: Any, step_up: Any, *, open_approval: Any,
+                 quiet_hours: QuietHours) -> NotificationCenter:
+        if self.fail is not None:
+            raise self.fail
+        start_fails = self.start_fails
+
+        class Center(NotificationCenter):
+            async def start(self) -> None:
+                if start_fails is not None:
+                    raise start_fails
+                await super().start()
+
+        center = Center(FakeListener(), client, step_up, open_approval=open_approval,
+                        quiet_hours=quiet_hours, now=lambda: NOW)
+        self.made.append(center)
+        return center
+
+
+class Presenter:
+    """A session's banner UI: answers veto prompts from a script, records navigation."""
+
+    def __init__(self, *answers: VetoAnswer | None) -> None:
+        self.answers = list(answers)
+        self.prompts: list[VetoPrompt] = []
+        self.opened: list[str] = []
+
+    async def ask_veto(self, prompt: VetoPrompt) -> VetoAnswer | None:
+        self.prompts.append(prompt)
+        return self.answers.pop(0)
+
+    def open(self, route: str) -> None:
+        self.opened.append(route)
+
+
+def event(event_id: str, type_: str = APPROVAL_PENDING, **data: Any) -> PushEvent:
+    return PushEvent(id=event_id, type=type_, timestamp=NOW, source="stub", data=data,
+                     metadata={}, cursor=event_id)
+
+
+def pending(event_id: str = "41", approval_id: str = "REQ-0001") -> Alert:
+    return alert_for(event(event_id, approval_id=approval_id, agent_name="Tutor #1"))
+
+
+def run(body: Callable[[PushService, FakeGovernorClient, Factory], Awaitable[None]], *,
+        client: FakeGovernorClient | None = None, factory: Factory | None = None,
+        step_up: bool = True, prefs: Preferences | None = None) -> None:
+    async def main() -> None:
+        fake = client or FakeGovernorClient(now=lambda: NOW)
+        store = PreferenceStore()
+        if prefs is not None:
+            store.save(prefs)
+        made = factory or Factory()
+        service = PushService(fake, preferences=store, step_up_for_veto=step_up,
+                              make_center=made)
+        await service.start()
+        try:
+            await body(service, fake, made)
+        finally:
+            await service.stop()
+    asyncio.run(main())
+
+
+async def show(service: PushService, alert: Alert) -> None:
+    assert service.center is not None
+    await service.center.dispatcher.deliver(alert)
+
+
+def vetoes(client: FakeGovernorClient) -> list[OutboxEntry]:
+    return [e for e in client.outbox() if e.action == DecisionAction.VETO]
+
+
+# --- the center follows sign-in ---------------------------------------------------------
+
+def test_the_center_runs_while_signed_in_and_stops_at_sign_out() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        assert service.running and len(made.made) == 1  # signed in at start
+        assert [c.name for c in service.channels()] == ["in-app banner"]
+        await client.sign_out()
+        await service.drain()
+        assert not service.running
+        assert "signed in" in service.channels()[0].reason
+        await client.sign_in_with_password("governor", "governor")
+        await service.drain()
+        assert service.running and len(made.made) == 2
+    run(body)
+
+
+def test_a_client_signed_out_at_start_gets_its_center_at_sign_in() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        assert not service.running and service.banners() == []
+        await client.sign_in_with_password("governor", "governor")  # the demo's auto-login
+        await service.drain()
+        assert service.running
+    run(body, client=FakeGovernorClient(signed_in_as=None, now=lambda: NOW))
+
+
+def test_a_refused_refresh_restarts_the_center_once_signed_in_again() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        client._status = client._status.model_copy(update={"needs_sign_in": True})
+        client._emit("auth")
+        await service.drain()
+        assert len(made.made) == 1  # kept until the person signs in again
+        await client.sign_in_with_password("governor", "governor")
+        await service.drain()
+        assert len(made.made) == 2 and service.center is made.made[1]
+    run(body)
+
+
+def test_a_center_that_cannot_be_made_is_reported_and_retried_at_the_next_sign_in() -> None:
+    factory = Factory(fail=ServerUnreachable("http://127.0.0.1:9 refused the connection"))
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        assert not service.running
+        [channel] = service.channels()
+        assert not channel.active
+        assert "Notifications did not start (ServerUnreachable" in channel.reason
+        assert "Sign out and in again" in channel.reason
+        made.fail = None
+        await client.sign_out()
+        await client.sign_in_with_password("governor", "governor")
+        await service.drain()
+        assert service.running and service.error is None
+    run(body, factory=factory)
+
+
+def test_a_center_failing_to_start_offline_leaves_the_app_working() -> None:
+    factory = Factory(start_fails=OSError("Network is unreachable"))
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        assert not service.running
+        assert "OSError: Network is unreachable" in (service.error or "")
+        outcome = await service.act("41", "approve")
+        assert outcome == outcome.__class__("Notifications are not running: sign in again.",
+                                            False)
+        assert client.outbox() == []
+    run(body, factory=factory)
+
+
+def test_clients_with_no_server_run_without_a_center() -> None:
+    from governor_app.push import engine_center
+
+    async def main() -> None:
+        client = FakeGovernorClient(now=lambda: NOW)
+        service = PushService(client, preferences=PreferenceStore(), make_center=engine_center)
+        await service.start()
+        assert not service.running and service.error is None
+        assert "no server" in service.channels()[0].reason
+        await service.stop()
+    asyncio.run(main())
+
+
+# --- banners ------------------------------------------------------------------------------
+
+def test_banners_are_newest_first_and_every_change_is_announced() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        changes: list[int] = []
+        service.subscribe(lambda: changes.append(len(service.banners())))
+        await show(service, pending("41", "REQ-0001"))
+        await show(service, pending("42", "REQ-0002"))
+        assert [b.alert_id for b in service.banners()] == ["42", "41"]
+        assert changes == [1, 2]
+        service.dismiss("42")
+        assert [b.alert_id for b in service.banners()] == ["41"]
+        service.dismiss_all()
+        assert service.banners() == [] and changes[-1] == 0
+    run(body)
+
+
+def test_a_banner_says_what_it_is_about_and_offers_its_actions() -> None:
+    view = banner_view(pending("41", "REQ-0007"))
+    assert view.title == "Approval needed" and view.reference == "REQ-0007"
+    assert [(b.label, b.destructive) for b in view.buttons] == [("Approve", False),
+                                                              ("Veto", True)]
+    assert view.label == "Approval needed. Tutor #1 asks to be deployed (REQ-0007)."
+    violation = banner_view(alert_for(event("50", AGENT_VIOLATED, violation_id="VIO-0009",
+                                            agent_id="agent-0002", kind="safety")))
+    assert violation.urgent and violation.label.startswith("Urgent: Violation. ")
+    assert violation.label.endswith("[VIO-0009]")
+    assert [b.label for b in violation.buttons] == ["Open"]
+
+
+def test_open_goes_to_the_request_or_to_the_list_the_event_is_about() -> None:
+    assert route_for(pending("41", "REQ-0003")) == "/approvals/REQ-0003"
+    assert route_for(alert_for(event("1", AGENT_VIOLATED, violation_id="VIO-1"))) == \
+        "/violations"
+    assert route_for(alert_for(event("2", BUDGET_THRESHOLD, threshold=95))) == "/agents"
+    assert route_for(alert_for(event("3", "governance.seed.changed"))) == "/notifications"
+
+
+# --- acting -------------------------------------------------------------------------------
+
+def test_approve_from_a_banner_queues_it_marks_it_read_and_removes_the_banner() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("N-1", "REQ-0001"))
+        outcome = await service.act("N-1", "approve", Presenter())
+        assert outcome.done and outcome.message == "Approval of REQ-0001 queued."
+        [entry] = client.outbox()
+        assert (entry.approval_id, entry.action) == ("REQ-0001", DecisionAction.APPROVE)
+        assert service.banners() == []
+        assert next(n for n in client.notifications() if n.id == "N-1").read
+    run(body)
+
+
+def test_an_action_refused_by_the_client_is_said_and_the_banner_stays() -> None:
+    class Decided(FakeGovernorClient):
+        def approve(self, approval_id: str, comment: str | None = None) -> OutboxEntry:
+            raise InvalidDecision(f"Approval {approval_id!r} is vetoed; it can no longer "
+                                  "take a approve.")
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        outcome = await service.act("41", "approve", Presenter())
+        assert not outcome.done
+        assert outcome.message == ("Approval not queued: Approval 'REQ-0001' is vetoed; it "
+                                   "can no longer take a approve.")
+        assert len(service.banners()) == 1
+    run(body, client=Decided(now=lambda: NOW))
+
+
+def test_an_action_on_a_banner_that_is_gone_is_said() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        assert service.center is not None
+        await service.center.dispatcher.forget_approval("REQ-0001")  # decided elsewhere
+        outcome = await service.act("41", "approve", Presenter())
+        assert not outcome.done and "That notification is gone" in outcome.message
+        assert client.outbox() == []
+        await show(service, pending("42", "REQ-0002"))
+        outcome = await service.act("42", "open-sesame", Presenter())
+        assert not outcome.done and "has no action 'open-sesame'" in outcome.message
+    run(body)
+
+
+def test_open_navigates_the_session_that_pressed_it() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        first, second = Presenter(), Presenter()
+        service.register(first)
+        service.register(second)
+        await show(service, alert_for(event("N-2", AGENT_VIOLATED, violation_id="VIO-3")))
+        outcome = await service.act("N-2", "open", first)
+        assert outcome.done and outcome.message == ""
+        assert first.opened == ["/violations"] and second.opened == []
+        assert next(n for n in client.notifications() if n.id == "N-2").read
+    run(body)
+
+
+# --- veto and its step-up -----------------------------------------------------------------
+
+def test_veto_asks_for_the_password_and_queues_only_once_it_is_right() -> None:
+    presenter = Presenter(VetoAnswer(VetoCategory.SAFETY, "Unsafe exec.", "nope"),
+                          VetoAnswer(VetoCategory.SAFETY, "Unsafe exec.", "governor"))
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        outcome = await service.act("41", "veto", presenter)
+        assert outcome.done and outcome.message == "Veto of REQ-0001 queued."
+        first, second = presenter.prompts
+        assert first.password and first.error == "" and first.approval_id == "REQ-0001"
+        assert second.error == "That password is not right; type it again."
+        assert second.category == VetoCategory.SAFETY and second.reason == "Unsafe exec."
+        [entry] = vetoes(client)
+        assert entry.payload["category"] == "safety"
+        assert entry.payload["reason"] == "Unsafe exec."
+        assert service.banners() == []
+    run(body)
+
+
+def test_a_cancelled_step_up_queues_nothing_and_keeps_the_banner() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        outcome = await service.act("41", "veto", Presenter(None))
+        assert not outcome.done
+        assert outcome.message == "Veto not sent: the identity check was cancelled."
+        assert vetoes(client) == [] and len(service.banners()) == 1
+    run(body)
+
+
+def test_a_password_refused_three_times_ends_the_step_up() -> None:
+    wrong = VetoAnswer(VetoCategory.OTHER, "No.", "wrong")
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        presenter = Presenter(wrong, wrong, wrong)
+        outcome = await service.act("41", "veto", presenter)
+        assert not outcome.done
+        assert outcome.message == ("Veto not sent: the password was refused 3 times; "
+                                   "nothing was queued.")
+        assert len(presenter.prompts) == 3 and vetoes(client) == []
+        assert len(service.banners()) == 1
+    run(body)
+
+
+def test_a_step_up_that_cannot_be_checked_offline_is_said() -> None:
+    class NoVerifier(FakeGovernorClient):
+        async def confirm_identity(self, password: str) -> bool:
+            raise ServerUnreachable("The password cannot be checked offline on this device "
+                                    "yet: connect once, then try again.")
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        outcome = await service.act(
+            "41", "veto", Presenter(VetoAnswer(VetoCategory.OTHER, "No.", "governor")))
+        assert not outcome.done
+        assert outcome.message.startswith("Veto not sent: The password cannot be checked "
+                                          "offline")
+        assert vetoes(client) == []
+    run(body, client=NoVerifier(now=lambda: NOW))
+
+
+def test_an_empty_reason_is_asked_again_before_any_password_check() -> None:
+    checked: list[str] = []
+
+    class Counting(FakeGovernorClient):
+        async def confirm_identity(self, password: str) -> bool:
+            checked.append(password)
+            return await super().confirm_identity(password)
+
+    presenter = Presenter(VetoAnswer(VetoCategory.BUDGET, "   ", "governor"),
+                          VetoAnswer(VetoCategory.BUDGET, "Over budget.", "governor"))
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        outcome = await service.act("41", "veto", presenter)
+        assert outcome.done
+        assert presenter.prompts[1].error == ("Explain the veto: the requester reads this "
+                                              "reason.")
+        assert checked == ["governor"]
+    run(body, client=Counting(now=lambda: NOW))
+
+
+def test_without_step_up_the_veto_dialog_asks_no_password() -> None:
+    presenter = Presenter(VetoAnswer(VetoCategory.OTHER, "Not now."))
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        outcome = await service.act("41", "veto", presenter)
+        assert outcome.done and not presenter.prompts[0].password
+        assert len(vetoes(client)) == 1
+    run(body, step_up=False)
+
+
+def test_a_veto_pressed_on_an_os_notification_uses_the_session_used_last() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        alert = pending("41", "REQ-0001")
+        await show(service, alert)
+        assert service.center is not None
+        # No session open: the identity check has nowhere to be shown.
+        result = await service.center.actions.handle(alert, "veto")
+        assert not result.done
+        assert result.message == ("Veto not sent: open the app to veto: the identity check "
+                                  "is shown there.")
+        older = Presenter()
+        newer = Presenter(VetoAnswer(VetoCategory.OTHER, "From the desktop.", "governor"))
+        service.register(newer)
+        service.register(older)
+        await service.act("99", "approve", newer)  # pressed something last: it answers
+        result = await service.center.actions.handle(alert, "veto")
+        assert result.done and len(newer.prompts) == 1 and older.prompts == []
+    run(body)
+
+
+# --- preferences --------------------------------------------------------------------------
+
+def test_quiet_hours_come_from_the_preferences() -> None:
+    assert quiet_hours_from(Preferences()) == (NO_QUIET_HOURS, True)
+    quiet, override = quiet_hours_from(Preferences(quiet_hours=True, quiet_start="22:30",
+                                                   quiet_end="06:00",
+                                                   urgent_override=False))
+    assert (quiet.start, quiet.end, override) == (time(22, 30), time(6, 0), False)
+    assert quiet_hours_from(Preferences(quiet_hours=True, quiet_start="late")) == \
+        (NO_QUIET_HOURS, True)
+    off, override = quiet_hours_from(Preferences(notifications=False))
+    assert off is NOTIFICATIONS_OFF and not override and off.is_quiet(NOW)
+
+
+def test_quiet_hours_apply_at_once_and_release_what_they_held() -> None:
+    hour = NOW.astimezone().hour  # quiet hours are in the device's own time zone
+    quiet_now = Preferences(quiet_hours=True, quiet_start=f"{hour:02d}:00",
+                            quiet_end=f"{(hour + 1) % 24:02d}:00")
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        assert service.center is not None
+        await service.apply_preferences(quiet_now)
+        await show(service, pending("41", "REQ-0001"))
+        urgent = alert_for(event("50", AGENT_VIOLATED, violation_id="VIO-1"))
+        await show(service, urgent)
+        assert [b.alert_id for b in service.banners()] == ["50"]  # breaks through
+        await service.apply_preferences(quiet_now.with_(quiet_hours=False))
+        assert [b.alert_id for b in service.banners()] == ["41", "50"]
+    run(body)
+
+
+def test_notifications_off_clears_the_banners_and_nothing_pops_up_when_back_on() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        off = Preferences(notifications=False)
+        await service.apply_preferences(off)
+        assert service.banners() == []
+        await show(service, alert_for(event("50", AGENT_VIOLATED, violation_id="VIO-1")))
+        assert service.banners() == []  # not even urgent ones
+        await service.apply_preferences(off.with_(notifications=True))
+        assert service.banners() == []
+        await show(service, pending("42", "REQ-0002"))
+        assert [b.alert_id for b in service.banners()] == ["42"]
+    run(body)
+
+
+def test_a_center_started_later_takes_the_saved_quiet_hours() -> None:
+    prefs = Preferences(quiet_hours=True, quiet_start="11:00", quiet_end="13:00",
+                        urgent_override=False)
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        assert service.center is not None
+        dispatcher = service.center.dispatcher
+        assert dispatcher.quiet_hours.start == time(11) and not dispatcher.urgent_override
+    run(body, prefs=prefs)
+
+
+@pytest.mark.parametrize("reason, problem", [
+    ("ok", ""), ("", "Explain the veto"), ("x" * 2001, "shorten it to 2000")])
+def test_a_veto_answer_is_checked_as_the_server_would(reason: str, problem: str) -> None:
+    message = VetoAnswer(VetoCategory.OTHER, reason).problem()
+    assert (problem in message) if problem else message == ""
+
+
+def test_the_settings_screen_lists_every_channel_and_why() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        assert service.channel_lines(web=True, phone_os=False) == [
+            "In-app banner: active (shown inside the app while it is open)",
+            "Phone notification: inactive (only in the Android / iOS app (flet build); this "
+            "is the web app)"]
+        assert service.channel_lines(web=False, phone_os=True)[-1].startswith(
+            "Phone notification: inactive (not in this build yet")
+        assert service.stream_state() == "Connecting."
+        assert service.center is not None
+        service.center.listener.status.connected = True
+        assert service.stream_state() == "Connected: events arrive within seconds."
+        service.center.listener.status.connected = False
+        service.center.listener.status.last_error = "the server closed the event stream"
+        assert service.stream_state() == "Reconnecting (the server closed the event stream)."
+        await client.sign_out()
+        await service.drain()
+        assert service.stream_state() == "Not listening."
+    run(body)
+
+
+def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
+        tmp_path: Path) -> None:
+    from governor_app.push import engine_center
+    from governor_app.startup import Snapshot, StartingClient
+    from sync.api import FakeAuthenticator
+    from sync.engine import SyncEngine
+    from sync.models import SyncStatus
+    from sync.settings import GovernorSettings
+    from tests.sync.conftest import GOVERNOR
+
+    server = "http://127.0.0.1:9"  # nothing listens: the stream keeps retrying
+    snapshot = tmp_path / "app-snapshot.json"
+    Snapshot(server_url=server, account=GOVERNOR, status=SyncStatus(signed_in=True),
+             dashboard=None, notifications=[], written_at=NOW).write(snapshot)
+
+    def build() -> SyncEngine:
+        return SyncEngine(GovernorSettings(server_url=server, data_dir=tmp_path / "engine",
+                                           sync_interval=0),
+                          authenticator=FakeAuthenticator(GOVERNOR))
+
+    async def main() -> None:
+        client = StartingClient(build, snapshot, server, build_at_latest=3600)
+        await client.start()  # the first screen comes from the snapshot
+        service = PushService(client, preferences=PreferenceStore(),
+                              make_center=engine_center)
+        await service.start()
+        try:
+            assert not service.running  # no engine yet to listen with
+            assert service.channels()[0].reason == "starts with the app, in a moment"
+            await client.sync_now()  # needs the engine: built and handed over
+            await service.drain()
+            assert service.running and service.center is not None
+            assert service.center.listener.sink.engine is not None
+        finally:
+            await service.stop()
+            await client.stop()
+    asyncio.run(main())
