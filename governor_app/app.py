@@ -66,7 +66,8 @@ class GovernorApp:
                 from governor_app.push import PushService
 
                 push = PushService(await self.client(), preferences=self.preferences,
-                                   step_up_for_veto=self.step_up_for_veto)
+                                   step_up_for_veto=self.step_up_for_veto,
+                                   undo_seconds=self.undo_seconds)
                 await push.start()
                 self.push = push
             return self.push

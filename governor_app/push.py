@@ -164,6 +164,11 @@ class BannerPresenter(Protocol):
         """Show the veto dialog; ``None`` when the person cancels."""
         ...
 
+    async def hold_veto(self, approval_id: str, seconds: float) -> bool:
+        """Keep a confirmed veto on the device for ``seconds`` with a way to take it back,
+        as the veto screen does; True when it may be queued, False when taken back."""
+        ...
+
     def open(self, route: str) -> None: ...
 
 
@@ -173,6 +178,11 @@ class StepUpFailed(SyncError):
 
 class NoSessionOpen(SyncError):
     """A veto was pressed on an OS notification while no app window is open."""
+
+
+class VetoTakenBack(SyncError):
+    """The governor took a confirmed veto back within the undo window; nothing was
+    queued."""
 
 
 # The presenter of the session whose banner button is being handled (set by ``act``).
@@ -207,10 +217,14 @@ class PushService:
 
     def __init__(self, client: GovernorClient, *, preferences: PreferenceStore,
                  step_up_for_veto: bool | Callable[[], bool] = True,
+                 undo_seconds: float = 5.0,
                  make_center: CenterFactory = engine_center) -> None:
         self.client = client
         self.preferences = preferences
         self._step_up_for_veto = step_up_for_veto
+        # A veto from a banner is as final as one from the veto screen, so it gets the
+        # same few seconds on the device to be taken back (0: queued at once).
+        self.undo_seconds = undo_seconds
         self._make_center = make_center
         self.center: NotificationCenter | None = None
         self.error: str | None = None  # why the center could not start
@@ -418,6 +432,10 @@ class PushService:
                                        "was queued.")
                 prompt = _retry(prompt, answer, "That password is not right; type it again.")
                 continue
+            if self.undo_seconds > 0 and not await presenter.hold_veto(approval_id,
+                                                                        self.undo_seconds):
+                raise VetoTakenBack(f"you took it back within the {self.undo_seconds:.0f} s "
+                                    "undo window; nothing was queued.")
             return VetoConfirmation(answer.category, answer.reason.strip())
 
     def _open(self, alert: Alert) -> None:
@@ -494,4 +512,5 @@ def _retry(prompt: VetoPrompt, answer: VetoAnswer, error: str) -> VetoPrompt:
 
 __all__ = ["NOTIFICATIONS_OFF", "BannerButton", "BannerPresenter", "BannerView",
            "NoSessionOpen", "Outcome", "PushService", "StepUpFailed", "VetoAnswer",
-           "VetoPrompt", "banner_view", "engine_center", "quiet_hours_from", "route_for"]
+           "VetoPrompt", "VetoTakenBack", "banner_view", "engine_center",
+           "quiet_hours_from", "route_for"]

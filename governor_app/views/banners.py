@@ -154,6 +154,26 @@ class BannerStack:
     def open(self, route: str) -> None:
         self.shell.go(route)
 
+    async def hold_veto(self, approval_id: str, seconds: float) -> bool:
+        """The undo window of a veto confirmed from a banner: a snack bar with "Undo veto"
+        for ``seconds``; True when it ran out (queue the veto), False when taken back."""
+        taken_back: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        def undo() -> None:
+            if not taken_back.done():
+                taken_back.set_result(True)
+
+        self.shell.snack(f"Veto of {approval_id} is held on this device for "
+                         f"{seconds:.0f} s before it is queued.", action="Undo veto",
+                         on_action=undo, seconds=seconds)
+        with contextlib.suppress(Exception):
+            self.shell.page.update()
+        try:
+            await asyncio.wait_for(asyncio.shield(taken_back), seconds)
+        except TimeoutError:
+            return True
+        return False
+
     async def ask_veto(self, prompt: VetoPrompt) -> VetoAnswer | None:
         """The veto dialog; ``None`` when cancelled or dismissed."""
         shell = self.shell

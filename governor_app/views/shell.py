@@ -196,9 +196,12 @@ class Shell:
 
     def snack(self, message: str, action: str | None = None,
               on_action: Callable[[], Any] | None = None, seconds: float = 4.0) -> None:
+        # persist=False: Flutter keeps a snack bar with an action until it is tapped, which
+        # would leave "Open" or "Undo veto" on screen long after it means anything.
         bar = ft.SnackBar(ft.Text(message), action=action,
                           on_action=(lambda e: on_action()) if on_action else None,
-                          duration=ft.Duration(milliseconds=int(seconds * 1000)))
+                          duration=ft.Duration(milliseconds=int(seconds * 1000)),
+                          persist=False)
         self.page.show_dialog(bar)
 
     def dialog(self, dlg: ft.AlertDialog) -> None:

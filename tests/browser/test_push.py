@@ -127,6 +127,19 @@ def test_a_scenario_event_is_a_banner_whose_veto_passes_step_up_and_reaches_the_
     page.get_by_role("radio", name="Safety").click()
     type_into(page, "Your password (step-up check)", "governor")
     page.get_by_role("button", name="Confirm veto", exact=True).click()
+    # Confirmed, the veto waits on the device for the undo window; taken back, nothing
+    # is queued and the banner stays.
+    wait_for_words(page, f"Veto of {approval_id} is held on this device")
+    page.get_by_role("button", name="Undo veto", exact=True).click()
+    wait_for_words(page, "you took it back within the 5 s undo window")
+    wait_for_text(page, "push-banner-0", approval_id)
+    assert stub_status(demo_stub, approval_id) == "pending_approval"
+    # Vetoed again, and left to run out this time.
+    banner_button(page, "Veto").click()
+    page.get_by_role("radio", name="Safety").click()
+    type_into(page, "Your password (step-up check)", "governor")
+    page.get_by_role("button", name="Confirm veto", exact=True).click()
+    wait_for_words(page, f"Veto of {approval_id} is held on this device")
     wait_for_words(page, f"Veto of {approval_id} queued.")
     by_id(page, "push-banner-0").wait_for(state="detached")
     wait_for_stub_status(demo_stub, approval_id, "vetoed", page)

@@ -87,14 +87,20 @@ class Factory:
 class Presenter:
     """A session's banner UI: answers veto prompts from a script, records navigation."""
 
-    def __init__(self, *answers: VetoAnswer | None) -> None:
+    def __init__(self, *answers: VetoAnswer | None, take_back: bool = False) -> None:
         self.answers = list(answers)
         self.prompts: list[VetoPrompt] = []
         self.opened: list[str] = []
+        self.take_back = take_back  # what the governor does in the undo window
+        self.held: list[tuple[str, float]] = []
 
     async def ask_veto(self, prompt: VetoPrompt) -> VetoAnswer | None:
         self.prompts.append(prompt)
         return self.answers.pop(0)
+
+    async def hold_veto(self, approval_id: str, seconds: float) -> bool:
+        self.held.append((approval_id, seconds))
+        return not self.take_back
 
     def open(self, route: str) -> None:
         self.opened.append(route)
@@ -111,7 +117,8 @@ def pending(event_id: str = "41", approval_id: str = "REQ-0001") -> Alert:
 
 def run(body: Callable[[PushService, FakeGovernorClient, Factory], Awaitable[None]], *,
         client: FakeGovernorClient | None = None, factory: Factory | None = None,
-        step_up: bool = True, prefs: Preferences | None = None) -> None:
+        step_up: bool = True, prefs: Preferences | None = None,
+        undo_seconds: float = 5.0) -> None:
     async def main() -> None:
         fake = client or FakeGovernorClient(now=lambda: NOW)
         store = PreferenceStore()
@@ -119,7 +126,7 @@ def run(body: Callable[[PushService, FakeGovernorClient, Factory], Awaitable[Non
             store.save(prefs)
         made = factory or Factory()
         service = PushService(fake, preferences=store, step_up_for_veto=step_up,
-                              make_center=made)
+                              undo_seconds=undo_seconds, make_center=made)
         await service.start()
         try:
             await body(service, fake, made)
@@ -330,7 +337,40 @@ def test_veto_asks_for_the_password_and_queues_only_once_it_is_right() -> None:
         assert entry.payload["category"] == "safety"
         assert entry.payload["reason"] == "Unsafe exec."
         assert service.banners() == []
+        # Held for the undo window only once confirmed (not after the wrong password).
+        assert presenter.held == [("REQ-0001", 5.0)]
     run(body)
+
+
+def test_a_veto_taken_back_in_the_undo_window_queues_nothing_and_keeps_the_banner() -> None:
+    presenter = Presenter(VetoAnswer(VetoCategory.SAFETY, "Unsafe exec.", "governor"),
+                          take_back=True)
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        outcome = await service.act("41", "veto", presenter)
+        assert not outcome.done
+        assert outcome.message == ("Veto not sent: you took it back within the 5 s undo "
+                                   "window; nothing was queued.")
+        assert presenter.held == [("REQ-0001", 5.0)]
+        assert vetoes(client) == [] and len(service.banners()) == 1
+        # The banner still acts: this time the window runs out and the veto is queued.
+        presenter.answers.append(VetoAnswer(VetoCategory.SAFETY, "Unsafe exec.",
+                                            "governor"))
+        presenter.take_back = False
+        outcome = await service.act("41", "veto", presenter)
+        assert outcome.done and len(vetoes(client)) == 1
+    run(body)
+
+
+def test_with_no_undo_window_a_confirmed_veto_is_queued_at_once() -> None:
+    presenter = Presenter(VetoAnswer(VetoCategory.OTHER, "No.", "governor"), take_back=True)
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("41", "REQ-0001"))
+        outcome = await service.act("41", "veto", presenter)
+        assert outcome.done and presenter.held == [] and len(vetoes(client)) == 1
+    run(body, undo_seconds=0)
 
 
 def test_a_cancelled_step_up_queues_nothing_and_keeps_the_banner() -> None:
