@@ -764,7 +764,7 @@ OUTBOX_SECTIONS: tuple[tuple[str, str, frozenset[OutboxState]], ...] = (
     ("pending", "Waiting to send", frozenset({OutboxState.QUEUED})),
     ("sending", "Sending", frozenset({OutboxState.SENDING})),
     ("rejected", "Refused by the server", frozenset({OutboxState.REJECTED})),
-    ("held", "Held for another account", frozenset({OutboxState.HELD})),
+    ("held", "Held for another account or server", frozenset({OutboxState.HELD})),
 )
 ERROR_WORDS = {
     "VETO_WINDOW_CLOSED": "The veto window closed before the veto reached the server.",
@@ -787,6 +787,7 @@ class OutboxRow:
     can_discard: bool
     can_decide_again: bool
     approval_id: str | None = None  # open the request to decide anew after a refusal
+    held_reason: str | None = None  # why a held entry waits, and what to do about it
 
 
 def outbox_title(e: OutboxEntry) -> str:
@@ -810,6 +811,7 @@ def outbox_row(e: OutboxEntry, now: datetime, conflict: Conflict | None = None) 
                 "Now .", "")
         if e.error_code == "VETO_WINDOW_CLOSED" and e.error_details.get("deadline"):
             error += f" Deadline was {e.error_details['deadline']}."
+    held_reason = _held_reason(e) if e.state == OutboxState.HELD else None
     subtitle = f"Queued {fmt.age(e.created_at, now)}"
     if e.attempts:
         subtitle += f" · {e.attempts} attempt(s)"
@@ -820,7 +822,17 @@ def outbox_row(e: OutboxEntry, now: datetime, conflict: Conflict | None = None) 
         error=error, can_cancel=e.state in (OutboxState.QUEUED, OutboxState.HELD),
         can_discard=e.state in (OutboxState.REJECTED, OutboxState.HELD),
         can_decide_again=bool(conflict and conflict.can_decide_again),
-        approval_id=e.approval_id)
+        approval_id=e.approval_id, held_reason=held_reason)
+
+
+def _held_reason(e: OutboxEntry) -> str:
+    """Why a held entry is not sent. The store holds an entry when the app now talks to
+    another server (its message names both) or when another account is signed in."""
+    if e.error_code == "OTHER_SERVER" and e.error_message:
+        return e.error_message
+    who = e.sub or "another account"
+    return (f"Queued by {who}, who is not signed in on this device now. Sign in as {who} "
+            "to send it, or discard it.")
 
 
 def outbox_sections(client: GovernorClient, now: datetime

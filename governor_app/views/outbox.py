@@ -48,7 +48,7 @@ def build(shell: Shell) -> ft.Control:
             buttons.append(action_button("Take back", take_back))
         if row.can_decide_again:
             buttons.append(action_button("Decide again", again, primary=True))
-        if row.error and row.approval_id:
+        if row.error and row.approval_id:  # refused: the request may be decided anew
             approval_id = row.approval_id
             buttons.append(action_button("Open request",
                                          lambda e: shell.go(f"/approvals/{approval_id}")))
@@ -58,9 +58,12 @@ def build(shell: Shell) -> ft.Control:
                                    ft.Text(f"{row.state} · {row.subtitle}", size=12)]
         if row.error:
             lines.append(ft.Text(row.error, color=ft.Colors.RED_700))
+        if row.held_reason:
+            lines.append(ft.Text(row.held_reason, italic=True))
         lines.append(ft.Row(buttons, wrap=True, spacing=6))
+        said = row.error or row.held_reason
         return labelled(f"outbox-{row.id}", f"{row.title}: {row.state}"
-                        + (f". {row.error}" if row.error else ""),
+                        + (f". {said}" if said else ""),
                         ft.Container(ft.Column(lines, spacing=2), padding=6))
 
     sections: list[ft.Control] = []

@@ -8,6 +8,7 @@ controls by accessible name or ``ft.Semantics`` identifier.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -15,12 +16,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, Playwright
+
+    from tests.support.stub_process import StubProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -239,3 +243,45 @@ def nav(page: Page, label: str) -> None:
         return
     name = re.compile(rf"(^|\s){label}(\s|$)")
     page.get_by_role("tab", name=name).or_(page.get_by_role("button", name=name)).first.click()
+
+
+# --- asking the stub itself ---------------------------------------------------------
+
+def off_thread(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a coroutine on its own loop: Playwright's sync API holds this thread's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def governor_token(stub: StubProcess) -> str:
+    """An access token of the demo's governor on ``stub``."""
+    from sync.auth import Authenticator
+    from sync.tokens import MemoryVault
+
+    async def sign_in_() -> str:
+        auth = Authenticator(stub.url, vault=MemoryVault())
+        try:
+            await auth.sign_in_with_password("governor", "governor")
+            return await auth.access_token()
+        finally:
+            await auth.aclose()
+    return str(off_thread(sign_in_))
+
+
+def stub_status(stub: StubProcess, approval_id: str) -> str:
+    """What ``stub`` itself says of a request's status (the judge, not the app)."""
+    token = governor_token(stub)
+    with stub.client() as client:
+        body = client.get(f"/v1/mobile/approvals/{approval_id}",
+                          headers={"Authorization": f"Bearer {token}"}).json()
+    return str(body["data"]["status"])
+
+
+def wait_for_stub_status(stub: StubProcess, approval_id: str, wanted: str,
+                         page: Page) -> None:
+    """The app sends its outbox on its own schedule: wait for the stub to say so."""
+    for _ in range(120):
+        if stub_status(stub, approval_id) == wanted:
+            return
+        page.wait_for_timeout(500)
+    assert stub_status(stub, approval_id) == wanted

@@ -7,10 +7,8 @@ sign-in starts the banners too, and Open goes to the request.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +16,6 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
-from sync.auth import Authenticator
-from sync.tokens import MemoryVault
 from tests.browser.harness import (
     DESKTOP,
     PHONE,
@@ -30,45 +26,12 @@ from tests.browser.harness import (
     nav,
     open_app,
     sign_in,
+    stub_status,
     type_into,
+    wait_for_stub_status,
     wait_for_text,
 )
 from tests.support.stub_process import StubProcess
-
-
-def off_thread(make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run a coroutine on its own loop: Playwright's sync API holds this thread's loop."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(make())).result()
-
-
-def governor_token(stub: StubProcess) -> str:
-    async def sign_in_() -> str:
-        auth = Authenticator(stub.url, vault=MemoryVault())
-        try:
-            await auth.sign_in_with_password("governor", "governor")
-            return await auth.access_token()
-        finally:
-            await auth.aclose()
-    return str(off_thread(sign_in_))
-
-
-def stub_status(stub: StubProcess, approval_id: str) -> str:
-    token = governor_token(stub)
-    with stub.client() as client:
-        body = client.get(f"/v1/mobile/approvals/{approval_id}",
-                          headers={"Authorization": f"Bearer {token}"}).json()
-    return str(body["data"]["status"])
-
-
-def wait_for_stub_status(stub: StubProcess, approval_id: str, wanted: str,
-                         page: Page) -> None:
-    """The app sends its outbox on its own schedule: wait for the stub to say so."""
-    for _ in range(120):
-        if stub_status(stub, approval_id) == wanted:
-            return
-        page.wait_for_timeout(500)
-    assert stub_status(stub, approval_id) == wanted
 
 
 def new_pending_request(stub: StubProcess) -> str:

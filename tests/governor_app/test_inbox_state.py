@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from governor_app import state
 from governor_app.testing import FakeGovernorClient
-from sync.models import Agent, Notification, Violation
+from sync.models import (
+    Agent,
+    DecisionAction,
+    Notification,
+    OutboxEntry,
+    OutboxState,
+    Violation,
+)
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -51,6 +58,31 @@ def test_outbox_sections_and_a_rejected_veto_in_words() -> None:
     assert rejected.error and "veto window closed before" in rejected.error
     assert "2026-11-21T11:00:00Z" in rejected.error
     assert rejected.can_discard and not rejected.can_decide_again
+
+
+def held(**fields: object) -> OutboxEntry:
+    return OutboxEntry.model_validate({
+        "id": "E-1", "seq": 1, "kind": "decision", "approval_id": "REQ-0007",
+        "action": DecisionAction.APPROVE, "state": OutboxState.HELD,
+        "created_at": NOW - timedelta(minutes=3), "sub": "governor", **fields})
+
+
+def test_a_held_entry_says_why_it_waits_and_what_to_do() -> None:
+    # Held at a server switch: the store's message names both servers.
+    switched = state.outbox_row(held(
+        error_code="OTHER_SERVER",
+        error_message="Queued for http://a.example, not sent to http://b.example. Point "
+                      "the app at http://a.example again to send it, or discard it.",
+        error_details={"server": "http://a.example"}), NOW)
+    assert switched.held_reason and "not sent to http://b.example" in switched.held_reason
+    assert switched.error is None  # not refused: no "Open request", no red text
+    assert switched.can_cancel and switched.can_discard
+    # Held because another account is signed in now.
+    other = state.outbox_row(held(sub="li"), NOW)
+    assert other.held_reason == ("Queued by li, who is not signed in on this device now. "
+                                 "Sign in as li to send it, or discard it.")
+    # Nothing to explain for an entry that is not held.
+    assert state.outbox_row(held(state=OutboxState.QUEUED), NOW).held_reason is None
 
 
 def test_a_conflict_can_be_decided_again() -> None:
