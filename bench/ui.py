@@ -71,6 +71,11 @@ def add_requests(data_dir: Path, count: int) -> None:
 def tap(page: Any, locator: Any) -> Any:
     """A click at ``locator``'s centre, located now, to be timed from the input on."""
     box = locator.bounding_box()
+    for _ in range(100):  # found, then replaced by the list's last refresh: find it again
+        if box is not None:
+            break
+        page.wait_for_timeout(20)
+        box = locator.bounding_box()
     assert box is not None, f"{locator} is not on screen"
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     return lambda: page.mouse.click(x, y)
@@ -148,6 +153,12 @@ def interaction_figures() -> dict[str, float]:
 
                 detail_ms: list[float] = []
                 button(page, "Pending").click()
+                # The filter applied. A list scrolled down is replaced by a new one at the
+                # top; a tap on a row of the old one as it goes would be lost, so let the
+                # page settle (this is not timed).
+                page.wait_for_function(FIRST_ROW_SAYS, arg="Pending approval",
+                                       timeout=60_000)
+                page.wait_for_timeout(500)
                 for _ in range(rounds):
                     row = page.locator('[flt-semantics-identifier^="approval-REQ"]').first
                     row.wait_for()

@@ -38,7 +38,15 @@ def build_list(shell: Shell) -> ft.Control:
                                         limit=mem.get("limit", PAGE_ROWS))
 
     shown: list[state.ApprovalListView] = [current()]
-    rows = ft.ListView(expand=True, spacing=4, scroll_interval=100)
+
+    def new_list() -> ft.ListView:
+        listed = ft.ListView(expand=True, spacing=4, scroll_interval=100)
+        listed.on_scroll = on_scroll
+        return listed
+
+    # The list control; replaced by a new one (scrolled to the top) when the list starts
+    # again while scrolled down.
+    rows: list[ft.ListView] = []
     # Rows still listed keep their controls: a tap that lands while the list refreshes (a
     # keystroke in the search, a sync) still reaches a live control, and less is sent.
     tiles: dict[state.ApprovalRow, ft.Control] = {}
@@ -67,7 +75,7 @@ def build_list(shell: Shell) -> ft.Control:
             controls.append(empty(v.empty))
         if v.more:
             controls.append(more)
-        rows.controls = controls
+        rows[0].controls = controls
 
     def refresh_rows() -> None:
         fill(current())
@@ -82,18 +90,16 @@ def build_list(shell: Shell) -> ft.Control:
     def start_again() -> None:
         """A new filter or search: one page, from the top."""
         mem.pop("limit", None)
-        if offset[0] <= 0:
-            refresh_rows()
-            return
-        offset[0] = 0.0
-
-        # To the top first: a list cut to one page while scrolled far down would be
-        # clamped to its end, and that scroll would load the next page at once.
-        async def from_the_top() -> None:
-            await rows.scroll_to(offset=0)
-            refresh_rows()
-            shell.page.update()
-        shell.spawn(from_the_top())
+        if offset[0] > 0:
+            # A new list control, which starts at the top. The same one cut to a page while
+            # scrolled far down would be clamped to its new end, and that scroll would load
+            # the next page; scroll_to(0) races with the rows sent and with the governor's
+            # next scroll.
+            offset[0] = 0.0
+            tiles.clear()  # the old list's controls stay with it
+            rows[0] = new_list()
+            page_column.controls[-1] = rows[0]
+        refresh_rows()
 
     def on_scroll(e: ft.OnScrollEvent) -> None:
         offset[0] = e.pixels
@@ -112,7 +118,7 @@ def build_list(shell: Shell) -> ft.Control:
         mem["filter"] = value
         start_again()
 
-    rows.on_scroll = on_scroll
+    rows.append(new_list())
     search = text_field(shell, "Search requests", value=mem["query"], on_change=on_search,
                         prefix_icon=ft.Icons.SEARCH)
     shell.shortcuts["/"] = lambda: shell.spawn(search.focus())
@@ -124,9 +130,10 @@ def build_list(shell: Shell) -> ft.Control:
     fill(shown[0])
     # A change in the client re-reads the rows shown, in place (the search keeps focus).
     shell.refreshers.append(refresh_rows)
-    return ft.Column([heading("Approvals"), ft.Row([filters], scroll=ft.ScrollMode.AUTO),
-                      search, labelled("approvals-shown", "Requests shown", count), rows],
-                     expand=True, spacing=8)
+    page_column = ft.Column([heading("Approvals"), ft.Row([filters], scroll=ft.ScrollMode.AUTO),
+                             search, labelled("approvals-shown", "Requests shown", count),
+                             rows[0]], expand=True, spacing=8)
+    return page_column
 
 
 def approval_tile(shell: Shell, row: state.ApprovalRow) -> ft.Control:
