@@ -32,6 +32,7 @@ from datetime import time
 from typing import Any, Protocol
 
 from governor_app.preferences import Preferences, PreferenceStore, parse_time
+from governor_app.state import veto_reason_problem
 from sync.errors import SyncError
 from sync.facade import GovernorClient, Topic
 from sync.models import VetoCategory
@@ -52,7 +53,6 @@ from sync.push import AGENT_VIOLATED, BUDGET_THRESHOLD
 
 log = logging.getLogger(__name__)
 
-MAX_REASON = 2000  # the contract's limit on a veto reason
 PASSWORD_ATTEMPTS = 3
 VISIBLE_BANNERS = 3  # more would cover the screen; the notification centre lists the rest
 DEFAULT_REASON = "Vetoed from a notification."
@@ -149,12 +149,7 @@ class VetoAnswer:
     password: str = ""
 
     def problem(self) -> str:
-        reason = self.reason.strip()
-        if not reason:
-            return "Explain the veto: the requester reads this reason."
-        if len(reason) > MAX_REASON:
-            return f"The reason is {len(reason)} characters; shorten it to {MAX_REASON}."
-        return ""
+        return veto_reason_problem(self.reason.strip())
 
 
 class BannerPresenter(Protocol):

@@ -380,6 +380,15 @@ ATTACHMENT_LIMITS = (f"Up to {MAX_ATTACHMENTS} files, "
                      f"{fmt.size(MAX_ATTACHMENT_BYTES)} in all.")
 
 
+def veto_reason_problem(reason: str) -> str:
+    """Why the server would refuse this veto reason ("" when it would not)."""
+    if not reason.strip():
+        return "Explain the veto: the requester reads this reason."
+    if len(reason) > MAX_REASON:
+        return f"The reason is {len(reason)} characters; shorten it to {MAX_REASON}."
+    return ""
+
+
 @dataclass
 class VetoForm:
     """The veto being written; validates as the server does before anything is queued."""
@@ -422,11 +431,9 @@ class VetoForm:
         errors: dict[str, str] = {}
         if self.category is None:
             errors["category"] = "Choose a category: constitutional, safety, budget or other."
-        if not self.reason.strip():
-            errors["reason"] = "Explain the veto: the requester reads this reason."
-        elif len(self.reason) > MAX_REASON:
-            errors["reason"] = (f"The reason is {len(self.reason)} characters; shorten it to "
-                                f"{MAX_REASON}.")
+        reason = veto_reason_problem(self.reason)
+        if reason:
+            errors["reason"] = reason
         return errors
 
     @property

@@ -44,7 +44,6 @@ class BannerStack:
         self._unsubscribe: Any = None
         self._unregister: Any = None
         self._shown: object = None
-        self._dialog: ft.AlertDialog | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def mount(self) -> ft.Control:
@@ -221,14 +220,12 @@ class BannerStack:
                                      style=ft.ButtonStyle(bgcolor=ft.Colors.RED_700,
                                                           color=ft.Colors.WHITE))],
             on_dismiss=lambda e: resolve(None))
-        self._dialog = dialog
         shell.dialog(dialog)
         with contextlib.suppress(Exception):
             shell.page.update()
         try:
             return await answer
         finally:
-            self._dialog = None
             # A field removed with the dialog never reports losing the focus.
             shell.typing = False
             with contextlib.suppress(Exception):
