@@ -42,8 +42,11 @@ class SettingsChange:
 
     @property
     def server_changed(self) -> bool:
-        return bool(self.after.server_url) and not _same_server(self.after.server_url,
-                                                                 self.running_server)
+        # Edited on this screen, and not to the server running now. A saved server that a
+        # flag or variable overrides at start is not the governor's change.
+        after = self.after.server_url
+        return bool(after) and not _same_server(after, self.before.server_url) \
+            and not _same_server(after, self.running_server)
 
     @property
     def interval_changed(self) -> bool:

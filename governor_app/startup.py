@@ -169,7 +169,7 @@ class StartingClient:
         self._build_error: BaseException | None = None
         self._ready: asyncio.Future[Any] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._write_pending = False
+        self._write_timer: asyncio.TimerHandle | None = None  # a snapshot write due
         self._first_screen = False
         self._stopped = False
 
@@ -296,13 +296,15 @@ class StartingClient:
                     loop.call_soon_threadsafe(self._schedule_write)
 
     def _schedule_write(self) -> None:
-        if self._write_pending or self._path is None or self._loop is None:
+        if self._write_timer is not None or self._path is None or self._loop is None \
+                or self._stopped:
             return
-        self._write_pending = True
-        self._loop.call_later(WRITE_DELAY_S, self._write_snapshot)
+        self._write_timer = self._loop.call_later(WRITE_DELAY_S, self._write_snapshot)
 
     def _write_snapshot(self) -> None:
-        self._write_pending = False
+        if self._write_timer is not None:  # due now, or written sooner by stop()
+            self._write_timer.cancel()
+            self._write_timer = None
         if self._path is None or self._started is None:
             return
         try:

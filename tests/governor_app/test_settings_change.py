@@ -52,6 +52,18 @@ def test_the_same_server_written_differently_is_no_change() -> None:
     assert "server_url" in change(Preferences(server_url="ftp://x")).problems()
 
 
+def test_a_saved_server_overridden_at_start_is_not_a_change() -> None:
+    # `governor app --server RUNNING` over a saved server: the screen shows the saved one;
+    # saving quiet hours must neither be refused for the queue nor promise a switch.
+    saved = Preferences(server_url="https://governance.example.com")
+    c = change(saved.with_(quiet_hours=True), before=saved, queued=2)
+    assert not c.server_changed and c.problems() == {}
+    assert "Restart" not in c.message(interval_applied=False)
+    # Edited to a third server, it is a change again.
+    assert change(saved.with_(server_url="https://other.example.com"), before=saved,
+                  queued=2).problems()
+
+
 def test_the_message_says_what_applied_now() -> None:
     c = change(Preferences(sync_interval=10, quiet_hours=True))
     assert c.interval_changed and c.notifications_changed

@@ -11,7 +11,13 @@ from typing import Any
 
 import pytest
 
-from governor_app.startup import SNAPSHOT_NAME, Snapshot, StartingClient, flet_names_used
+from governor_app.startup import (
+    SNAPSHOT_NAME,
+    WRITE_DELAY_S,
+    Snapshot,
+    StartingClient,
+    flet_names_used,
+)
 from governor_app.testing import FakeGovernorClient
 
 SERVER = "http://127.0.0.1:8000"
@@ -130,6 +136,33 @@ def test_without_a_snapshot_the_engine_is_built_at_start_and_the_snapshot_kept(
     asyncio.run(main())
     snap = Snapshot.read(path, SERVER)
     assert snap is not None and snap.dashboard == engine.dashboard()
+
+
+def test_a_snapshot_write_due_when_the_app_stops_is_made_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "data" / SNAPSHOT_NAME
+    engine = Engine(now=lambda: NOW)
+    client = StartingClient(builder(engine)[0], path, SERVER)
+    writes: list[Path] = []
+    write = Snapshot.write
+
+    def counted(self: Snapshot, to: Path) -> None:
+        writes.append(to)
+        write(self, to)
+
+    monkeypatch.setattr(Snapshot, "write", counted)
+
+    async def main() -> None:
+        await client.start()
+        await asyncio.sleep(WRITE_DELAY_S + 0.1)  # whatever the start had due is written
+        writes.clear()
+        engine._emit("status")  # a sync: a write is due shortly
+        await asyncio.sleep(0.01)
+        await client.stop()  # writes it now
+        await asyncio.sleep(WRITE_DELAY_S + 0.2)  # and not again after the engine stopped
+
+    asyncio.run(main())
+    assert writes == [path]
 
 
 def test_a_signed_out_snapshot_and_a_failed_build(tmp_path: Path) -> None:
