@@ -128,12 +128,15 @@ class Outbox:
     def _items(self, batch: Sequence[Claimed]) -> list[Any]:
         """The batch's items: each the stored text, spliced into the request as it is
         (``orjson.Fragment``), so a replay sends the very same bytes; only an entry with
-        attachments is parsed to add them."""
+        attachments is parsed to add them. One whose stored text no longer parses (damaged
+        on disk) is sent as it is too: the server refuses the batch and the split rejects
+        that entry alone, instead of the error blocking every later upload."""
         files = self.store.attachments([e.id for e in batch if e.has_files])
         items: list[Any] = []
         for entry in batch:
-            if entry.id in files:
-                items.append({**entry.payload, "attachments": files[entry.id]})
+            payload = _parsed(entry) if entry.id in files else None
+            if payload is not None:
+                items.append({**payload, "attachments": files[entry.id]})
             else:
                 items.append(orjson.Fragment(entry.body))
         return items
@@ -213,6 +216,15 @@ class Outbox:
             self.store.upsert_seeds([response.data])
             report.seeds_changed = True
         report.applied.append(entry.id)
+
+
+def _parsed(entry: Claimed) -> dict[str, Any] | None:
+    """The entry's stored item as a dict; None if it is damaged (not a JSON object)."""
+    try:
+        payload = entry.payload
+    except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def _first_error(done: set[asyncio.Task[None]]) -> BaseException | None:

@@ -556,3 +556,18 @@ def test_a_stored_item_damaged_on_disk_is_rejected_alone(world: World) -> None:
     rejected = world.store.entry(bad.id)
     assert rejected is not None and rejected.state == OutboxState.REJECTED
     assert rejected.error_code == "VALIDATION_FAILED"
+
+
+def test_a_damaged_item_with_attachments_is_rejected_alone(world: World) -> None:
+    """An entry with attachments is parsed to add them; one whose stored item is no longer
+    JSON is sent as it is instead, so the split rejects it alone and the queue moves on."""
+    files = [Attachment(name="log.txt", content_type="text/plain", data_base64="aGVsbG8=")]
+    bad = world.engine.veto("APR-W", VetoCategory.SAFETY, "see log", files)
+    good = [world.engine.approve(f"APR-{i}") for i in (0, 1)]
+    with world.store.transaction() as conn:
+        conn.exec_driver_sql("UPDATE outbox SET payload = '{\"id\": ' WHERE id = ?", (bad.id,))
+    run(world.engine.upload())
+    assert all(world.server.applied_count(e.id) == 1 for e in good)
+    rejected = world.store.entry(bad.id)
+    assert rejected is not None and rejected.state == OutboxState.REJECTED
+    assert rejected.error_code == "VALIDATION_FAILED"
