@@ -52,6 +52,7 @@ from sync.errors import (
     SignInRequired,
 )
 from sync.models import SCOPE_READ, SCOPE_VETO, SCOPE_WRITE, Account, DeviceCode
+from sync.observable import Listeners
 from sync.tokens import StoredTokens, TokenVault
 
 log = logging.getLogger("sync.auth")
@@ -209,7 +210,8 @@ class Authenticator:
         self._metadata: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
         self._tokens: StoredTokens | None = self._load(vault)
-        self._listeners: list[Callable[[], None]] = []
+        # A listener's bug must not break the session: ``Listeners`` logs it and goes on.
+        self._listeners: Listeners[[]] = Listeners(log, "auth listener")
 
     def _load(self, vault: TokenVault) -> StoredTokens | None:
         stored = vault.load()
@@ -247,15 +249,10 @@ class Authenticator:
 
     def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` whenever the account changes (sign-in, sign-out, refusal)."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+        return self._listeners.subscribe(listener)
 
     def _changed(self) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception:  # a listener's bug must not break the session
-                log.exception("auth listener failed")
+        self._listeners.emit()
 
     # --- tokens for requests -----------------------------------------------------------
     async def access_token(self) -> str:

@@ -82,7 +82,6 @@ REMIND_10M = 2
 CONFLICT_CODES = frozenset({"ALREADY_DECIDED", "VERSION_CONFLICT"})
 KEEP_APPLIED = timedelta(days=7)
 
-_OPTIMISTIC = PENDING_SHOWS_AS
 _UNANSWERED = {OutboxState.QUEUED, OutboxState.SENDING, OutboxState.HELD}
 _VETOABLE = {ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.APPROVED,
              ApprovalStatus.AUTO_APPROVED}
@@ -257,7 +256,7 @@ class SyncEngine:
         item = model.model_validate(fields)
         if pending is not None:
             item.pending_decision = pending
-            item.status = _OPTIMISTIC[pending]
+            item.status = PENDING_SHOWS_AS[pending]
         return item
 
     def approvals(self, filter: ApprovalFilter = "all", query: str = "", limit: int = 200,
@@ -353,7 +352,7 @@ class SyncEngine:
                                   "sync and open it again.")
         server = ApprovalSummary.model_validate(found[0])
         pending = self.store.pending_action(approval_id)
-        status = _OPTIMISTIC[pending] if pending else server.status
+        status = PENDING_SHOWS_AS[pending] if pending else server.status
         if pending == action or (pending is not None and action != DecisionAction.VETO):
             raise InvalidDecision(f"A {pending.value} of {approval_id!r} is already queued; "
                                   "cancel it first to decide differently.")

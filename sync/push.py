@@ -41,6 +41,7 @@ import httpx
 
 from sync.errors import ApiRejected, ServerUnreachable, SignInRequired, SyncError
 from sync.models import Notification
+from sync.observable import Listeners
 
 log = logging.getLogger("sync.push")
 
@@ -472,11 +473,11 @@ class EventIntake:
         self.counts = IntakeCounts()
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._recent_max = recent_ids
-        self._callbacks: list[EventCallback] = []
+        # One failing observer must not lose the event for the rest: ``Listeners`` logs it.
+        self._callbacks: Listeners[[PushEvent]] = Listeners(log, "push: an on_event callback")
 
     def on_event(self, callback: EventCallback) -> Callable[[], None]:
-        self._callbacks.append(callback)
-        return lambda: self._callbacks.remove(callback)
+        return self._callbacks.subscribe(callback)
 
     def needs_key(self, event: dict[str, Any]) -> str | None:
         """The key id to fetch before this event can be judged, if we lack it."""
@@ -504,11 +505,7 @@ class EventIntake:
             return Outcome.DUPLICATE
         self.sink.apply_event(parsed)
         self._remember(parsed.id)
-        for callback in list(self._callbacks):
-            try:
-                callback(parsed)
-            except Exception:  # one failing observer must not lose the event for the rest
-                log.exception("push: an on_event callback failed for %r", parsed.id)
+        self._callbacks.emit(parsed)
         return Outcome.ACCEPTED
 
     def _remember(self, event_id: str) -> None:
@@ -589,22 +586,18 @@ class PushListener:
         self.page_limit = page_limit
         self.status = PushStatus(last_event_id=sink.push_cursor())
         self._stopping = asyncio.Event()
-        self._status_callbacks: list[Callable[[PushStatus], None]] = []
+        self._status_callbacks: Listeners[[PushStatus]] = Listeners(
+            log, "push: a status callback")
 
     # -- observers ---------------------------------------------------------------------------
     def on_event(self, callback: EventCallback) -> Callable[[], None]:
         return self.intake.on_event(callback)
 
     def on_status(self, callback: Callable[[PushStatus], None]) -> Callable[[], None]:
-        self._status_callbacks.append(callback)
-        return lambda: self._status_callbacks.remove(callback)
+        return self._status_callbacks.subscribe(callback)
 
     def _status_changed(self) -> None:
-        for callback in list(self._status_callbacks):
-            try:
-                callback(self.status)
-            except Exception:
-                log.exception("push: a status callback failed")
+        self._status_callbacks.emit(self.status)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self) -> None:

@@ -1149,21 +1149,9 @@ class LocalStore:
             ).scalar_one_or_none()
         return parse_iso(value)
 
-    def pending_actions(self) -> dict[str, DecisionAction]:
-        """``{approval_id: action}`` for decisions not yet answered by the server; a queued
-        veto wins over an earlier approve on the same request."""
-        with self.reading() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT approval_id, action FROM outbox WHERE kind = 'decision' "
-                "AND state IN ('queued', 'sending', 'held') ORDER BY seq").all()
-        pending: dict[str, DecisionAction] = {}
-        for approval_id, action in rows:
-            if pending.get(approval_id) != DecisionAction.VETO:
-                pending[approval_id] = DecisionAction(action)
-        return pending
-
     def pending_action(self, approval_id: str) -> DecisionAction | None:
-        """The unanswered decision on one request (a veto wins), as ``pending_actions``."""
+        """The decision on one request the server has not answered yet (queued, sending or
+        held); a queued veto wins over an earlier approve, else the latest one counts."""
         with self.reading() as conn:
             rows = conn.execute(text(
                 "SELECT action FROM outbox WHERE approval_id = :a AND kind = 'decision' "

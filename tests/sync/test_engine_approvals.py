@@ -42,7 +42,12 @@ def expected(store: LocalStore, filter: str, query: str, limit: int,
              offset: int) -> list[ApprovalSummary]:
     """The list's meaning, as the engine computed it in Python before it moved to SQL:
     every cached request validated, the pending decision laid over it, then filtered."""
-    pending = store.pending_actions()
+    # The unanswered decisions, in sequence order; a veto wins over an earlier approve.
+    pending: dict[str | None, DecisionAction] = {}
+    for entry in store.entries({OutboxState.QUEUED, OutboxState.SENDING, OutboxState.HELD}):
+        if entry.kind == "decision" and entry.action is not None \
+                and pending.get(entry.approval_id) != DecisionAction.VETO:
+            pending[entry.approval_id] = entry.action
     needle = query.strip().lower()
     out = []
     for fields in store.approval_summaries():
