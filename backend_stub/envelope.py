@@ -39,11 +39,14 @@ def ok(request: Request, data: Any, *, status_code: int = 200,
                         status_code=status_code, headers=headers)
 
 
+def _etag(encoded: bytes) -> str:
+    """The quoted ``ETag`` value for ``encoded``: the first 32 hex digits of its sha256."""
+    return f'"{hashlib.sha256(encoded).hexdigest()[:32]}"'
+
+
 def etag_of(*content: Any) -> str:
     """A strong validator: the same content gives the same tag, in every stub process."""
-    digest = hashlib.sha256(b"".join(orjson.dumps(c, option=orjson.OPT_SORT_KEYS)
-                                     for c in content))
-    return f'"{digest.hexdigest()[:32]}"'
+    return _etag(b"".join(orjson.dumps(c, option=orjson.OPT_SORT_KEYS) for c in content))
 
 
 def not_modified(if_none_match: str | None, etag: str) -> bool:
@@ -63,8 +66,7 @@ def ok_or_not_modified(request: Request, data: Any, if_none_match: str | None,
     time): ``304 Not Modified`` when ``If-None-Match`` names it. ``data`` is encoded once,
     for the tag and the body alike (the approvals list is the app's most frequent read)."""
     encoded = orjson.dumps(data)
-    digest = hashlib.sha256(encoded + orjson.dumps(extra_meta, option=orjson.OPT_SORT_KEYS))
-    etag = f'"{digest.hexdigest()[:32]}"'
+    etag = _etag(encoded + orjson.dumps(extra_meta, option=orjson.OPT_SORT_KEYS))
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if not_modified(if_none_match, etag):
         return Response(status_code=304, headers=headers)

@@ -159,9 +159,8 @@ class Transport(Protocol):
     messages that arrive from elsewhere."""
 
     def start(self, deliver: Callable[[Message], None]) -> None: ...
-    def publish(self, message: Message) -> None: ...
     def publish_many(self, messages: Sequence[Message]) -> None:
-        """``publish`` each, in order, in as few round trips as the transport allows."""
+        """Send each, in order, in as few round trips as the transport allows."""
         ...
     def close(self) -> None: ...
 
@@ -170,9 +169,6 @@ class InProcessTransport:
     """No other processes: publishing is local delivery alone."""
 
     def start(self, deliver: Callable[[Message], None]) -> None:
-        return None
-
-    def publish(self, message: Message) -> None:
         return None
 
     def publish_many(self, messages: Sequence[Message]) -> None:
@@ -213,9 +209,6 @@ class RedisStreamTransport:
         self._thread = threading.Thread(target=self._read_loop, args=(deliver,),
                                         name="govstub-bus-redis", daemon=True)
         self._thread.start()
-
-    def publish(self, message: Message) -> None:
-        self.publish_many([message])
 
     def publish_many(self, messages: Sequence[Message]) -> None:
         # One round trip for the events of one commit (up to 500 for a decision batch).
@@ -409,10 +402,7 @@ class MessageBus:
         if self.signer is not None:
             unsigned = message.to_dict()
             unsigned.pop("signature", None)
-            m = message
-            message = Message(m.type, m.data, m.id, m.timestamp, m.source, m.correlation_id,
-                              m.causation_id, m.user_id, m.priority,
-                              self.signer.sign(unsigned))
+            message = replace(message, signature=self.signer.sign(unsigned))
         if not checked:
             body = message.to_dict()
             if not _conforms(body):  # refuses what others could not read
