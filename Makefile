@@ -17,9 +17,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/governor demo $(ARGS)
 
-# Browser tests need Debian's chromium; install it when missing and we may (root).
+# The tests drive Debian tools (chromium, promtool, wast2json, haproxy, redis-server):
+# installed when missing and we may (root); see scripts/debian-tools.sh.
 test: $(STAMP)
-	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium missing: browser tests will be skipped"; }
+	@bash scripts/debian-tools.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

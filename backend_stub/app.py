@@ -120,9 +120,15 @@ def create_app(settings: StubSettings | None = None, *, clock: Clock | None = No
     app.add_middleware(RequestIdMiddleware)
     install_error_handlers(app)
 
-    @app.get("/v1/health", tags=["health"])
+    @app.get("/v1/health", tags=["health"],
+             responses={500: {"description": "INTERNAL: the stub failed"}})
     def health(request: Request) -> JSONResponse:
+        """Liveness: the process answers (nothing checked; /v1/ready checks)."""
         return ok(request, {"status": "ok"})
+
+    from backend_stub.api.readiness import install_readiness
+
+    install_readiness(app)
 
     # Feature packages install their migrations, routers and services here.
     # (Filled in by backend_stub.oauth, backend_stub.api, backend_stub.components.)
@@ -137,4 +143,16 @@ def create_app(settings: StubSettings | None = None, *, clock: Clock | None = No
     install_push(app)
     if settings.demo:
         install_demo(app)
+    if settings.cors_origins:
+        # Last, so outermost: refusals (401, 429) carry the CORS headers too, and a browser
+        # shows the app the error instead of an opaque network failure.
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key",
+                           "If-None-Match", "Last-Event-ID", "X-Request-ID"],
+            expose_headers=["ETag", "Retry-After", "WWW-Authenticate", "X-Request-ID"],
+            max_age=600)
     return app

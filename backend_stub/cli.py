@@ -2,6 +2,9 @@
 
     governor-stub --host 127.0.0.1 --port 8000 [--db URL] [--redis URL] [--demo]
                   [--demo-activity SECONDS]
+    governor-stub submit MODULE.wasm --capability GRANT --industry I --budget TOKENS
+                  --monthly-cost USD [--server URL] [--username U --password P]
+                  (see backend_stub.submit_cli)
 
 Prints ``governance stub listening on http://HOST:PORT`` once it accepts requests, and
 exits cleanly (committed data kept) on SIGTERM or SIGINT. ``--port 0`` picks a free port;
@@ -45,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demo-activity", type=float, metavar="SECONDS",
                         help="with --demo: the platform acts on its own every SECONDS")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING ... (default INFO)")
+    parser.add_argument("--tls-cert", help="serve HTTPS: the PEM certificate (chain) file")
+    parser.add_argument("--tls-key", help="serve HTTPS: the PEM private key file")
     return parser
 
 
@@ -59,13 +64,16 @@ def settings_from(args: argparse.Namespace) -> StubSettings:
 class _Server(uvicorn.Server):
     """Announces the contract's ready line once the socket accepts connections."""
 
+    scheme = "http"
+
     async def startup(self, sockets: list[Any] | None = None) -> None:
         await super().startup(sockets)
         if self.started:
             for server in getattr(self, "servers", []):
                 for sock in server.sockets:
                     host, port = sock.getsockname()[:2]
-                    print(f"governance stub listening on http://{host}:{port}", flush=True)
+                    print(f"governance stub listening on {self.scheme}://{host}:{port}",
+                          flush=True)
                     return
 
 
@@ -86,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backend_stub.components.audit_cli import main as audit_main
 
         return audit_main(argv[1:])
+    if argv[:1] == ["submit"]:  # governor-stub submit MODULE.wasm: a request from a shell
+        from backend_stub.submit_cli import main as submit_main
+
+        return submit_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
@@ -118,8 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.freeze()
     config = uvicorn.Config(app, host=settings.host, port=settings.port,
                             log_level=settings.log_level.lower(), access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=5)
+                            lifespan="on", timeout_graceful_shutdown=5,
+                            ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
     server = _Server(config)
+    server.scheme = settings.scheme
     # Open event streams end when the server stops, instead of holding the graceful
     # shutdown for its whole timeout (backend_stub.api.events_stream reads this).
     app.state.sse_closing = lambda: server.should_exit

@@ -18,6 +18,10 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, create_engine
 
+# PostgreSQL advisory lock keys (``Database.exclusive``) of start-up work.
+MIGRATION_LOCK_ID = 0x676F766D  # "govm"
+DEMO_WORLD_LOCK_ID = 0x676F7664  # "govd"
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -33,6 +37,33 @@ def _json_dumps(value: Any) -> str:
 _JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
+# How long a connection waits for another to finish making a new database file WAL.
+WAL_SWITCH_WAIT_S = 30.0
+
+
+def _set_wal(cur: Any) -> None:
+    """Put the database in WAL mode (kept in the file: a no-op once any connection did).
+
+    SQLite answers "database is locked" at once, without its busy handler, when another
+    connection is switching the same new file at that moment (replicas that start
+    together on one file; found in CI's tests/backend_stub/test_migrations.py): wait for
+    that switch instead of failing the start."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + WAL_SWITCH_WAIT_S
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:")
@@ -46,7 +77,7 @@ def make_engine(url: str) -> Engine:
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             if not in_memory:
-                cur.execute("PRAGMA journal_mode=WAL")
+                _set_wal(cur)
             # FULL: a committed decision survives kill -9 and power loss alike.
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -95,20 +126,52 @@ class Database:
             return [r[0] for r in rows]
 
     def migrate(self, migrations: Sequence[Migration]) -> list[str]:
-        """Apply the migrations not yet recorded, in order; returns the names applied now."""
+        """Apply the migrations not yet recorded, in order; returns the names applied now.
+
+        Safe when several stub processes start together on one database: on PostgreSQL
+        they take turns (an advisory lock), and each finds what the one before applied.
+        """
         applied_now: list[str] = []
-        done = set(self.applied_migrations())
-        for migration in migrations:
-            if migration.name in done:
-                continue
-            with self.engine.begin() as conn:
-                migration.apply(conn)
-                conn.execute(
-                    text("INSERT INTO schema_migrations (name) VALUES (:n)"),
-                    {"n": migration.name},
-                )
-            applied_now.append(migration.name)
+        with self.exclusive(MIGRATION_LOCK_ID):
+            done = set(self.applied_migrations())
+            for migration in migrations:
+                if migration.name in done:
+                    continue
+                with self.engine.begin() as conn:
+                    hold_write_lock(conn)
+                    if self._recorded(conn, migration.name):
+                        continue  # another process was first
+                    migration.apply(conn)
+                    conn.execute(
+                        text("INSERT INTO schema_migrations (name) VALUES (:n)"),
+                        {"n": migration.name},
+                    )
+                applied_now.append(migration.name)
         return applied_now
+
+    @staticmethod
+    def _recorded(conn: Connection, name: str) -> bool:
+        return conn.execute(text("SELECT 1 FROM schema_migrations WHERE name = :n"),
+                            {"n": name}).first() is not None
+
+    @contextmanager
+    def exclusive(self, lock_id: int) -> Iterator[None]:
+        """One stub process at a time on this PostgreSQL database runs the block (start-up
+        work such as migrating or loading the demo world); a no-op on SQLite, where
+        migrations rely on the file's write lock instead (``migrate``)."""
+        if self.is_sqlite:
+            yield
+            return
+        # A session-level lock on a connection of its own, held while other connections
+        # do the work; it goes with the connection if this process dies.
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
+                conn.commit()
 
     @staticmethod
     def _ensure_table(conn: Connection) -> None:

@@ -8,12 +8,17 @@ Hierarchy::
     ├── NotFound                404 NOT_FOUND
     ├── PayloadTooLarge         413 PAYLOAD_TOO_LARGE
     ├── ValidationFailed        422 VALIDATION_FAILED (details name each field)
+    │   └── InvalidGrant        a capability grant or pattern that does not parse (also a
+    │                           ValueError: the domain raises it before any write)
     ├── IdempotencyKeyReused    422 IDEMPOTENCY_KEY_REUSED
     ├── VersionConflict         409 VERSION_CONFLICT
     ├── AlreadyDecided          409 ALREADY_DECIDED
     ├── VetoWindowClosed        409 VETO_WINDOW_CLOSED
-    └── RateLimited             429 RATE_LIMITED (+ Retry-After)
+    ├── RateLimited             429 RATE_LIMITED (+ Retry-After)
+    └── NotReady                503 NOT_READY (details name what is down)
     ConfigurationError          a bad setting; stops start-up with a message naming it
+    SubmitFailed                ``governor-stub submit`` could not submit (sign-in, network,
+                                refusal); its message says why and what to do
 
 Messages name the object and say what to do next.
 """
@@ -80,6 +85,16 @@ class ValidationFailed(ApiError):
     code = "VALIDATION_FAILED"
 
 
+class InvalidGrant(ValidationFailed, ValueError):
+    """A capability grant (or a seed's pattern) that does not parse; names the grant."""
+
+    def __init__(self, grant: str, problem: str) -> None:
+        super().__init__(f"Capability grant {grant!r} {problem}.",
+                         details={"grant": grant, "problem": problem})
+        self.grant = grant
+        self.problem = problem
+
+
 class IdempotencyKeyReused(ApiError):
     status_code = 422
     code = "IDEMPOTENCY_KEY_REUSED"
@@ -112,5 +127,19 @@ class RateLimited(ApiError):
         )
 
 
+class NotReady(ApiError):
+    status_code = 503
+    code = "NOT_READY"
+
+
 class ConfigurationError(Exception):
     """A setting is wrong; start-up stops with this message."""
+
+
+class SubmitFailed(Exception):
+    """``governor-stub submit`` did not submit the module; ``exit_code`` is 1 when the server
+    refused it, 2 when it could not ask (sign-in, connection, a missing file)."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:
 
 from governor_app.cli import build_client  # noqa: E402
 from governor_app.profile import load_profile  # noqa: E402
-from governor_app.startup import SNAPSHOT_NAME, StartingClient  # noqa: E402
+from sync.cold_start import SNAPSHOT_NAME, StartingClient  # noqa: E402
 from tests.browser.harness import (  # noqa: E402
     AppProcess,
     by_id,

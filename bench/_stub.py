@@ -50,9 +50,14 @@ def running_stub(data_dir: Path, **env: str) -> Iterator[str]:
             raise RuntimeError("the stub did not start:\n" + "".join(output[-20:]))
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM (a server finishes what it is doing), SIGKILL after 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)

@@ -7,8 +7,19 @@ A 429 is honoured (the client waits ``Retry-After``) and counted apart; a 429 wi
 ``Retry-After``, any other 4xx/5xx and any transport error is an error.
 
 Figures: p50 / p95 / p99 latency (ms) per kind of request, requests per second, errors,
-429s, events received; the baseline is the same reads by one client alone, measured first
+429s, events received; every stream opens at the event id stored last before the load
+and, once the clients stop, is read until it has every event stored since (or
+``LOAD_DRAIN_SECONDS``, 60 by default, pass): ``events_missing``, ``events_duplicated`` and
+``streams_out_of_order`` compare the ids each stream received with the ids stored and
+``streams_catch_up_s`` is how long that took after the clients stopped. The
+baseline is the same reads by one client alone, measured first
 in the same run, so ``approvals_p50_ms`` under load is also shown as a ratio to it.
+
+Then the same load again through the balancer: HAProxy (``deploy/haproxy.cfg``) in front
+of two replicas on one PostgreSQL database and Redis (``tests/support/replicas.py``); its
+figures carry the prefix ``lb_`` (``lb_approvals_p95_ms``, ``lb_errors``, ...). It is
+skipped, and says why, when PostgreSQL, Redis or haproxy is missing; ``LOAD_TOPOLOGY``
+(``single``, ``replicated`` or ``both``, the default) picks the runs.
 
 ``python bench/load.py``; ``BENCH_SHORT=1`` runs about 10 s. ``LOAD_CLIENTS``,
 ``LOAD_SECONDS``, ``LOAD_STREAMS`` override the sizes. The per-address and per-token rate
@@ -20,16 +31,19 @@ keeps the stub's own (then 429s are expected, and honoured). The last line is on
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import os
 import random
+import ssl
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,9 +59,10 @@ SHORT = os.environ.get("BENCH_SHORT") == "1"
 CLIENTS = int(os.environ.get("LOAD_CLIENTS", "50"))
 SECONDS = float(os.environ.get("LOAD_SECONDS", "10" if SHORT else "60"))
 STREAMS = int(os.environ.get("LOAD_STREAMS", "5"))
+DRAIN_SECONDS = float(os.environ.get("LOAD_DRAIN_SECONDS", "60"))
 PENDING = 60 if SHORT else 200
 BASELINE_SECONDS = 2.0 if SHORT else 5.0
-TARGETS: dict[str, dict[str, float]] = {"errors": {"max": 0}}
+TARGETS: dict[str, dict[str, float]] = {"errors": {"max": 0}, "events_missing": {"max": 0}}
 KINDS = ("approvals", "approval", "dashboard", "decision")
 WEIGHTS = (40, 25, 15, 20)
 
@@ -64,6 +79,27 @@ class LoadResult:
     events: int = 0
     streams_opened: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    # The ids stored during the run (after the streams' starting point), and those each
+    # stream received, in the order received.
+    published_ids: list[int] = field(default_factory=list)
+    stream_ids: list[list[int]] = field(default_factory=list)
+    # From the clients' stop until every stream held every stored id (or gave up).
+    catch_up_seconds: float = 0.0
+
+    def stream_problems(self) -> list[str]:
+        """Each stream that did not receive every stored id exactly once, in order:
+        what it missed (first ids), repeated or misordered."""
+        problems = []
+        stored = set(self.published_ids)
+        for n, got in enumerate(self.stream_ids):
+            missing = sorted(stored - set(got))
+            repeated = sorted({i for i, c in Counter(got).items() if c > 1})
+            if missing or repeated or got != sorted(got):
+                problems.append(
+                    f"stream {n}: received {len(got)} of {len(stored)} stored events; "
+                    f"missing {len(missing)} {missing[:10]}, repeated {repeated[:10]}, "
+                    f"in order: {got == sorted(got)}")
+        return problems
 
     def error(self, what: str) -> None:
         self.errors.append(what)
@@ -84,6 +120,13 @@ class LoadResult:
         out["rate_limited_429"] = self.rate_limited
         out["events_received"] = self.events
         out["streams_opened"] = self.streams_opened
+        out["events_published"] = len(self.published_ids)
+        stored = set(self.published_ids)
+        out["events_missing"] = sum(len(stored - set(got)) for got in self.stream_ids)
+        out["events_duplicated"] = sum(len(got) - len(set(got)) for got in self.stream_ids)
+        out["streams_out_of_order"] = sum(got != sorted(got) for got in self.stream_ids)
+        if self.stream_ids:
+            out["streams_catch_up_s"] = round(self.catch_up_seconds, 2)
         out["decisions_applied"] = self.outcomes.get("applied", 0)
         out["decisions_rejected"] = self.outcomes.get("rejected", 0)
         return out
@@ -95,6 +138,15 @@ def percentile(sorted_values: list[float], p: float) -> float:
         return 0.0
     rank = max(1, math.ceil(p / 100 * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context for every simulated device. httpx builds a new one per client
+    otherwise (loading the CA bundle, ~70 ms of CPU each on a loaded machine), which
+    blocked this generator's event loop for seconds at the start of a run: the streams
+    then opened late and the first seconds of load went unmeasured."""
+    return ssl.create_default_context()
 
 
 async def _timed(http: httpx.AsyncClient, result: LoadResult, kind: str, method: str,
@@ -129,7 +181,8 @@ async def _client(url: str, token: str, approvals: list[dict[str, Any]], result:
                   weights: tuple[int, ...] = WEIGHTS) -> None:
     device = f"load-{uuid.uuid4().hex[:8]}"
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30,
+                                 verify=_tls()) as http:
         while time.monotonic() < deadline:
             kind = rng.choices(kinds, weights)[0]
             if kind == "approvals":
@@ -162,51 +215,142 @@ async def _client(url: str, token: str, approvals: list[dict[str, Any]], result:
                         result.outcomes[str(r.get("outcome"))] += 1
 
 
-async def _stream(url: str, token: str, result: LoadResult, deadline: float) -> None:
+@dataclass
+class Drain:
+    """What the streams are waiting for once the clients stop: ``last_id``, the id stored
+    last (``None`` until known, with ``known`` set), for at most ``seconds``."""
+
+    seconds: float = DRAIN_SECONDS
+    last_id: int | None = None
+    known: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _stream(url: str, token: str, result: LoadResult, deadline: float,
+                  after: int | None = None, drain: Drain | None = None) -> None:
+    """Hold a stream open until ``deadline``; with ``drain``, then until it received the
+    id stored last (or the drain's time ran out). Records the ids received."""
     headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
-    async with httpx.AsyncClient(base_url=url, headers=headers,
+    params = {"after": str(after)} if after is not None else None
+    ids: list[int] = []
+    arrived = asyncio.Event()
+
+    async def read(response: httpx.Response) -> None:
+        async for line in response.aiter_lines():
+            if line.startswith("id:"):
+                result.events += 1
+                ids.append(int(line[3:].strip()))
+                arrived.set()
+
+    async with httpx.AsyncClient(base_url=url, headers=headers, verify=_tls(),
                                  timeout=httpx.Timeout(30, read=None)) as http:
         started = time.perf_counter()
         try:
-            async with http.stream("GET", "/v1/mobile/events") as response:
+            async with http.stream("GET", "/v1/mobile/events", params=params) as response:
                 if response.status_code != 200:
                     await response.aread()
                     result.error(f"stream: answered {response.status_code}")
                     return
                 result.latencies["stream_open"].append((time.perf_counter() - started) * 1000)
                 result.streams_opened += 1
-                lines = response.aiter_lines()
-                while True:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return
-                    try:
-                        line = await asyncio.wait_for(anext(lines), left)
-                    except TimeoutError:
-                        return
-                    except StopAsyncIteration:
+                # Reading runs on while this waits: cancelling a pending read would end
+                # the response's line iterator.
+                reader = asyncio.create_task(read(response))
+                try:
+                    await asyncio.wait({reader}, timeout=max(0.0, deadline - time.monotonic()))
+                    if drain is not None and not reader.done():
+                        await _drained(reader, ids, arrived, drain)
+                    if reader.done():
+                        reader.result()  # a transport error is raised here
                         if time.monotonic() < deadline - 1:
                             result.error("stream: closed by the server before the end")
-                        return
-                    if line.startswith("id:"):
-                        result.events += 1
+                finally:
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
         except httpx.HTTPError as exc:
             result.error(f"stream: {type(exc).__name__}: {exc}")
+        finally:
+            result.stream_ids.append(ids)
+
+
+async def _drained(reader: asyncio.Task[None], ids: list[int], arrived: asyncio.Event,
+                   drain: Drain) -> None:
+    """Wait until the stream received ``drain.last_id``, it ends, or the drain times out."""
+    until = time.monotonic() + drain.seconds
+    known = asyncio.create_task(drain.known.wait())
+    try:
+        await asyncio.wait({reader, known}, timeout=max(0.0, until - time.monotonic()),
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        known.cancel()
+    while (drain.last_id is not None and not reader.done()
+           and (ids[-1] if ids else -1) < drain.last_id and time.monotonic() < until):
+        arrived.clear()
+        waiter = asyncio.create_task(arrived.wait())
+        try:
+            await asyncio.wait({reader, waiter}, timeout=max(0.0, until - time.monotonic()),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+
+
+async def _stored_ids(http: httpx.AsyncClient, after: int) -> list[int]:
+    """The ids of every event stored after ``after``, in order (``/notifications`` pages;
+    a 429 is waited out)."""
+    ids: list[int] = []
+    cursor = str(after)
+    while True:
+        response = await http.get("/v1/mobile/notifications",
+                                  params={"after": cursor, "limit": 500})
+        if response.status_code == 429:
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+            continue
+        response.raise_for_status()
+        page = response.json()
+        ids += [int(item["id"]) for item in page["data"]]
+        cursor = page["meta"].get("next_cursor")
+        if not cursor:
+            return ids
 
 
 async def run_load(url: str, token: str, approvals: list[dict[str, Any]], *,
                    clients: int = CLIENTS, seconds: float = SECONDS, streams: int = STREAMS,
                    seed: int = 0, kinds: tuple[str, ...] = KINDS,
-                   weights: tuple[int, ...] = WEIGHTS) -> LoadResult:
-    """``clients`` request loops and ``streams`` open event streams for ``seconds``."""
+                   weights: tuple[int, ...] = WEIGHTS,
+                   drain_seconds: float = DRAIN_SECONDS) -> LoadResult:
+    """``clients`` request loops and ``streams`` open event streams for ``seconds``; the
+    streams start after the event stored last before the run and, once the clients
+    stop, are read until they have every event stored since (``drain_seconds`` at most)."""
     result = LoadResult()
+    after = None
+    drain = Drain(drain_seconds)
+    if streams:
+        async with httpx.AsyncClient(base_url=url, timeout=30,
+                                     headers={"Authorization": f"Bearer {token}"}) as http:
+            before = await _stored_ids(http, 0)
+        after = before[-1] if before else 0
     started = time.monotonic()
     deadline = started + seconds
-    tasks = [_client(url, token, approvals, result, deadline, random.Random(seed + i),
-                     kinds, weights) for i in range(clients)]
-    tasks += [_stream(url, token, result, deadline) for _ in range(streams)]
-    await asyncio.gather(*tasks)
-    result.seconds = time.monotonic() - started
+    stream_tasks = [asyncio.create_task(_stream(url, token, result, deadline, after, drain))
+                    for _ in range(streams)]
+    try:
+        await asyncio.gather(*(_client(url, token, approvals, result, deadline,
+                                       random.Random(seed + i), kinds, weights)
+                               for i in range(clients)))
+        result.seconds = time.monotonic() - started
+        if streams:
+            assert after is not None
+            async with httpx.AsyncClient(base_url=url, timeout=30, headers={
+                    "Authorization": f"Bearer {token}"}) as http:
+                result.published_ids = await _stored_ids(http, after)
+            drain.last_id = result.published_ids[-1] if result.published_ids else after
+            drain.known.set()
+        stopped = time.monotonic()
+        await asyncio.gather(*stream_tasks)
+        result.catch_up_seconds = time.monotonic() - stopped
+    finally:
+        for task in stream_tasks:
+            task.cancel()
+        await asyncio.gather(*stream_tasks, return_exceptions=True)
     return result
 
 
@@ -241,14 +385,49 @@ async def prepare(url: str, pending: int = PENDING) -> tuple[str, list[dict[str,
     return token, approvals
 
 
-def stub(data_dir: Path) -> AbstractContextManager[str]:
+def _limits_env() -> dict[str, str]:
     env: dict[str, str] = {}
     if os.environ.get("LOAD_RATE_LIMITS") != "default":
         # One load generator, one address and one token stand in for 50 devices: the
         # per-address and per-token limits would measure themselves, not the stub.
         env.update(GOVSTUB_REQUESTS_PER_MINUTE="100000000",
                    GOVSTUB_CLIENT_REQUESTS_PER_MINUTE="100000000")
-    return running_stub(data_dir, **env)
+    return env
+
+
+def stub(data_dir: Path) -> AbstractContextManager[str]:
+    return running_stub(data_dir, **_limits_env())
+
+
+@contextmanager
+def balanced_stub(work: Path, replicas: int = 2, env: dict[str, str] | None = None
+                  ) -> Iterator[str]:
+    """HAProxy in front of ``replicas`` stubs on a fresh PostgreSQL database and Redis;
+    yields the balancer's URL. Raises ``Unavailable`` when a service is missing."""
+    from tests.support.replicas import HAPROXY, ReplicatedStub
+    from tests.support.services import (
+        REDIS_URL,
+        drop_postgres_database,
+        fresh_postgres_database,
+        reachable,
+    )
+
+    missing = [name for name, up in (("PostgreSQL", reachable("127.0.0.1", 5432)),
+                                     ("Redis", reachable("127.0.0.1", 6379)),
+                                     ("haproxy", os.access(HAPROXY, os.X_OK))) if not up]
+    if missing:
+        raise Unavailable(f"{' and '.join(missing)} not available")
+    db_url = fresh_postgres_database()
+    try:
+        with ReplicatedStub(work, db_url=db_url, redis_url=REDIS_URL, replicas=replicas,
+                            env={"GOVSTUB_LOG_LEVEL": "WARNING", **(env or {})}) as topology:
+            yield topology.url
+    finally:
+        drop_postgres_database(db_url)
+
+
+class Unavailable(RuntimeError):
+    """The replicated topology cannot run here (a service is missing)."""
 
 
 async def measure(url: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
@@ -268,13 +447,32 @@ async def measure(url: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, stub(Path(tmp) / "stub") as url:
-        figures, baselines, errors = asyncio.run(measure(url))
+    topology = os.environ.get("LOAD_TOPOLOGY", "both")
+    figures: dict[str, Any] = {}
+    baselines: dict[str, Any] = {}
+    errors: list[str] = []
+    if topology in ("single", "both"):
+        with tempfile.TemporaryDirectory() as tmp, stub(Path(tmp) / "stub") as url:
+            figures, baselines, errors = asyncio.run(measure(url))
+    if topology in ("replicated", "both"):
+        try:
+            with tempfile.TemporaryDirectory() as tmp, \
+                    balanced_stub(Path(tmp) / "topology", env=_limits_env()) as url:
+                lb_figures, lb_baselines, lb_errors = asyncio.run(measure(url))
+        except Unavailable as exc:
+            print(f"through the balancer: skipped ({exc})")
+        else:
+            figures.update({f"lb_{k}": v for k, v in lb_figures.items()})
+            baselines.update({f"lb_{k}": v for k, v in lb_baselines.items()})
+            errors += [f"through the balancer: {e}" for e in lb_errors]
+            TARGETS["lb_errors"] = {"max": 0}
+            TARGETS["lb_events_missing"] = {"max": 0}
     for name, value in figures.items():
         print(f"{name}: {value}")
     for message in errors[:20]:
         print(f"error: {message}")
-    ok = figures["errors"] == 0
+    ok = bool(figures) and all(figures.get(k, 0) == 0 for k in (
+        "errors", "lb_errors", "events_missing", "lb_events_missing"))
     print(json.dumps({"bench": "load", "figures": figures, "targets": TARGETS,
                       "baselines": baselines, "ok": ok}))
 

@@ -4,14 +4,16 @@
 
 - ``event_to_store_p95_ms``: from the stub emitting an event (the event's own timestamp,
   taken in the stub's transaction) to the client having stored it in its local SQLite
-  store (``PushListener`` + ``LocalStoreSink``); events one at a time.
+  store (``PushListener`` + ``LocalStoreSink``); events one at a time, 95th percentile
+  over every event sent: one that never arrives counts as the whole 30 s wait;
+- ``event_to_store_lost``: those of the lone events that never arrived (must be 0);
 - ``event_to_ui_p95_ms``: from just before asking the stub for an event (a violation) to
   its banner being on screen in headless Chromium, in the real app (``governor app
   --web`` signed in on the dashboard: the engine stores the event, the notification
   center raises the alert, the session draws the banner); an upper bound, since it
   includes the demo request itself.
 - ``burst_1000_lost``: events the client never stored out of a burst of 1,000 sent as
-  fast as 16 concurrent requests allow (300 in short mode).
+  fast as 16 concurrent requests allow (300 in short mode, named ``burst_300_lost``).
 
 The last line is one JSON object ``{"bench": "push", "figures", "targets", "ok"}``.
 """
@@ -39,8 +41,10 @@ from sync.tokens import MemoryVault
 from tests.support.stub_process import StubProcess
 
 SHORT = os.environ.get("BENCH_SHORT") == "1"
+# A figure from the smaller short-mode burst carries its size in its name.
+BURST_FIGURE = "burst_300_lost" if SHORT else "burst_1000_lost"
 TARGETS = {"event_to_store_p95_ms": {"max": 100}, "event_to_ui_p95_ms": {"max": 1000},
-           "burst_1000_lost": {"max": 0}}
+           "event_to_store_lost": {"max": 0}, BURST_FIGURE: {"max": 0}}
 
 
 def p95(values: list[float]) -> float:
@@ -94,11 +98,16 @@ async def store_and_burst(stub: StubProcess, work: Path) -> dict[str, float]:
     for _ in range(count):
         await scenario(demo)
         await asyncio.sleep(0.02)
-    await wait_for(lambda: len(set(sink.stored) - start) >= count, 30)
+    waited = 30.0
+    await wait_for(lambda: len(set(sink.stored) - start) >= count, waited)
     latencies = [(stored - ts.timestamp()) * 1000
                  for event_id, (stored, ts) in sink.stored.items() if event_id not in start]
+    # An event that never arrived is lost, not left out: it counts as the whole wait (so
+    # the percentile shows it) and in ``event_to_store_lost``, which must be 0.
+    store_lost = max(0, count - len(latencies))
+    latencies += [waited * 1000] * store_lost
     # The burst.
-    burst = 300 if SHORT else 1000
+    burst = 300 if SHORT else 1000  # the figure's name says which
     before = int(sink.push_cursor() or 0)
     semaphore = asyncio.Semaphore(16)
 
@@ -131,7 +140,8 @@ async def store_and_burst(stub: StubProcess, work: Path) -> dict[str, float]:
     print(f"store: {len(latencies)} events, p50 {sorted(latencies)[len(latencies) // 2]:.1f} ms;"
           f" burst: {len(expected)} events emitted, {lost} lost, "
           f"{listener.intake.counts.duplicate} duplicates dropped", flush=True)
-    return {"event_to_store_p95_ms": p95(latencies), "burst_1000_lost": float(lost),
+    return {"event_to_store_p95_ms": p95(latencies), "event_to_store_lost": float(store_lost),
+            BURST_FIGURE: float(lost),
             "burst_size": float(len(expected))}
 
 

@@ -5,8 +5,13 @@
   that returns the same envelope (the stub's own answer, captured once, with a fresh
   ``meta``). Both are separate uvicorn processes started here; each round times one request
   on each, back to back, alternating which goes first.
-- ``batch_500_ms``: one ``POST /v1/mobile/decisions`` of 500 approvals (each a distinct
-  pending request), measured at the client; the median over several batches.
+- ``batch_500_vs_limit_ratio`` (max 2): one ``POST /v1/mobile/decisions`` of 500 approvals
+  (each a distinct pending request), measured at the client, over the same body posted
+  to the limit (``bench/_limit.py``: a bare FastAPI app that bulk-inserts the batch into
+  SQLite with ``synchronous=FULL``), back to back, alternating which goes first; the
+  ratio of the medians (p50) over every batch (10; 4 in short mode, where the figure is
+  ``batch_500_x4_vs_limit_ratio``). Beside it, for information: ``batch_500_ms`` and
+  ``limit_500_ms`` (p50), ``batch_500_p95_ms`` and ``limit_500_p95_ms``.
 
 The stub runs with its rate limit off (it would throttle the benchmark itself).
 ``python bench/stub_api.py``; ``BENCH_SHORT=1`` runs fewer rounds. The last line is one JSON
@@ -36,12 +41,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: make the project importable
     sys.path.insert(0, str(ROOT))
 
-TARGETS: dict[str, dict[str, float]] = {"get_approvals_p95_ratio": {"max": 2.0},
-                                        "batch_500_ms": {"max": 100}}
+from bench._limit import running_limit  # noqa: E402
+from bench._stub import stop_process  # noqa: E402
+
 SHORT = os.environ.get("BENCH_SHORT") == "1"
 ROUNDS = 150 if SHORT else 500
 WARMUP = 30
-BATCHES = 2 if SHORT else 5
+BATCHES = 4 if SHORT else 10
+# Fewer batches in short mode: that figure carries its sample count in its name.
+BATCH_FIGURE = "batch_500_x4_vs_limit_ratio" if SHORT else "batch_500_vs_limit_ratio"
+TARGETS: dict[str, dict[str, float]] = {"get_approvals_p95_ratio": {"max": 2.0},
+                                        BATCH_FIGURE: {"max": 2.0}}
 BATCH_SIZE = 500
 
 
@@ -92,11 +102,7 @@ def process(args: list[str], env: dict[str, str], ready_url: str) -> Iterator[No
                 time.sleep(0.1)
         yield
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def serve_baseline(port: int, body_file: str) -> None:
@@ -170,23 +176,131 @@ def measure(work: Path) -> dict[str, Any]:
                         assert response.status_code == 200, response.text
                         if i >= WARMUP:
                             samples.append(elapsed)
-            batch_ms = []
-            for n in range(BATCHES):
-                ids = pending[n * BATCH_SIZE:(n + 1) * BATCH_SIZE]
-                items = [{"id": f"bench-{n}-{i}", "approval_id": approval_id,
-                          "action": "approve", "expected_version": 1,
-                          "decided_at": "2026-01-01T00:00:00Z", "device_id": "bench"}
-                         for i, approval_id in enumerate(ids)]
-                body = json.dumps({"decisions": items}).encode()
-                started = time.perf_counter()
-                response = stub.post("/v1/mobile/decisions", content=body,
-                                     headers={"Content-Type": "application/json"})
-                batch_ms.append((time.perf_counter() - started) * 1000)
-                outcomes = {r["outcome"] for r in response.json()["data"]}
-                assert outcomes == {"applied"}, outcomes
+            batch_ms: list[float] = []
+            limit_ms: list[float] = []
+            with running_limit(work / "limit") as limit_url, \
+                    httpx.Client(base_url=limit_url, timeout=30) as limit:
+                for n in range(BATCHES):
+                    ids = pending[n * BATCH_SIZE:(n + 1) * BATCH_SIZE]
+                    items = [{"id": f"bench-{n}-{i}", "approval_id": approval_id,
+                              "action": "approve", "expected_version": 1,
+                              "decided_at": "2026-01-01T00:00:00Z", "device_id": "bench"}
+                             for i, approval_id in enumerate(ids)]
+                    body = json.dumps({"decisions": items}).encode()
+                    # The same body to both, back to back, alternating which goes first.
+                    pair = [(stub, batch_ms), (limit, limit_ms)]
+                    for client, samples in (pair if n % 2 else pair[::-1]):
+                        started = time.perf_counter()
+                        response = client.post("/v1/mobile/decisions", content=body,
+                                               headers={"Content-Type": "application/json"})
+                        samples.append((time.perf_counter() - started) * 1000)
+                        outcomes = {r["outcome"] for r in response.json()["data"]}
+                        assert outcomes == {"applied"}, outcomes
     return {"stub_p95": p95(stub_ms), "base_p95": p95(base_ms),
             "stub_p50": statistics.median(stub_ms), "base_p50": statistics.median(base_ms),
-            "batch_ms": batch_ms}
+            "batch_ms": batch_ms, "limit_ms": limit_ms}
+
+
+# --- WASM modules: validation and upload, each against reading + hashing the same bytes ---
+WASM_TARGETS: dict[str, dict[str, float]] = {"validate_10mb_vs_hash_ratio": {"max": 3.0},
+                                             "upload_50mb_vs_hash_ratio": {"max": 5.0}}
+WASM_ROUNDS = 3 if SHORT else 7
+UPLOAD_ROUNDS = 2 if SHORT else 5
+# What the modules hold besides one data segment: a share of function bodies to validate.
+VALIDATE_CODE_SHARE = float(os.environ.get("BENCH_WASM_CODE_SHARE", "0.1"))
+UPLOAD_CODE_SHARE = float(os.environ.get("BENCH_WASM_UPLOAD_CODE_SHARE", "0.02"))
+
+
+def big_module(size: int, code_share: float = 0.5, salt: int = 0) -> bytes:
+    """A valid module of about ``size`` bytes: ``code_share`` of it function bodies that the
+    validator must decode and type-check (``i32.const; drop`` runs), the rest one active
+    data segment. ``salt`` changes the data (another SHA-256, the same work)."""
+    from backend_stub.domain.wasm import MAGIC, _leb, _section
+
+    body_ops = b"\x41\x01\x1a" * 1700  # ~5 KB of instructions per function
+    body = _leb(0) + body_ops + b"\x0b"
+    functions = int(size * code_share) // (len(body) + 3)
+    data_size = size - functions * (len(body) + 3)
+    types = _section(1, _leb(1) + b"\x60\x00\x00")
+    funcs = _section(3, _leb(functions) + b"\x00" * functions)
+    memory = _section(5, b"\x01\x00" + _leb((data_size >> 16) + 1))
+    exports = _section(7, _leb(1) + _leb(6) + b"_start" + b"\x00\x00") if functions else b""
+    code = _section(10, _leb(functions) + (_leb(len(body)) + body) * functions)
+    payload = salt.to_bytes(8, "little") + b"\x5a" * max(data_size - 8, 0)
+    data = _section(11, _leb(1) + b"\x00\x41\x00\x0b" + _leb(len(payload)) + payload)
+    return MAGIC + b"\x01\x00\x00\x00" + types + funcs + memory + exports + code + data
+
+
+def _read_and_hash(path: Path) -> float:
+    import hashlib
+
+    started = time.perf_counter()
+    hashlib.sha256(path.read_bytes()).hexdigest()
+    return time.perf_counter() - started
+
+
+def measure_validation(work: Path) -> dict[str, float]:
+    """Median (read + validate_module) over median (read + SHA-256) of one 10 MB module."""
+    from backend_stub.domain.wasm import validate_module
+
+    path = work / "module-10mb.wasm"
+    path.write_bytes(big_module(10 * 1024 * 1024, code_share=VALIDATE_CODE_SHARE))
+    report = validate_module(path.read_bytes())  # warm: engines built, file cached
+    assert report.spec_outcome == "valid", report.issues
+    hash_s, validate_s = [], []
+    for _ in range(WASM_ROUNDS):
+        hash_s.append(_read_and_hash(path))
+        started = time.perf_counter()
+        validate_module(path.read_bytes())
+        validate_s.append(time.perf_counter() - started)
+    return {"validate_10mb_ms": statistics.median(validate_s) * 1000,
+            "hash_10mb_ms": statistics.median(hash_s) * 1000}
+
+
+def measure_upload(work: Path) -> dict[str, float]:
+    """Median time of ``POST /v1/agents`` with a 50 MB module (sign-in excluded; each round
+    a module with another SHA-256, so each is a new request) over median read + SHA-256."""
+    from backend_stub.domain.wasm import MAX_MODULE_BYTES
+    from backend_stub.submit_cli import sign_in
+    from bench._stub import running_stub
+
+    size = MAX_MODULE_BYTES - 64
+    data_dir = work / "stub-upload"
+    data_dir.mkdir()
+    upload_s, hash_s = [], []
+    with running_stub(data_dir, GOVSTUB_DISABLE_RATE_LIMIT="1") as url, \
+            httpx.Client(timeout=300) as client:
+        token = sign_in(client, url + "/", "submitter", "submitter")["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        fields = {"industry": "retail", "daily_token_budget": "10000",
+                  "monthly_cost_usd": "10", "capability": "file_read:/data/bench/*"}
+        for n in range(UPLOAD_ROUNDS + 1):  # the first round warms the route up
+            path = work / f"module-50mb-{n}.wasm"
+            path.write_bytes(big_module(size, code_share=UPLOAD_CODE_SHARE, salt=n))
+            seconds = _read_and_hash(path)
+            with path.open("rb") as handle:
+                started = time.perf_counter()
+                answer = client.post(f"{url}/v1/agents", headers=headers,
+                                     data={**fields, "name": f"Bench upload {n}"},
+                                     files={"module": (path.name, handle, "application/wasm")})
+                elapsed = time.perf_counter() - started
+            assert answer.status_code == 201, answer.text[:500]
+            assert answer.json()["data"]["wasm_report"]["spec_outcome"] == "valid"
+            path.unlink()
+            if n:
+                upload_s.append(elapsed)
+                hash_s.append(seconds)
+    return {"upload_50mb_ms": statistics.median(upload_s) * 1000,
+            "hash_50mb_ms": statistics.median(hash_s) * 1000}
+
+
+def wasm_figures(work: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """(figures, raw measures in ms) of the two WASM module figures."""
+    raw = {**measure_validation(work), **measure_upload(work)}
+    return ({"validate_10mb_vs_hash_ratio": round(raw["validate_10mb_ms"]
+                                                  / raw["hash_10mb_ms"], 3),
+             "upload_50mb_vs_hash_ratio": round(raw["upload_50mb_ms"]
+                                                / raw["hash_50mb_ms"], 3)}, raw)
 
 
 def main() -> int:
@@ -195,8 +309,15 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-stub-api-") as tmp:
         raw = measure(Path(tmp))
+        wasm, wasm_raw = wasm_figures(Path(tmp))
+    TARGETS.update(WASM_TARGETS)
+    batch_p50, limit_p50 = statistics.median(raw["batch_ms"]), statistics.median(raw["limit_ms"])
     figures = {"get_approvals_p95_ratio": round(raw["stub_p95"] / raw["base_p95"], 3),
-               "batch_500_ms": round(statistics.median(raw["batch_ms"]), 1)}
+               BATCH_FIGURE: round(batch_p50 / limit_p50, 3),
+               "batch_500_ms": round(batch_p50, 1),
+               "batch_500_p95_ms": round(p95(raw["batch_ms"]), 1),
+               "limit_500_ms": round(limit_p50, 1),
+               "limit_500_p95_ms": round(p95(raw["limit_ms"]), 1), **wasm}
     ok = all(figures[name] <= target["max"] for name, target in TARGETS.items())
     print(f"stub_api ({'short' if SHORT else 'full'}: {ROUNDS} rounds, {BATCHES} batches)")
     print(f"{'measure':<34}{'value':>12}")
@@ -204,7 +325,10 @@ def main() -> int:
     print(f"{'GET /approvals p50 bare (ms)':<34}{raw['base_p50']:>12.2f}")
     print(f"{'GET /approvals p95 stub (ms)':<34}{raw['stub_p95']:>12.2f}")
     print(f"{'GET /approvals p95 bare (ms)':<34}{raw['base_p95']:>12.2f}")
-    print(f"{'batches of 500 (ms)':<34}{', '.join(f'{v:.0f}' for v in raw['batch_ms']):>12}")
+    print(f"{'batches of 500, stub (ms)':<34}{', '.join(f'{v:.0f}' for v in raw['batch_ms']):>12}")
+    print(f"{'batches of 500, limit (ms)':<34}{', '.join(f'{v:.0f}' for v in raw['limit_ms']):>12}")
+    for name, value in wasm_raw.items():
+        print(f"{name:<34}{value:>12.1f}")
     print(f"{'figure':<34}{'value':>12}{'target':>10}{'met':>6}")
     for name, target in TARGETS.items():
         met = figures[name] <= target["max"]

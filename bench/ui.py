@@ -1,7 +1,15 @@
-"""The app's responsiveness in headless Chromium, offline with a full cache.
+"""The app's responsiveness in headless Chromium.
 
-- ``cold_start_ratio``: launch to dashboard (server down, cache full) over a bare Flet app's
-  launch to first text, medians of alternating runs (target max 1.3).
+- ``usable_start_ratio`` (max 1.3): cold start to *usable* over the bare Flet app's first
+  paint (``bench/_hello_flet.py``, launch to its text in the accessibility tree), medians
+  of alternating runs. Usable: the app launched (stub up, cache full from an earlier run),
+  the dashboard painted, then Approvals, a tap on the first pending request opening its
+  detail, Approve and its confirmation, until the stub itself says the request is approved
+  (polled every 20 ms with a token taken before the clock starts). Everything the
+  harness does in between is inside the time, as a person's taps would be. Beside it:
+  ``app_first_paint_s`` (launch to the dashboard's figures), ``usable_start_s``,
+  ``hello_first_paint_s`` and ``first_paint_ratio``. (``bench/cold_start.py`` keeps the
+  offline first paint, server down, as ``cold_start_ratio``.)
 - ``open_detail_ms``: from a tap on a request in the list to its detail on screen (max 300).
 - ``list_5k_action_ms``: with 5,000 requests cached, from a filter change, a search
   keystroke or a scroll of the list to the list showing the result (max 100).
@@ -20,15 +28,17 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _coldstart import SHORT, cold_start_figures, fill_cache
+import httpx
+from _coldstart import SHORT, fill_cache, measure_hello
 
-from governor_app.testing import demo_approval
+from sync.fakes import demo_approval
 from sync.models import ApprovalStatus
 from sync.store import LocalStore
 from tests.browser.harness import (
@@ -36,15 +46,18 @@ from tests.browser.harness import (
     AppProcess,
     button,
     by_id,
+    enable_semantics,
+    governor_token,
     launch_chromium,
     nav,
     open_app,
     type_into,
+    wait_port,
 )
 from tests.support.stub_process import StubProcess
 
 TARGETS: dict[str, dict[str, float]] = {
-    "cold_start_ratio": {"max": 1.3}, "open_detail_ms": {"max": 300},
+    "usable_start_ratio": {"max": 1.3}, "open_detail_ms": {"max": 300},
     "list_5k_action_ms": {"max": 100}}
 CACHED_REQUESTS = 5000
 
@@ -103,6 +116,98 @@ SCROLLED = """() => {
   const r = document.querySelector('[flt-semantics-identifier^="approval-REQ"]');
   return !!r && r.getAttribute('flt-semantics-identifier') !== window.__firstRow; }"""
 DETAIL_SHOWN = """() => !!document.querySelector('[flt-semantics-identifier="approval-detail"]')"""
+
+
+PENDING_ROW = '[flt-semantics-identifier^="approval-REQ"]'
+
+
+def measure_usable(browser: Any, stub: StubProcess, data_dir: Path,
+                   token: str) -> tuple[float, float, str]:
+    """``(first paint s, usable s, the request approved)`` for one cold start."""
+    app = AppProcess(["app", "--server", stub.url], data_dir=data_dir,
+                     env={"GOVERNOR_SYNC_INTERVAL": "3600"})
+    app.start(wait=False)
+    try:
+        assert app.proc is not None
+        wait_port(app.port, app.proc)
+        page = browser.new_page(viewport=DESKTOP)
+        page.set_default_timeout(120_000)
+        page.goto(app.url)
+        enable_semantics(page)
+        by_id(page, "figure-active-agents").first.wait_for()
+        painted = time.perf_counter() - app.started_at
+        nav(page, "Approvals")
+        button(page, "Pending").click()
+        page.wait_for_function(FIRST_ROW_SAYS, arg="Pending approval", timeout=120_000)
+        row = page.locator(PENDING_ROW).first
+        approval_id = str(row.get_attribute("flt-semantics-identifier")).removeprefix(
+            "approval-")
+        row.click()
+        by_id(page, "approval-detail").wait_for()
+        button(page, "Approve").click()
+        button(page, "Confirm approval").click()
+        with httpx.Client(base_url=stub.url, timeout=10,
+                          headers={"Authorization": f"Bearer {token}"}) as client:
+            while True:
+                body = client.get(f"/v1/mobile/approvals/{approval_id}").json()
+                if body["data"]["status"] == "approved":
+                    break
+                if time.perf_counter() - app.started_at > 120:
+                    raise RuntimeError(f"{approval_id} never reached the stub approved")
+                time.sleep(0.02)
+        usable = time.perf_counter() - app.started_at
+        page.close()
+        return painted, usable, approval_id
+    finally:
+        app.stop()
+
+
+def usable_start_figures(rounds: int) -> dict[str, float]:
+    """Cold start to usable (and to first paint) against the bare Flet app's first
+    paint, alternating, medians compared."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="bench-usable-") as tmp:
+        data_dir = Path(tmp) / "app"
+        stub = StubProcess(Path(tmp) / "stub").start()
+        try:
+            # A pending request for every round beyond the demo world's own, in the
+            # cache before the first start.
+            with stub.client() as demo:
+                for _ in range(rounds + 1):
+                    demo.post("/v1/demo/scenario",
+                              json={"event": "new_pending_approval"}).raise_for_status()
+            fill_cache(stub.url, data_dir)
+            token = governor_token(stub)
+            painted: list[float] = []
+            usable: list[float] = []
+            hello: list[float] = []
+            approved: list[str] = []
+            with sync_playwright() as pw:
+                browser = launch_chromium(pw)
+                try:
+                    measure_hello(browser)  # one unmeasured round of each warms the OS cache
+                    measure_usable(browser, stub, data_dir, token)
+                    for _ in range(rounds):
+                        hello.append(measure_hello(browser))
+                        p, u, approval_id = measure_usable(browser, stub, data_dir, token)
+                        painted.append(p)
+                        usable.append(u)
+                        approved.append(approval_id)
+                finally:
+                    browser.close()
+        finally:
+            stub.stop()
+    print("usable start: " + ", ".join(f"{u:.2f} s ({a})" for u, a in zip(
+        usable, approved, strict=True)) + "; first paint " + ", ".join(
+        f"{p:.2f}" for p in painted) + " s; hello " + ", ".join(f"{h:.2f}" for h in hello)
+        + " s")
+    hello_s = statistics.median(hello)
+    return {"usable_start_ratio": round(statistics.median(usable) / hello_s, 3),
+            "first_paint_ratio": round(statistics.median(painted) / hello_s, 3),
+            "usable_start_s": round(statistics.median(usable), 3),
+            "app_first_paint_s": round(statistics.median(painted), 3),
+            "hello_first_paint_s": round(hello_s, 3)}
 
 
 def interaction_figures() -> dict[str, float]:
@@ -175,8 +280,9 @@ def interaction_figures() -> dict[str, float]:
 
 def main() -> None:
     figures: dict[str, float] = {}
-    figures.update(cold_start_figures(rounds=2 if SHORT else 3))
-    figures.update(interaction_figures())
+    figures.update(usable_start_figures(rounds=2 if SHORT else 5))
+    if sys.argv[1:] != ["usable"]:  # ``python bench/ui.py usable``: that figure alone
+        figures.update(interaction_figures())
     for name, value in figures.items():
         print(f"{name}: {value}")
     ok = all(figures[name] <= target["max"] for name, target in TARGETS.items())

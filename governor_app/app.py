@@ -18,6 +18,7 @@ import flet as ft
 
 from governor_app.preferences import PreferenceStore
 from governor_app.profile import AppProfile
+from sync import rules
 from sync.facade import GovernorClient
 
 if TYPE_CHECKING:
@@ -40,8 +41,10 @@ class GovernorApp:
     """
 
     def __init__(self, client: GovernorClient | Awaitable[GovernorClient], *,
-                 clock: Clock = utc_now, step_up_for_veto: bool | Callable[[], bool] = False,
-                 undo_seconds: float = 5.0, preferences: PreferenceStore | None = None,
+                 clock: Clock = utc_now,
+                 step_up_for_veto: bool | Callable[[], bool] = rules.STEP_UP_FOR_VETO,
+                 undo_seconds: float = rules.UNDO_SECONDS,
+                 preferences: PreferenceStore | None = None,
                  server_url: str = "") -> None:
         self._client = client
         self.preferences = preferences or PreferenceStore()
@@ -81,9 +84,10 @@ class GovernorApp:
     async def main(self, page: ft.Page) -> None:
         client = await self.client()
         step_up = self.step_up_for_veto
+        from governor_app.views.routes import resolve
         from governor_app.views.shell import Shell
 
-        shell = Shell(page, client, clock=self.clock,
+        shell = Shell(page, client, routes=resolve, clock=self.clock,
                       step_up_for_veto=step_up() if callable(step_up) else step_up,
                       undo_seconds=self.undo_seconds, preferences=self.preferences,
                       server_url=self.server_url, push=await self.start_push())
@@ -93,7 +97,7 @@ class GovernorApp:
 async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, *, web: bool,
                 before_serve: Callable[[GovernorClient], Awaitable[None]] | None = None,
                 on_listening: Callable[[str], None] | None = None,
-                step_up_for_veto: bool | Callable[[], bool] = False,
+                step_up_for_veto: bool | Callable[[], bool] = rules.STEP_UP_FOR_VETO,
                 preferences: PreferenceStore | None = None) -> None:
     """Serve the app until SIGINT/SIGTERM (or the desktop window closes).
 

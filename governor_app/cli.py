@@ -1,11 +1,16 @@
 """``governor demo|app``: the launcher.
 
-``governor demo [--web] [--port P] [--no-auto-login]`` starts the stub with demo data on a
-free loopback port, points the app at it, signs in as the demo governor through the real
-sign-in flow, prints both URLs and stops both on Ctrl-C or SIGTERM.
+``governor demo [--web] [--port P] [--no-auto-login] [--activity [SECONDS]]`` starts the
+stub with demo data on a free loopback port, points the app at it, signs in as the demo
+governor through the real sign-in flow, prints both URLs and stops both on Ctrl-C or
+SIGTERM. ``--activity`` turns on the stub's live demo activity: the platform acts on its
+own every SECONDS (default 20): new requests, auto-approvals, budget alerts, violations.
 
 ``governor app --server URL [--web] [--port P]`` runs the app against a server: a desktop
 window where a Flet desktop client can run, else the web app on 127.0.0.1 (no CDN).
+
+``governor receipts verify [--data-dir D]`` checks every kept decision receipt offline
+against the cached key set: a line per bad receipt on stderr, exit status 1 if any.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -30,7 +35,14 @@ from typing import TYPE_CHECKING
 from governor_app.errors import GovernorAppError, StubStartError
 from governor_app.preferences import PreferenceStore
 from governor_app.profile import AppProfile, load_profile
-from sync.facade import GovernorClient
+from sync.facade import (
+    GovernorClient,
+    check_server,
+    kept_receipts,
+    open_cold_start,
+    open_demo,
+    open_engine,
+)
 
 if TYPE_CHECKING:
     from sync.settings import GovernorSettings
@@ -59,22 +71,19 @@ def build_client(profile: AppProfile, data_dir: Path | None, fake: int | None = 
     """The one place the real engine is constructed (``fake``: an in-memory client with
     that many requests, for screenshots and UI benchmarks)."""
     if fake is not None:
-        from governor_app.testing import FakeGovernorClient
+        return open_demo(fake)
+    return open_engine(engine_settings(profile, data_dir))
 
-        return FakeGovernorClient(approvals=fake)
-    # Authlib 1.9 announces a move to "httpx2" when imported (forcing its own "always"
-    # filter); nobody running the app can act on it, so it is recorded, not shown. Imported
-    # here, not at the top: the web server starts before the engine's imports.
-    with warnings.catch_warnings(record=True):
-        import authlib.integrations.httpx_client  # noqa: F401
-    from sync.auth import Authenticator
-    from sync.engine import SyncEngine
-    from sync.tokens import default_vault
 
-    settings = engine_settings(profile, data_dir)
-    authenticator = Authenticator(settings.server_url,
-                                  vault=default_vault(settings.data_dir))
-    return SyncEngine(settings, authenticator=authenticator)
+def check_transport(profile: AppProfile, data_dir: Path | None) -> None:
+    """Refuse, before any window opens, a server the engine would refuse (plain http to
+    another machine, an unreadable CA bundle): as a ``GovernorAppError`` naming the fix."""
+    from sync.errors import InsecureTransport
+
+    try:
+        check_server(engine_settings(profile, data_dir))
+    except InsecureTransport as exc:
+        raise GovernorAppError(str(exc)) from exc
 
 
 def engine_settings(profile: AppProfile, data_dir: Path | None) -> GovernorSettings:
@@ -84,15 +93,22 @@ def engine_settings(profile: AppProfile, data_dir: Path | None) -> GovernorSetti
                                  "sync_interval": profile.sync_interval}
     if data_dir is not None:
         values["data_dir"] = data_dir
+    if profile.allow_insecure_http:  # the flag; else GOVERNOR_ALLOW_INSECURE_HTTP applies
+        values["allow_insecure_http"] = True
     return GovernorSettings(**values)  # type: ignore[arg-type]
+
+
+# How often the demo platform acts with a bare ``governor demo --activity``.
+DEMO_ACTIVITY_S = 20.0
 
 
 class StubChild:
     """The demo's stub in its own process group, stopped with SIGTERM then SIGKILL."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, activity: float | None = None) -> None:
         self.data_dir = data_dir
         self.port = port
+        self.activity = activity  # the stub's --demo-activity SECONDS, None: off
         self.proc: subprocess.Popen[str] | None = None
         self.output: list[str] = []
 
@@ -104,7 +120,8 @@ class StubChild:
         env = {**os.environ, "GOVSTUB_DATA_DIR": str(self.data_dir)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "backend_stub.cli", "--host", "127.0.0.1",
-             "--port", str(self.port), "--demo"],
+             "--port", str(self.port), "--demo",
+             *(["--demo-activity", str(self.activity)] if self.activity else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
             start_new_session=True)
         ready = threading.Event()
@@ -150,7 +167,7 @@ def _say(line: str) -> None:
 def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
             auto_login: bool = False, fake: int | None = None) -> None:
     from governor_app.app import serve
-    from governor_app.startup import SNAPSHOT_NAME, StartingClient, prewarm
+    from governor_app.startup import prewarm
 
     async def before_serve(client: GovernorClient) -> None:
         if auto_login and client.account() is None:
@@ -174,9 +191,8 @@ def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
         if fake is not None:
             return build_client(profile, data_dir, fake)
         # The first screen comes from the app's snapshot; the engine is built after it.
-        snapshot = (data_dir or app_data_dir()) / SNAPSHOT_NAME
-        return StartingClient(lambda: build_client(profile, data_dir), snapshot,
-                              profile.server_url)
+        return open_cold_start(lambda: build_client(profile, data_dir),
+                               data_dir or app_data_dir(), profile.server_url)
 
     if not web:
         _say("governor app: opening a desktop window")
@@ -236,9 +252,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--no-auto-login", action="store_true",
                       help="open on the sign-in screen instead of the dashboard")
     demo.add_argument("--stub-port", type=int, default=None, help="the stub's port")
+    demo.add_argument("--activity", type=_positive_seconds, nargs="?", default=None,
+                      const=DEMO_ACTIVITY_S, metavar="SECONDS",
+                      help="the platform acts on its own every SECONDS (default "
+                           f"{DEMO_ACTIVITY_S:g}): new requests, alerts, violations")
     app = sub.add_parser("app", parents=[common], help="the app against a server")
     app.add_argument("--server", default=None, help="the governance server's URL")
+    app.add_argument("--allow-insecure-http", action="store_true",
+                     help="development only: allow plain http:// to a server that is not "
+                          "this machine (GOVERNOR_ALLOW_INSECURE_HTTP)")
+    receipts = sub.add_parser("receipts", help="decision receipts kept on this device")
+    receipts.add_argument("action", choices=["verify"],
+                          help="verify: check every receipt offline, exit 1 if any is bad")
+    receipts.add_argument("--data-dir", type=Path, default=None,
+                          help="the app's local data; GOVERNOR_DATA_DIR")
     args = parser.parse_args(argv)
+    if args.command == "receipts":
+        return verify_receipts(args.data_dir or app_data_dir())
 
     # SIGTERM before the app runs must still stop the stub: make it an interrupt.
     signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -249,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stub_port = args.stub_port or _free_port()
             stub_dir = Path(tempfile.mkdtemp(prefix="governor-demo-stub-"))
             data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="governor-demo-app-"))
-            stub = StubChild(stub_dir, stub_port)
+            stub = StubChild(stub_dir, stub_port, activity=args.activity)
             stub.start()
             _say(f"governance stub: {stub.url}")
             profile = load_profile(profile_path, server_url=stub.url, port=args.port)
@@ -258,6 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             profile = app_profile(profile_path, preference_store(args.data_dir),
                                   server=args.server, port=args.port)
+            if args.allow_insecure_http:
+                profile = replace(profile, allow_insecure_http=True)
+            check_transport(profile, args.data_dir)
             run_app(profile, web=wants_web(profile, args.web), data_dir=args.data_dir,
                     fake=args.fake_client)
     except KeyboardInterrupt:
@@ -270,6 +303,41 @@ def main(argv: Sequence[str] | None = None) -> int:
             stub.stop()
             _say("governance stub stopped")
     return 0
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0; "
+                                         "give e.g. --activity 10")
+    return seconds
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def verify_receipts(data_dir: Path, out: Callable[[str], None] = print,
+                    err: Callable[[str], None] = _stderr) -> int:
+    """``governor receipts verify``: 0 when every receipt checks, 1 when any does not,
+    2 when there is no local database to check."""
+    path = data_dir / "governor.db"
+    if not path.exists():
+        err(f"governor: no local database at {str(path)!r}; pass --data-dir (or "
+            "GOVERNOR_DATA_DIR) of the app whose receipts to check.")
+        return 2
+    checked, keys = kept_receipts(path)
+    bad = [r for r in checked if r.status == "invalid"]
+    for r in bad:
+        err(f"INVALID {r.decision_id} ({r.action} of {r.approval_id}): {r.problem}")
+    verified = sum(r.status == "verified" for r in checked)
+    awaiting = sum(r.status == "awaiting" for r in checked)
+    out(f"{verified} receipt(s) verified, {len(bad)} invalid, {awaiting} awaiting the "
+        f"server, against {keys} cached signing key(s).")
+    return 1 if bad else 0
 
 
 def _free_port() -> int:

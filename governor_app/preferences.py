@@ -14,6 +14,7 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
+from sync import rules
 from sync.models import Notification
 
 Theme = Literal["light", "dark", "system"]
@@ -35,12 +36,16 @@ class Preferences:
 
     def errors(self) -> dict[str, str]:
         errors: dict[str, str] = {}
-        for name in ("quiet_start", "quiet_end"):
-            if parse_time(getattr(self, name)) is None:
-                errors[name] = f"{getattr(self, name)!r} is not a time; write it as HH:MM."
+        for name, value in (("quiet_start", self.quiet_start), ("quiet_end", self.quiet_end)):
+            if parse_time(value) is None:
+                errors[name] = f"{value!r} is not a time; write it as HH:MM."
         if self.server_url.strip() and not self.server_url.strip().lower().startswith(
                 ("http://", "https://")):
             errors["server_url"] = "The server URL starts with http:// or https://."
+        elif self.server_url.strip() and not rules.secure_url(self.server_url.strip()):
+            # The engine would refuse it at the next start (the same rule).
+            errors["server_url"] = ("Plain http:// only reaches this machine: use the "
+                                    "server's https:// URL.")
         if not 5 <= self.sync_interval <= 3600:
             errors["sync_interval"] = "Sync every 5 to 3,600 seconds."
         return errors
@@ -58,11 +63,9 @@ def in_quiet_hours(prefs: Preferences, local_now: datetime) -> bool:
     if not prefs.quiet_hours:
         return False
     start, end = parse_time(prefs.quiet_start), parse_time(prefs.quiet_end)
-    if start is None or end is None or start == end:
+    if start is None or end is None:
         return False
-    now = local_now.time()
-    # A window like 22:00-07:00 wraps past midnight.
-    return start <= now < end if start < end else now >= start or now < end
+    return rules.is_quiet(start, end, local_now.time().replace(tzinfo=None))
 
 
 def should_alert(prefs: Preferences, notification: Notification, urgent: bool,

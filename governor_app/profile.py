@@ -29,6 +29,7 @@ class AppProfile:
     route_url_strategy: str = "path"
     server_url: str = "http://127.0.0.1:8000"
     sync_interval: float = 30.0
+    allow_insecure_http: bool = False  # --allow-insecure-http (development only)
 
 
 # GOVERNOR_* variable -> (profile field, parser)

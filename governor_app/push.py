@@ -29,32 +29,37 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from governor_app import addresses
 from governor_app.preferences import Preferences, PreferenceStore, parse_time
 from governor_app.state import veto_reason_problem
-from sync.errors import SyncError
-from sync.facade import GovernorClient, Topic
-from sync.models import VetoCategory
-from sync.notify import (
+from sync import rules
+from sync.alerts import (
     NO_QUIET_HOURS,
     Alert,
-    NotificationCenter,
+    BeforeApprove,
     NotifierInfo,
     QuietHours,
     StepUp,
     Urgency,
     VetoConfirmation,
-    center_for_engine,
     default_veto_category,
 )
-from sync.observable import Listeners
-from sync.push import AGENT_VIOLATED, BUDGET_THRESHOLD
+from sync.errors import SyncError
+from sync.facade import GovernorClient, Listeners, Topic, spawn_on
+from sync.models import AGENT_VIOLATED, BUDGET_THRESHOLD, ApprovalDetail, VetoCategory
+
+if TYPE_CHECKING:
+    from sync.facade import NotificationCenter
 
 log = logging.getLogger(__name__)
 
 PASSWORD_ATTEMPTS = 3
-VISIBLE_BANNERS = 3  # more would cover the screen; the notification centre lists the rest
+# More would cover the screen; the notification centre lists the rest. On a phone one
+# banner and the "more" line stay within a third of the screen (360x640 included).
+VISIBLE_BANNERS = 3
+VISIBLE_BANNERS_PHONE = 1
 DEFAULT_REASON = "Vetoed from a notification."
 
 
@@ -106,7 +111,13 @@ class BannerView:
         urgency = "Urgent: " if self.urgent else ""
         ref = f" [{self.reference}]" if self.reference and self.reference not in self.body \
             else ""
-        return f"{urgency}{self.title}. {self.body}{ref}"
+        title = self.title if self.title.endswith(".") else f"{self.title}."
+        return " ".join(x for x in (f"{urgency}{title}", f"{self.body}{ref}") if x)
+
+
+def visible_banners(phone: bool) -> int:
+    """How many banners are drawn at once (the rest are behind "N more")."""
+    return VISIBLE_BANNERS_PHONE if phone else VISIBLE_BANNERS
 
 
 def banner_view(alert: Alert) -> BannerView:
@@ -120,12 +131,40 @@ def banner_view(alert: Alert) -> BannerView:
 def route_for(alert: Alert) -> str:
     """Where "Open" goes: the request, else the screen that lists what the event is about."""
     if alert.approval_id:
-        return f"/approvals/{alert.approval_id}"
+        return addresses.approval(alert.approval_id)
     if alert.event_type == AGENT_VIOLATED:
         return "/violations"
     if alert.event_type == BUDGET_THRESHOLD:
         return "/agents"
     return "/notifications"
+
+
+# --- the approve prompt ----------------------------------------------------------------------
+
+def danger_flags(approval: ApprovalDetail | None) -> tuple[str, ...]:
+    """What should make a governor look before approving, from the server's own judgments
+    in the request's data: dangerous grants, an invalid module, no precedent seed."""
+    if approval is None or not approval.pipeline:
+        # Not cached, or cached only from its notification (no pipeline, no checks):
+        # nothing says it is safe, so the governor is asked.
+        return ("Its checks are not on this device yet (it came by notification); open it "
+                "once online to see them.",)
+    flags = [f"Dangerous grant: {c.get('capability') or c}"
+             for c in approval.capabilities if c.get("dangerous")]
+    if not approval.wasm_report.valid:
+        flags.append("The WASM module is invalid.")
+    if not approval.seed_matches:
+        flags.append("No precedent seed matches it.")
+    return tuple(flags)
+
+
+@dataclass(frozen=True)
+class ApprovePrompt:
+    """What the session's approve dialog shows before an approval from a banner."""
+
+    alert: Alert
+    approval_id: str
+    flags: tuple[str, ...]  # never empty: without flags nothing is asked
 
 
 # --- the veto prompt ------------------------------------------------------------------------
@@ -159,9 +198,14 @@ class BannerPresenter(Protocol):
         """Show the veto dialog; ``None`` when the person cancels."""
         ...
 
-    async def hold_veto(self, approval_id: str, seconds: float) -> bool:
-        """Keep a confirmed veto on the device for ``seconds`` with a way to take it back,
-        as the veto screen does; True when it may be queued, False when taken back."""
+    async def confirm_approval(self, prompt: ApprovePrompt) -> bool:
+        """Show the request's danger flags and ask; False when the person cancels."""
+        ...
+
+    async def hold(self, approval_id: str, what: str, seconds: float) -> bool:
+        """Keep a confirmed decision (``what``: "Veto", "Approval") on the device for
+        ``seconds`` with a way to take it back, exactly as the request screen does; True
+        when it may be queued, False when taken back."""
         ...
 
     def open(self, route: str) -> None: ...
@@ -180,6 +224,11 @@ class VetoTakenBack(SyncError):
     queued."""
 
 
+class ApprovalCancelled(SyncError):
+    """The governor saw the request's danger flags and did not approve, or took the
+    approval back within the undo window; nothing was queued."""
+
+
 # The presenter of the session whose banner button is being handled (set by ``act``).
 _acting: contextvars.ContextVar[BannerPresenter | None] = contextvars.ContextVar(
     "governor_app_push_presenter", default=None)
@@ -187,18 +236,17 @@ _acting: contextvars.ContextVar[BannerPresenter | None] = contextvars.ContextVar
 
 # --- the service -------------------------------------------------------------------------------
 
-CenterFactory = Callable[..., NotificationCenter | None]
+CenterFactory = Callable[..., "NotificationCenter | None"]
 
 
 def engine_center(client: GovernorClient, step_up: StepUp, *,
                   open_approval: Callable[[Alert], Any],
-                  quiet_hours: QuietHours) -> NotificationCenter | None:
-    """The real center over a ``SyncEngine``; ``None`` for clients with no server (the
-    in-memory client of screenshots and UI benchmarks)."""
-    if not (hasattr(client, "auth") and hasattr(client, "settings")):
-        return None
-    return center_for_engine(client, step_up, open_approval=open_approval,
-                             quiet_hours=quiet_hours)
+                  quiet_hours: QuietHours,
+                  before_approve: BeforeApprove) -> NotificationCenter | None:
+    """The client's own center; ``None`` for clients with no server (the in-memory client
+    of screenshots and UI benchmarks) or none yet (a cold start)."""
+    return client.notification_center(step_up, open_approval=open_approval,
+                                      quiet_hours=quiet_hours, before_approve=before_approve)
 
 
 @dataclass(frozen=True)
@@ -211,8 +259,8 @@ class PushService:
     """Push for the process: starts the center while an account is signed in."""
 
     def __init__(self, client: GovernorClient, *, preferences: PreferenceStore,
-                 step_up_for_veto: bool | Callable[[], bool] = True,
-                 undo_seconds: float = 5.0,
+                 step_up_for_veto: bool | Callable[[], bool] = rules.STEP_UP_FOR_VETO,
+                 undo_seconds: float = rules.UNDO_SECONDS,
                  make_center: CenterFactory = engine_center) -> None:
         self.client = client
         self.preferences = preferences
@@ -270,23 +318,7 @@ class PushService:
             return
         if self.client.status().needs_sign_in:
             self._stale = True
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-
-        def schedule() -> None:
-            task = loop.create_task(self.reconcile())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            schedule()
-        else:  # the engine told us from another thread
-            loop.call_soon_threadsafe(schedule)
+        spawn_on(self._loop, self.reconcile, self._tasks)
 
     async def reconcile(self) -> None:
         """Make the center match the account: one while signed in, none otherwise."""
@@ -309,7 +341,8 @@ class PushService:
         self._stale = False
         try:
             center = self._make_center(self.client, self._step_up,
-                                       open_approval=self._open, quiet_hours=quiet)
+                                       open_approval=self._open, quiet_hours=quiet,
+                                       before_approve=self._before_approve)
             if center is None:
                 self.error = None
                 return
@@ -395,11 +428,10 @@ class PushService:
             return Outcome(str(exc), False)
         finally:
             _acting.reset(token)
-        done = bool(getattr(result, "done", True))
-        if done:
+        if result.done:
             with contextlib.suppress(Exception):  # acted on: it has been read
                 self.client.mark_read(alert_id)
-        return Outcome(str(getattr(result, "message", "") or ""), done)
+        return Outcome(result.message, result.done)
 
     # --- what NotificationActions calls back -------------------------------------------------
     async def _step_up(self, alert: Alert) -> VetoConfirmation | None:
@@ -427,11 +459,31 @@ class PushService:
                                        "was queued.")
                 prompt = _retry(prompt, answer, "That password is not right; type it again.")
                 continue
-            if self.undo_seconds > 0 and not await presenter.hold_veto(approval_id,
-                                                                        self.undo_seconds):
+            if self.undo_seconds > 0 and not await presenter.hold(approval_id, "Veto",
+                                                                   self.undo_seconds):
                 raise VetoTakenBack(f"you took it back within the {self.undo_seconds:.0f} s "
                                     "undo window; nothing was queued.")
             return VetoConfirmation(answer.category, answer.reason.strip())
+
+    async def _before_approve(self, alert: Alert) -> None:
+        """A banner's Approve: the request's danger flags first (confirmed when there are
+        any), then the same undo window as on the request screen."""
+        approval_id = alert.approval_id or ""
+        flags = danger_flags(self.client.approval(approval_id))
+        presenter = self._presenter()
+        if presenter is None:
+            if flags:
+                raise NoSessionOpen("open the app to approve: this request has warnings "
+                                    "to look at first.")
+            return  # an OS notification with no window open: nothing to show it in
+        if flags and not await presenter.confirm_approval(
+                ApprovePrompt(alert, approval_id, flags)):
+            raise ApprovalCancelled("you cancelled after seeing its warnings; nothing was "
+                                    "queued.")
+        if self.undo_seconds > 0 and not await presenter.hold(approval_id, "Approval",
+                                                               self.undo_seconds):
+            raise ApprovalCancelled(f"you took it back within the {self.undo_seconds:.0f} s "
+                                    "undo window; nothing was queued.")
 
     def _open(self, alert: Alert) -> None:
         presenter = self._presenter()
@@ -449,10 +501,8 @@ class PushService:
             return [NotifierInfo("in-app banner", False, self.error)]
         if self.client.account() is None:
             return [NotifierInfo("in-app banner", False, "starts once you are signed in")]
-        if getattr(self.client, "starting", False):  # governor_app.startup.StartingClient
-            return [NotifierInfo("in-app banner", False, "starts with the app, in a moment")]
         return [NotifierInfo("in-app banner", False,
-                             "this client has no server to listen to (demo data)")]
+                             self.client.why_no_push() or "starts in a moment")]
 
     def channel_lines(self, *, web: bool, phone_os: bool) -> list[str]:
         """The settings screen's list: each channel, active or not, and why; the phone's
@@ -471,9 +521,7 @@ class PushService:
         """The event stream in words, for the settings screen."""
         if self.center is None:
             return "Not listening."
-        status = getattr(self.center.listener, "status", None)
-        if status is None:
-            return "Listening."
+        status = self.center.stream_status()
         if status.connected:
             return "Connected: events arrive within seconds."
         if status.last_error:
@@ -505,7 +553,8 @@ def _retry(prompt: VetoPrompt, answer: VetoAnswer, error: str) -> VetoPrompt:
                       answer.category, answer.reason)
 
 
-__all__ = ["NOTIFICATIONS_OFF", "BannerButton", "BannerPresenter", "BannerView",
+__all__ = ["NOTIFICATIONS_OFF", "VISIBLE_BANNERS", "VISIBLE_BANNERS_PHONE",
+           "ApprovalCancelled", "ApprovePrompt", "BannerButton", "BannerPresenter", "BannerView",
            "NoSessionOpen", "Outcome", "PushService", "StepUpFailed", "VetoAnswer",
-           "VetoPrompt", "VetoTakenBack", "banner_view", "engine_center",
-           "quiet_hours_from", "route_for"]
+           "VetoPrompt", "VetoTakenBack", "banner_view", "danger_flags",
+           "engine_center", "quiet_hours_from", "route_for", "visible_banners"]

@@ -18,10 +18,10 @@ No Flet here: tested with plain pytest.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from governor_app.preferences import Preferences
+from sync.facade import GovernorClient
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ class SettingsChange:
 
     @property
     def notifications_changed(self) -> bool:
-        return any(getattr(self.before, f) != getattr(self.after, f)
-                   for f in NOTIFICATION_FIELDS)
+        before, after = asdict(self.before), asdict(self.after)
+        return any(before[f] != after[f] for f in NOTIFICATION_FIELDS)
 
     def problems(self) -> dict[str, str]:
         problems = self.after.errors()
@@ -81,24 +81,19 @@ class SettingsChange:
         return " ".join(parts)
 
 
-def running_interval(client: Any, default: int) -> int:
+def running_interval(client: GovernorClient, default: int) -> int:
     """The interval the client syncs at now (a flag or variable may have set it at
     start), else ``default`` (the saved preference)."""
-    seconds = getattr(getattr(client, "settings", None), "sync_interval", None)
-    if isinstance(seconds, int | float) and seconds > 0:
-        return int(seconds)
-    return default
+    seconds = client.sync_interval()
+    return int(seconds) if seconds > 0 else default
 
 
-def apply_sync_interval(client: Any, seconds: float) -> bool:
+def apply_sync_interval(client: GovernorClient, seconds: float) -> bool:
     """Reschedule the client's periodic sync now; ``False`` when it has none to change
     (the in-memory client, an engine started with periodic sync off, or the cold-start
     client before the engine takes over): the interval then applies at the next start."""
-    setter = getattr(client, "set_sync_interval", None)
-    if not callable(setter):
-        return False
     try:
-        return setter(seconds) is not False
+        return client.set_sync_interval(seconds)
     except Exception:  # never let a setting break the app; it applies at the next start
         log.exception("settings: rescheduling the periodic sync failed")
         return False

@@ -8,18 +8,18 @@ Flet views only lay them out.
 from __future__ import annotations
 
 import base64
-import contextlib
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from governor_app import format as fmt
+from governor_app.form_errors import ShownErrors
+from governor_app.seed_wizard import describe_conditions
+from sync import rules
 from sync.facade import ApprovalFilter, GovernorClient
 from sync.models import (
+    BUDGET_THRESHOLD,
     PIPELINE_STAGES,
-    SCOPE_VETO,
-    SCOPE_WRITE,
     Account,
     Agent,
     ApprovalDetail,
@@ -27,20 +27,22 @@ from sync.models import (
     ApprovalSummary,
     Attachment,
     CachedDashboard,
+    Compliance,
     Conflict,
     DecisionAction,
     Notification,
     OutboxEntry,
     OutboxState,
+    PipelineStage,
+    Receipt,
     Seed,
-    SeedDraft,
     SyncStatus,
     VetoCategory,
     Violation,
 )
 
 BUDGET_WARN = 0.80
-BUDGET_CRITICAL = 0.95
+BUDGET_CRITICAL = rules.URGENT_BUDGET_PERCENT / 100  # a fraction of the budget
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,17 @@ class Figure:
     label: str
     value: str
     badge: bool = False
+    # Where a tap on it leads: a screen, and for the approvals list the filter to show.
+    route: str = "/dashboard"
+    approval_filter: ApprovalFilter | None = None
+
+
+@dataclass(frozen=True)
+class RecentVeto:
+    """One recent veto as the dashboard says it: which request, who, which agent, when."""
+
+    approval_id: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -80,8 +93,10 @@ class DashboardView:
     empty: str | None  # a sentence when nothing is cached yet
     figures: tuple[Figure, ...] = ()
     nearest_deadline: str = ""
-    recent_vetoes: tuple[str, ...] = ()
+    recent_vetoes: tuple[RecentVeto, ...] = ()
     health: tuple[tuple[str, str], ...] = ()
+    # The request whose veto window closes first, when this device has it.
+    nearest_request: str | None = None
     budget_fraction: float = 0.0
     budget_text: str = ""
     budget_alert: str | None = None  # None, "warning" (80 %) or "critical" (95 %)
@@ -90,9 +105,14 @@ class DashboardView:
     stale: bool = False
     # Per-agent budget alerts: (words, critical at 95 %).
     alerts: tuple[tuple[str, bool], ...] = field(default_factory=tuple)
+    # Seed 002's targets: the window, then (label, value and target, met: None unknown).
+    compliance_window: str = ""
+    compliance: tuple[tuple[str, str, bool | None], ...] = ()
 
 
-def dashboard_view(cached: CachedDashboard | None, now: datetime) -> DashboardView:
+def dashboard_view(cached: CachedDashboard | None, now: datetime,
+                   in_window: list[ApprovalSummary] | None = None) -> DashboardView:
+    """``in_window``: the cached requests in a veto window, to name the nearest one."""
     if cached is None:
         return DashboardView(empty="No dashboard on this device yet. It appears after the "
                                    "first sync with the server; pull to refresh.")
@@ -110,24 +130,26 @@ def dashboard_view(cached: CachedDashboard | None, now: datetime) -> DashboardVi
     budget_text = fmt.percent(fraction)
     if d.budget.tokens_limit:
         budget_text += f" ({d.budget.tokens_used:,} of {d.budget.tokens_limit:,} tokens)"
-    vetoes = tuple(
-        f"{v.get('approval_id') or v.get('id', '?')}: {v.get('category', 'veto')}"
-        + (f" — {v['reason']}" if v.get("reason") else "")
-        for v in d.recent_vetoes)
-    health = tuple((fmt.humanise(str(k)), _health_word(v)) for k, v in d.health.items())
+    vetoes = tuple(_recent_veto(v, now) for v in d.recent_vetoes)
+    health = _health(d.health)
     agent_alerts = tuple((_budget_alert(a), _critical(a)) for a in d.budget.alerts)
     return DashboardView(
         empty=None,
         figures=(
-            Figure("active-agents", "Active agents", str(d.active_agents)),
+            Figure("active-agents", "Active agents", str(d.active_agents), route="/agents"),
             Figure("pending-approvals", "Pending approvals", str(d.pending_approvals),
-                   badge=d.pending_approvals > 0),
-            Figure("in-veto-window", "In veto window", str(d.in_veto_window)),
-            Figure("budget-utilisation", "Budget used", fmt.percent(fraction)),
+                   badge=d.pending_approvals > 0, route="/approvals",
+                   approval_filter="pending"),
+            Figure("in-veto-window", "In veto window", str(d.in_veto_window),
+                   route="/approvals", approval_filter="veto_window"),
+            # The agents list shows each agent's share of the budget.
+            Figure("budget-utilisation", "Budget used", fmt.percent(fraction),
+                   route="/agents"),
         ),
         nearest_deadline=(fmt.countdown(d.nearest_veto_deadline, now)
                           if d.nearest_veto_deadline else "No request in a veto window"),
         recent_vetoes=vetoes,
+        nearest_request=_nearest(in_window or [], now),
         health=health,
         budget_fraction=max(0.0, min(1.0, fraction)),
         budget_text=budget_text,
@@ -136,7 +158,21 @@ def dashboard_view(cached: CachedDashboard | None, now: datetime) -> DashboardVi
         cached_age=f"Data from {fmt.age(cached.fetched_at, now)}",
         stale=cached.stale,
         alerts=agent_alerts,
+        compliance_window=(f"Last {d.compliance.window_days} days" if d.compliance else
+                           "Not reported by this server"),
+        compliance=_compliance(d.compliance) if d.compliance else (),
     )
+
+
+def _compliance(c: Compliance) -> tuple[tuple[str, str, bool | None], ...]:
+    rows = []
+    for label, rate in (("Precedent-seed match rate", c.seed_match_rate),
+                        ("Governor veto rate", c.veto_rate)):
+        value = "no requests yet" if rate.value is None else fmt.percent(rate.value)
+        verdict = "" if rate.met is None else " · met" if rate.met else " · missed"
+        rows.append((label, f"{value} (target {rate.direction} "
+                            f"{fmt.percent(rate.target)}){verdict}", rate.met))
+    return tuple(rows)
 
 
 def _budget_alert(alert: dict[str, Any]) -> str:
@@ -148,17 +184,80 @@ def _budget_alert(alert: dict[str, Any]) -> str:
     return text
 
 
-def _critical(alert: dict[str, Any]) -> bool:
+def _threshold(data: dict[str, Any]) -> float:
     try:
-        return float(alert.get("threshold", 0)) >= 95
+        return float(data.get("threshold") or 0)
     except (TypeError, ValueError):
-        return False
+        return 0.0
 
 
-def _health_word(value: object) -> str:
+def _critical(alert: dict[str, Any]) -> bool:
+    return rules.urgency(BUDGET_THRESHOLD, _threshold(alert)) is rules.Urgency.HIGH
+
+
+def _nearest(in_window: list[ApprovalSummary], now: datetime) -> str | None:
+    open_ = [a for a in in_window if a.veto_deadline is not None and a.veto_deadline > now]
+    if not open_:
+        return None
+    return min(open_, key=lambda a: (a.veto_deadline, a.id)).id
+
+
+def _recent_veto(v: dict[str, Any], now: datetime) -> RecentVeto:
+    """``REQ-16 · Pricing Bot · vetoed by governor 5 min ago, 03 Dec 18:20 UTC · Safety:
+    exec import`` (a server that predates a field leaves it out)."""
+    approval_id = str(v.get("approval_id") or v.get("id") or "?")
+    parts = [approval_id]
+    if v.get("agent_name"):
+        parts.append(str(v["agent_name"]))
+    who = f"vetoed by {v['decided_by']}" if v.get("decided_by") else "vetoed"
+    if v.get("decided_at"):
+        who += f" {fmt.moment(v['decided_at'], now)}"
+    parts.append(who)
+    why = fmt.humanise(str(v["category"])) if v.get("category") else ""
+    if v.get("reason"):
+        why = f"{why}: {v['reason']}" if why else str(v["reason"])
+    if why:
+        parts.append(why)
+    return RecentVeto(approval_id, " · ".join(parts))
+
+
+# What makes the server's overall health "degraded" (backend_stub.api.readiness.health).
+DEGRADED_VIOLATIONS = 5
+
+
+def _health(health: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """Each health line in words; a status other than ok says why."""
+    violations = health.get("violations_24h")
+    rows: list[tuple[str, str]] = []
+    for key, value in health.items():
+        if key == "violations_24h":
+            rows.append(("Violations in the last 24 hours", str(value)))
+        elif key == "status":
+            rows.append(("Overall", _overall(str(value), health, violations)))
+        else:
+            rows.append((fmt.humanise(str(key)), _check_words(value)))
+    return tuple(rows)
+
+
+def _overall(status: str, health: dict[str, Any], violations: object) -> str:
+    if status == "ok":
+        return "OK"
+    down = [fmt.humanise(str(k)) for k, v in health.items()
+            if isinstance(v, dict) and v.get("status") == "down"]
+    if status == "down" and down:
+        return f"Down: {', '.join(down)} not answering"
+    if status == "degraded" and isinstance(violations, int):
+        return (f"Degraded: {violations} violations in the last 24 hours "
+                f"({DEGRADED_VIOLATIONS} or more degrade the fleet)")
+    return fmt.humanise(status)
+
+
+def _check_words(value: object) -> str:
     if isinstance(value, dict):
-        value = value.get("status", "?")
-    return str(value)
+        status = str(value.get("status", "unknown"))
+        word = "OK" if status == "ok" else fmt.humanise(status)
+        return f"{word}: {value['error']}" if value.get("error") else word
+    return "OK" if value == "ok" else fmt.humanise(str(value))
 
 
 # --- approvals ------------------------------------------------------------------------
@@ -179,8 +278,6 @@ PENDING_LABELS = {
 FILTERS: tuple[tuple[ApprovalFilter, str], ...] = (
     ("all", "All"), ("pending", "Pending"), ("veto_window", "In veto window"),
     ("decided", "Decided"))
-_VETOABLE = {ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.APPROVED,
-             ApprovalStatus.AUTO_APPROVED}
 
 
 def agent_name(agent: dict[str, Any]) -> str:
@@ -200,7 +297,7 @@ class ApprovalRow:
 def approval_row(a: ApprovalSummary) -> ApprovalRow:
     return ApprovalRow(
         id=a.id, title=agent_name(a.agent), subtitle=f"{a.id} · {a.requester} · "
-        f"{fmt.humanise(a.industry)}", status=STATUS_LABELS.get(a.status, str(a.status)),
+        f"{fmt.industry(a.industry)}", status=STATUS_LABELS.get(a.status, str(a.status)),
         deadline=a.veto_deadline,
         pending=PENDING_LABELS.get(a.pending_decision) if a.pending_decision else None)
 
@@ -245,6 +342,8 @@ class StageRow:
     notes: str | None
     done: bool
     failed: bool
+    # The stage's evidence once it passed: the Genesis certificate or the review.
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -252,6 +351,7 @@ class CapabilityRow:
     capability: str
     dangerous: bool
     label: str
+    reasons: tuple[str, ...] = ()  # why it is dangerous, from the server (older: none)
 
 
 @dataclass(frozen=True)
@@ -276,8 +376,8 @@ class Actions:
 def allowed_actions(a: ApprovalSummary, account: Account | None, now: datetime) -> Actions:
     if account is None:
         return Actions(False, False, False, "Sign in to decide.")
-    can_write = account.can(SCOPE_WRITE)
-    can_veto = account.can(SCOPE_VETO)
+    can_write = rules.may(account, DecisionAction.APPROVE)
+    can_veto = rules.may(account, DecisionAction.VETO)
     if not can_write and not can_veto:
         return Actions(False, False, False,
                        f"{account.username} has read-only access: no decisions.")
@@ -285,11 +385,12 @@ def allowed_actions(a: ApprovalSummary, account: Account | None, now: datetime) 
         return Actions(False, False, False, f"{PENDING_LABELS[a.pending_decision]}: see "
                                             "the outbox (undo or wait for delivery).")
     pending = a.status == ApprovalStatus.PENDING_APPROVAL
-    window_open = a.veto_deadline is None or a.veto_deadline > now
-    veto = can_veto and a.status in _VETOABLE and window_open
+    window_open = rules.window_open(a.veto_deadline, now)
+    vetoable = rules.can_take(DecisionAction.VETO, a.status)
+    veto = can_veto and vetoable and window_open
     reason = None
     if not (pending and can_write) and not veto:
-        reason = ("The veto window has closed." if a.status in _VETOABLE and not window_open
+        reason = ("The veto window has closed." if vetoable and not window_open
                   else f"This request is {STATUS_LABELS.get(a.status, a.status).lower()}: "
                        "nothing left to decide.")
     return Actions(approve=pending and can_write, request_changes=pending and can_write,
@@ -319,6 +420,25 @@ class ApprovalDetailView:
     actions: Actions
 
 
+def _evidence(s: PipelineStage) -> tuple[str, ...]:
+    lines: list[str] = []
+    if s.certificate is not None:
+        c = s.certificate
+        signature = c.signature or {}
+        lines += [f"Certificate {c.id} from {c.issuer} for agent {c.subject_agent}",
+                  f"Issued {fmt.short_time(c.issued_at)}, expires {fmt.short_time(c.expires_at)}",
+                  f"Module SHA-256 {c.module_sha256}",
+                  f"Signed with key {signature['kid']}" if signature.get("kid")
+                  else "Not signed"]
+    if s.review is not None:
+        r = s.review
+        lines.append(f"Reviewer {r.reviewer}: {fmt.humanise(r.verdict)} · "
+                     f"{fmt.short_time(r.reviewed_at)}")
+        lines += [f"{fmt.humanise(str(f.get('severity', 'note')))}: {f.get('message', '')}"
+                  for f in r.findings]
+    return tuple(lines)
+
+
 def approval_detail_view(a: ApprovalDetail, account: Account | None, now: datetime
                          ) -> ApprovalDetailView:
     stages = {s.stage: s for s in a.pipeline}
@@ -330,12 +450,14 @@ def approval_detail_view(a: ApprovalDetail, account: Account | None, now: dateti
             stage=name, label=fmt.humanise(name), status=fmt.humanise(status),
             when=fmt.short_time(s.completed_at) if s and s.completed_at else "",
             notes=s.notes if s else None, done=status == "passed",
-            failed=status == "failed"))
+            failed=status == "failed", evidence=_evidence(s) if s else ()))
     caps = []
     for c in a.capabilities:
         text = str(c.get("capability") or c)
+        reasons = c.get("reasons")
         caps.append(CapabilityRow(text, bool(c.get("dangerous")),
-                                  f"{text} (dangerous)" if c.get("dangerous") else text))
+                                  f"{text} (dangerous)" if c.get("dangerous") else text,
+                                  tuple(str(r) for r in reasons or () if r)))
     caps.sort(key=lambda c: (not c.dangerous, c.capability))
     w = a.wasm_report
     summary = ("Module valid" if w.valid else "Module invalid") + \
@@ -348,8 +470,7 @@ def approval_detail_view(a: ApprovalDetail, account: Account | None, now: dateti
              f"Memory pages: {w.memory_pages if w.memory_pages is not None else 'none'}")
     issues = tuple(str(i.get("message") or i) + (f" ({i['severity']})" if i.get("severity")
                                                  else "") for i in w.issues)
-    budget = tuple((fmt.humanise(str(k)), f"{v:,}" if isinstance(v, int) else str(v))
-                   for k, v in a.budget.items())
+    budget = tuple(fmt.budget_item(str(k), v) for k, v in a.budget.items())
     matches = tuple(SeedMatchRow(m.seed_id, m.title, fmt.percent(m.score),
                                  tuple(m.conditions_met), tuple(m.conditions_failed))
                     for m in a.seed_matches)
@@ -359,7 +480,7 @@ def approval_detail_view(a: ApprovalDetail, account: Account | None, now: dateti
                                                   if a.decided_at else "")
     return ApprovalDetailView(
         id=a.id, title=agent_name(a.agent), agent_id=str(a.agent.get("id", "")),
-        requester=a.requester, industry=fmt.humanise(a.industry),
+        requester=a.requester, industry=fmt.industry(a.industry),
         status=STATUS_LABELS.get(a.status, str(a.status)),
         pending=PENDING_LABELS.get(a.pending_decision) if a.pending_decision else None,
         deadline=a.veto_deadline, version=a.version, timeline=tuple(timeline),
@@ -370,9 +491,10 @@ def approval_detail_view(a: ApprovalDetail, account: Account | None, now: dateti
 
 # --- veto -----------------------------------------------------------------------------
 
-MAX_REASON = 2000
-MAX_ATTACHMENTS = 5
-MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+# The limits are the client's rules (``sync.rules``), shown here before anything is queued.
+MAX_REASON = rules.MAX_REASON
+MAX_ATTACHMENTS = rules.MAX_ATTACHMENTS
+MAX_ATTACHMENT_BYTES = rules.MAX_ATTACHMENT_BYTES
 CATEGORIES: tuple[tuple[VetoCategory, str], ...] = (
     (VetoCategory.CONSTITUTIONAL, "Constitutional"), (VetoCategory.SAFETY, "Safety"),
     (VetoCategory.BUDGET, "Budget"), (VetoCategory.OTHER, "Other"))
@@ -384,9 +506,7 @@ def veto_reason_problem(reason: str) -> str:
     """Why the server would refuse this veto reason ("" when it would not)."""
     if not reason.strip():
         return "Explain the veto: the requester reads this reason."
-    if len(reason) > MAX_REASON:
-        return f"The reason is {len(reason)} characters; shorten it to {MAX_REASON}."
-    return ""
+    return rules.reason_problem(reason, "veto") or ""
 
 
 @dataclass
@@ -398,6 +518,7 @@ class VetoForm:
     reason: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     sizes: list[int] = field(default_factory=list)
+    shown: ShownErrors = field(default_factory=ShownErrors)
 
     @property
     def counter(self) -> str:
@@ -409,11 +530,9 @@ class VetoForm:
 
     def add_attachment(self, name: str, content_type: str, data: bytes) -> str | None:
         """Add a file; returns why it was refused (None when added)."""
-        if len(self.attachments) >= MAX_ATTACHMENTS:
-            return f"{name!r} not added: a veto carries at most {MAX_ATTACHMENTS} files."
-        if self.total_bytes + len(data) > MAX_ATTACHMENT_BYTES:
-            return (f"{name!r} not added: the attachments would exceed "
-                    f"{fmt.size(MAX_ATTACHMENT_BYTES)} in all. Remove or shrink some.")
+        problem = rules.attachments_problem([*self.sizes, len(data)])
+        if problem is not None:
+            return f"{name!r} not added: {problem}"
         self.attachments.append(Attachment(name=name, content_type=content_type,
                                            data_base64=base64.b64encode(data).decode()))
         self.sizes.append(len(data))
@@ -439,6 +558,9 @@ class VetoForm:
     @property
     def ready(self) -> bool:
         return not self.errors()
+
+    def visible_errors(self) -> dict[str, str]:
+        return self.shown.visible(self.errors())
 
 
 @dataclass
@@ -466,39 +588,44 @@ class UndoWindow:
 
 # --- seeds ----------------------------------------------------------------------------
 
-INDUSTRIES = ("healthcare", "education", "finance", "retail", "logistics", "energy",
-              "public_sector", "coe")
-CAPABILITY_CHOICES = (
-    "file_read:/data/*", "file_read:*", "network_outbound:*.internal",
-    "network_outbound:*", "env_read:*", "custom:*", "file_write:/tmp/*")
-_CAP_PATTERN = re.compile(r"^[a-z_]+:.+$")
+def auto_approves(s: Seed) -> bool:
+    """Whether the seed approves a full match by itself now: only an active seed with
+    ``auto_approve`` does (the server's rule); a proposed or retired one never does."""
+    return s.auto_approve and s.status == "active"
 
 
-def describe_conditions(conditions: dict[str, Any]) -> list[str]:
-    """The rule set in words, one line per rule."""
-    words: list[str] = []
-    for name, rule in conditions.items():
-        if name == "industry_in":
-            words.append("Industry is one of " + ", ".join(fmt.humanise(i) for i in rule))
-        elif name == "agent_kind_in":
-            words.append("Agent kind is one of " + ", ".join(rule))
-        elif name == "capabilities_within":
-            words.append("Capabilities stay within " + ", ".join(rule))
-        elif name == "max_daily_token_budget":
-            words.append(f"Daily token budget at most {int(rule):,}")
-        elif name == "max_monthly_cost_usd":
-            words.append(f"Monthly cost at most ${rule}")
-        elif name == "no_dangerous_capabilities":
-            words.append("No dangerous capabilities")
-        elif name == "wasm_valid":
-            words.append("The WASM module is valid")
-        elif name == "max_memory_pages":
-            words.append(f"At most {rule} memory pages")
-        elif name == "requester_in":
-            words.append("Requested by " + ", ".join(rule))
-        else:
-            words.append(f"{fmt.humanise(name)}: {rule}")
-    return words
+def auto_approve_words(s: Seed) -> str:
+    if s.status == "retired":
+        return "Retired: matches and auto-approves nothing"
+    if auto_approves(s):
+        return "Auto-approves a full match"
+    if s.auto_approve:
+        return "Will auto-approve full matches once active"
+    return "Suggests only: the governor decides"
+
+
+def may_retire(s: Seed, account: Account | None) -> bool:
+    """Whether to offer "Retire seed": a seed not retired yet, to an account with
+    governance:write (the server's scope for it)."""
+    return s.status != "retired" and rules.may(account, None)
+
+
+@dataclass(frozen=True)
+class SeedFigures:
+    """A seed's effectiveness, every figure from its metrics (the server's record): the
+    list, the detail and the chart all show these, so they cannot disagree."""
+
+    matches: int
+    vetoes: int
+    match_rate: float  # of all requests, 0..1
+    veto_rate: float  # of its matches, 0..1
+
+    @classmethod
+    def of(cls, s: Seed) -> SeedFigures:
+        m = s.metrics
+        matches, vetoes = max(0, m.matches), max(0, min(m.vetoes, m.matches))
+        return cls(matches, vetoes, max(0.0, min(1.0, m.match_rate)),
+                   vetoes / matches if matches else 0.0)
 
 
 @dataclass(frozen=True)
@@ -507,13 +634,19 @@ class SeedRow:
     title: str
     subtitle: str
     status: str
-    auto_approve: bool
+    auto_approves: bool  # now, by itself (never when proposed or retired)
 
 
 def seed_rows(seeds: list[Seed]) -> tuple[SeedRow, ...]:
-    return tuple(SeedRow(s.id, s.title, f"{s.id} · match {fmt.percent(s.metrics.match_rate)}"
-                         f" · veto {fmt.percent(s.metrics.veto_rate)}",
-                         fmt.humanise(s.status), s.auto_approve) for s in seeds)
+    rows = []
+    for s in seeds:
+        f = SeedFigures.of(s)
+        rows.append(SeedRow(s.id, s.title, f"{s.id} · {f.matches:,} "
+                            f"{'match' if f.matches == 1 else 'matches'} "
+                            f"({fmt.percent(f.match_rate)}) · {f.vetoes:,} vetoed "
+                            f"({fmt.percent(f.veto_rate)})",
+                            fmt.humanise(s.status), auto_approves(s)))
+    return tuple(rows)
 
 
 @dataclass(frozen=True)
@@ -530,128 +663,34 @@ class SeedDetailView:
 
 
 def seed_detail_view(s: Seed) -> SeedDetailView:
-    m = s.metrics
+    f = SeedFigures.of(s)
     return SeedDetailView(
         id=s.id, title=s.title, description=s.description, status=fmt.humanise(s.status),
-        auto_approve="Auto-approves a full match" if s.auto_approve
-        else "Suggests only: the governor decides",
+        auto_approve=auto_approve_words(s),
         conditions=tuple(describe_conditions(s.conditions)),
-        metrics=(("Matches", f"{m.matches:,}"), ("Vetoes", f"{m.vetoes:,}"),
-                 ("Match rate", fmt.percent(m.match_rate)),
-                 ("Veto rate", fmt.percent(m.veto_rate))),
-        chart=(("Match rate", max(0.0, min(1.0, m.match_rate))),
-               ("Veto rate", max(0.0, min(1.0, m.veto_rate)))),
+        metrics=(("Matches", f"{f.matches:,}"), ("Vetoes", f"{f.vetoes:,}"),
+                 ("Match rate", fmt.percent(f.match_rate)),
+                 ("Veto rate", fmt.percent(f.veto_rate))),
+        chart=(("Match rate", f.match_rate), ("Veto rate", f.veto_rate)),
         created=f"Created by {s.created_by} on {fmt.short_time(s.created_at)}, "
                 f"version {s.version}")
 
 
 def matches_over_time(seed_id: str, requests: list[ApprovalDetail], now: datetime,
                       days: int = 7) -> tuple[tuple[str, int], ...]:
-    """Requests per day (oldest first) that matched ``seed_id``, from the cached ones."""
+    """Requests per day (oldest first) among the cached ones that ``seed_id`` matched
+    fully: what the seed's "Matches" counts (a partial match is a suggestion, not a
+    match), so the chart never shows more than that figure."""
     counts = {i: 0 for i in range(days)}
     for r in requests:
-        if r.created_at is None or not any(m.seed_id == seed_id for m in r.seed_matches):
+        if r.created_at is None or not any(m.seed_id == seed_id and not m.conditions_failed
+                                           and m.score >= 1.0 for m in r.seed_matches):
             continue
         age = (now.date() - r.created_at.astimezone(now.tzinfo).date()).days
         if 0 <= age < days:
             counts[age] += 1
     return tuple(((now - timedelta(days=age)).strftime("%d %b"), counts[age])
                  for age in reversed(range(days)))
-
-
-@dataclass
-class SeedWizard:
-    """Builds a seed draft from choices, step by step; validates as the server's schema
-    does (backend conditions: at least one rule, known industries, KIND:TARGET patterns)."""
-
-    STEPS: ClassVar[tuple[str, ...]] = ("About", "Conditions", "Auto-approve", "Review")
-    step: int = 0
-    title: str = ""
-    description: str = ""
-    industries: set[str] = field(default_factory=set)
-    capabilities: set[str] = field(default_factory=set)
-    max_daily_tokens: str = ""
-    max_monthly_cost: str = ""
-    no_dangerous: bool = False
-    wasm_valid: bool = False
-    auto_approve: bool = False
-
-    def conditions(self) -> dict[str, Any]:
-        rules: dict[str, Any] = {}
-        if self.industries:
-            rules["industry_in"] = sorted(self.industries)
-        if self.capabilities:
-            rules["capabilities_within"] = sorted(self.capabilities)
-        if self.max_daily_tokens.strip():
-            with contextlib.suppress(ValueError):
-                rules["max_daily_token_budget"] = int(self.max_daily_tokens.strip())
-        if self.max_monthly_cost.strip():
-            with contextlib.suppress(ValueError):
-                rules["max_monthly_cost_usd"] = float(self.max_monthly_cost.strip())
-        if self.no_dangerous:
-            rules["no_dangerous_capabilities"] = True
-        if self.wasm_valid:
-            rules["wasm_valid"] = True
-        return rules
-
-    def errors(self, step: int | None = None) -> dict[str, str]:
-        """Errors of one step (or of all steps when ``step`` is None)."""
-        steps = range(len(self.STEPS)) if step is None else [step]
-        errors: dict[str, str] = {}
-        for s in steps:
-            if s == 0:
-                if not self.title.strip():
-                    errors["title"] = "Give the seed a title: what kind of request it covers."
-                elif len(self.title) > 200:
-                    errors["title"] = "Shorten the title to 200 characters."
-                if not self.description.strip():
-                    errors["description"] = "Describe when this precedent applies."
-                elif len(self.description) > 4000:
-                    errors["description"] = "Shorten the description to 4,000 characters."
-            if s == 1:
-                errors.update(self._condition_errors())
-        return errors
-
-    def _condition_errors(self) -> dict[str, str]:
-        errors: dict[str, str] = {}
-        unknown = self.industries - set(INDUSTRIES)
-        if unknown:
-            errors["industry_in"] = f"Unknown industries: {', '.join(sorted(unknown))}."
-        bad = [c for c in self.capabilities if not _CAP_PATTERN.match(c) or len(c) < 3]
-        if bad:
-            errors["capabilities_within"] = f"Not KIND:TARGET: {', '.join(sorted(bad))}."
-        raw = self.max_daily_tokens.strip()
-        if raw and (not raw.isdigit()):
-            errors["max_daily_token_budget"] = "The daily token budget is a whole number ≥ 0."
-        raw = self.max_monthly_cost.strip()
-        if raw:
-            try:
-                if float(raw) < 0:
-                    raise ValueError
-            except ValueError:
-                errors["max_monthly_cost_usd"] = "The monthly cost is a number ≥ 0."
-        if not errors and not self.conditions():
-            errors["conditions"] = "Choose at least one condition; a seed without rules " \
-                                   "would match every request."
-        return errors
-
-    def next(self) -> bool:
-        if self.errors(self.step):
-            return False
-        self.step = min(self.step + 1, len(self.STEPS) - 1)
-        return True
-
-    def back(self) -> None:
-        self.step = max(0, self.step - 1)
-
-    def draft(self) -> SeedDraft:
-        return SeedDraft(title=self.title.strip(), description=self.description.strip(),
-                         conditions=self.conditions(), auto_approve=self.auto_approve)
-
-    def review(self) -> list[str]:
-        return [f"Title: {self.title.strip()}", f"Description: {self.description.strip()}",
-                *describe_conditions(self.conditions()),
-                "Auto-approve full matches" if self.auto_approve else "Suggest only"]
 
 
 # --- agents, violations ----------------------------------------------------------------
@@ -670,8 +709,9 @@ def agent_rows(agents: list[Agent]) -> tuple[AgentRow, ...]:
     for a in agents:
         used = a.budget.get("utilisation")
         budget = fmt.percent(float(used)) + " of budget used" if isinstance(
-            used, int | float) else ", ".join(f"{k}: {v}" for k, v in a.budget.items())
-        rows.append(AgentRow(a.id, a.name, f"{fmt.humanise(a.industry)} · "
+            used, int | float) else ", ".join(
+                "{}: {}".format(*fmt.budget_item(str(k), v)) for k, v in a.budget.items())
+        rows.append(AgentRow(a.id, a.name, f"{fmt.industry(a.industry)} · "
                              f"{fmt.humanise(a.status)}", budget, tuple(a.capabilities)))
     return tuple(rows)
 
@@ -723,7 +763,7 @@ def notification_title(n: Notification) -> str:
         return f"{d.get('approval_id', 'A request')} waits for approval" + \
             (f": {who}" if who else "")
     if n.type == "governance.approval.decided":
-        return f"{d.get('approval_id', 'A request')} {d.get('action', 'decided')}"
+        return f"{d.get('approval_id', 'A request')} {fmt.decision(d.get('action'))}"
     if n.type == "governance.seed.auto_approved":
         return f"{d.get('approval_id', 'A request')} auto-approved by " \
                f"{d.get('seed_id', 'a seed')}"
@@ -737,15 +777,8 @@ def notification_title(n: Notification) -> str:
 
 
 def is_urgent(n: Notification) -> bool:
-    """Breaks through quiet hours: budget at 95 % and violations."""
-    if n.type == "governance.agent.violated":
-        return True
-    if n.type == "governance.budget.threshold_exceeded":
-        try:
-            return float(n.data.get("threshold", 0)) >= 95
-        except (TypeError, ValueError):
-            return False
-    return False
+    """Breaks through quiet hours (``sync.rules.urgency``)."""
+    return rules.urgency(n.type, _threshold(n.data)) is rules.Urgency.HIGH
 
 
 def notification_groups(items: list[Notification], now: datetime
@@ -771,7 +804,7 @@ OUTBOX_SECTIONS: tuple[tuple[str, str, frozenset[OutboxState]], ...] = (
     ("pending", "Waiting to send", frozenset({OutboxState.QUEUED})),
     ("sending", "Sending", frozenset({OutboxState.SENDING})),
     ("rejected", "Refused by the server", frozenset({OutboxState.REJECTED})),
-    ("held", "Held for another account or server", frozenset({OutboxState.HELD})),
+    ("held", "Held for another server", frozenset({OutboxState.HELD})),
 )
 ERROR_WORDS = {
     "VETO_WINDOW_CLOSED": "The veto window closed before the veto reached the server.",
@@ -795,6 +828,8 @@ class OutboxRow:
     can_decide_again: bool
     approval_id: str | None = None  # open the request to decide anew after a refusal
     held_reason: str | None = None  # why a held entry waits, and what to do about it
+    # A version conflict: each field that changed, "Field: was X, now Y".
+    changed: tuple[str, ...] = ()
 
 
 def outbox_title(e: OutboxEntry) -> str:
@@ -817,7 +852,7 @@ def outbox_row(e: OutboxEntry, now: datetime, conflict: Conflict | None = None) 
             error += f" Now {STATUS_LABELS.get(conflict.current_status, '')}.".replace(
                 "Now .", "")
         if e.error_code == "VETO_WINDOW_CLOSED" and e.error_details.get("deadline"):
-            error += f" Deadline was {e.error_details['deadline']}."
+            error += f" Deadline was {fmt.moment(e.error_details['deadline'], now)}."
     held_reason = _held_reason(e) if e.state == OutboxState.HELD else None
     subtitle = f"Queued {fmt.age(e.created_at, now)}"
     if e.attempts:
@@ -829,7 +864,9 @@ def outbox_row(e: OutboxEntry, now: datetime, conflict: Conflict | None = None) 
         error=error, can_cancel=e.state in (OutboxState.QUEUED, OutboxState.HELD),
         can_discard=e.state in (OutboxState.REJECTED, OutboxState.HELD),
         can_decide_again=bool(conflict and conflict.can_decide_again),
-        approval_id=e.approval_id, held_reason=held_reason)
+        approval_id=e.approval_id, held_reason=held_reason,
+        changed=tuple(f"{fmt.humanise(c.field)}: was {c.seen}, now {c.now}"
+                      for c in (conflict.changed if conflict else ())))
 
 
 def _held_reason(e: OutboxEntry) -> str:
@@ -842,6 +879,17 @@ def _held_reason(e: OutboxEntry) -> str:
             "to send it, or discard it.")
 
 
+def refused_decisions(client: GovernorClient, approval_id: str, now: datetime
+                      ) -> tuple[OutboxRow, ...]:
+    """What became of the signed-in governor's own decisions on this request that the
+    server refused (with why, and what can be done), for the request's screen."""
+    account = client.account()
+    return tuple(outbox_row(e, now, client.conflict(e.id))
+                 for e in client.outbox({OutboxState.REJECTED})
+                 if e.approval_id == approval_id and e.kind == "decision"
+                 and account is not None and e.sub in (None, account.sub))
+
+
 def outbox_sections(client: GovernorClient, now: datetime
                     ) -> tuple[tuple[str, str, tuple[OutboxRow, ...]], ...]:
     entries = client.outbox()
@@ -852,3 +900,50 @@ def outbox_sections(client: GovernorClient, now: datetime
                      for e in entries if e.state in states)
         out.append((key, title, rows))
     return tuple(out)
+
+
+def others_line(status: SyncStatus) -> str | None:
+    """What the outbox says of entries other accounts left on this device (never shown)."""
+    n = status.other_accounts_count
+    if not n:
+        return None
+    return (f"{n} outbox {'entry' if n == 1 else 'entries'} of other accounts "
+            f"{'waits' if n == 1 else 'wait'} on this device for {'its' if n == 1 else 'their'}"
+            " author to sign in; only the author can see, send or discard them.")
+
+
+def badges(client: GovernorClient) -> dict[str, int]:
+    """The navigation badges, each counting what its list shows for the signed-in account:
+    the requests the "Pending" filter lists (a decision queued on this device takes its
+    request out, as it does from the list), the unread notifications of this account, and
+    every entry its outbox lists (waiting, sending, refused, held)."""
+    unread = sum(1 for n in client.notifications() if not n.read)
+    outbox = client.status().outbox_count
+    return {"/approvals": client.approval_count("pending"), "/notifications": unread,
+            "/outbox": outbox, "/more": outbox}
+
+
+def sign_out_words(username: str, status: SyncStatus) -> str:
+    """What sign-out says stays on this device, and who can see it."""
+    mine = status.outbox_count
+    kept = (f"{mine} outbox {'entry' if mine == 1 else 'entries'} of {username} stay on "
+            f"this device, held: no other account can see, send or discard "
+            f"{'it' if mine == 1 else 'them'}; {'it is' if mine == 1 else 'they are'} sent "
+            f"when {username} signs in here again."
+            if mine else f"Nothing of {username} waits to be sent.")
+    return (f"Signed out of {username}. {kept} The requests and seeds cached on this device "
+            "stay, sealed with its key; notifications stay with the account they came for.")
+
+
+def receipt_line(receipt: Receipt | None) -> tuple[str, str] | None:
+    """What the detail screen says of this device's decision's receipt: (text, tone),
+    tone ``ok`` | ``bad`` | ``wait``; None when this device made no decision on it."""
+    if receipt is None:
+        return None
+    action = fmt.humanise(receipt.action)
+    if receipt.status == "verified":
+        where = f", audit entry {receipt.audit_seq}" if receipt.audit_seq is not None else ""
+        return f"Receipt verified: {action} signed by the server{where}.", "ok"
+    if receipt.status == "invalid":
+        return f"Receipt invalid: {receipt.problem}", "bad"
+    return f"Receipt awaited: the {action} has not been applied by the server yet.", "wait"

@@ -31,10 +31,34 @@ from tests.browser.harness import (  # noqa: E402
 )
 
 
-def first(page: object, kind: str, starts: str = "") -> None:
+def first(page: object, kind: str, starts: str, shows: str) -> None:
+    """Open the first row ``kind-starts...`` until the node ``shows`` is on the screen: a
+    tap that Flutter's engine drops while the list refreshes is tapped again."""
     rows = page.locator(f'[flt-semantics-identifier^="{kind}-{starts}"]')  # type: ignore[attr-defined]
-    rows.first.wait_for()
-    rows.first.click()
+    for _ in range(6):
+        rows.first.wait_for()
+        rows.first.click()
+        try:
+            by_id(page, shows).wait_for(timeout=5_000)  # type: ignore[arg-type]
+            return
+        except Exception:  # Playwright's TimeoutError: the tap was dropped
+            continue
+    by_id(page, shows).wait_for()  # type: ignore[arg-type]
+
+
+def settled_screenshot(page: object, path: Path) -> None:
+    """A screenshot once two in a row are the same: the screen has stopped moving (no
+    animation, and not Flet's "Working..." spinner, which a busy machine shows for a
+    while after the screen's nodes are there)."""
+    page.mouse.move(1, 1)  # type: ignore[attr-defined]  # no tooltip of the last tap
+    last = b""
+    for _ in range(40):
+        shot: bytes = page.screenshot()  # type: ignore[attr-defined]
+        if shot == last:
+            break
+        last = shot
+        page.wait_for_timeout(500)  # type: ignore[attr-defined]
+    path.write_bytes(last)
 
 
 def tour(page: object) -> list[tuple[str, Callable[[], None]]]:
@@ -42,16 +66,14 @@ def tour(page: object) -> list[tuple[str, Callable[[], None]]]:
 
     def detail() -> None:
         nav(p, "Approvals")  # type: ignore[arg-type]
-        first(p, "approval", "REQ")
-        by_id(p, "approval-detail").wait_for()  # type: ignore[arg-type]
+        first(p, "approval", "REQ", "approval-detail")
 
     def veto_screen() -> None:
         button(p, "Veto").click()  # type: ignore[arg-type]
         by_id(p, "veto-deadline").wait_for()  # type: ignore[arg-type]
 
     def seed_detail() -> None:
-        first(p, "seed", "GEN")
-        by_id(p, "seed-detail").wait_for()  # type: ignore[arg-type]
+        first(p, "seed", "GEN", "seed-detail")
 
     def wizard() -> None:
         button(p, "Back to seeds").click()  # type: ignore[arg-type]
@@ -101,9 +123,8 @@ def main() -> int:
                 page = open_app(browser, app.url, viewport)
                 for name, reach in tour(page):
                     reach()
-                    page.wait_for_timeout(600)  # let animations settle for a clean picture
                     path = args.out / f"{name}{suffix}.png"
-                    page.screenshot(path=str(path))
+                    settled_screenshot(page, path)
                     print(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
                 page.close()
         finally:

@@ -8,9 +8,11 @@ become ``ServerUnreachable``; any other error envelope becomes ``ApiRejected``.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -25,10 +27,15 @@ from sync.errors import (
     SignInRequired,
 )
 from sync.models import Account, DeviceCode
+from sync.tokens import MemoryVault, TokenVault
+from sync.transport import certificate_hint, check_server_url, tls_context
 
 
 class Authenticator(Protocol):
     """What the engine needs of the OAuth client (``sync.auth.Authenticator``)."""
+
+    # Keeps the session and the device key that seals the outbox.
+    vault: TokenVault
 
     def account(self) -> Account | None: ...
 
@@ -56,6 +63,7 @@ class FakeAuthenticator:
     def __init__(self, account: Account | None = None, *, password: str = "governor") -> None:
         self._account = account
         self.password = password
+        self.vault: TokenVault = MemoryVault()
         self.generation = 1
         self.refreshes = 0
         self.refuse_refresh = False
@@ -129,24 +137,74 @@ class ApiResponse:
 
 
 Reachability = Callable[[bool], None]
+ServerTime = Callable[[datetime, float], None]  # (the answer's stamp, round trip seconds)
+HEALTH_PATH = "/v1/health"
+
+
+def envelope_time(body: Any) -> datetime | None:
+    """The envelope's ``meta.timestamp`` (RFC 3339, the server's clock), if it has one."""
+    meta = body.get("meta") if isinstance(body, dict) else None
+    stamp = meta.get("timestamp") if isinstance(meta, dict) else None
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
 
 
 class ApiClient:
     """Authenticated requests to ``/v1/mobile``; reports reachability after each one."""
 
+    # Set by the owner (the engine): told the server's time stamped on each answer; told
+    # when a request could not reach the server at all (not on a 5xx: a server that
+    # answers is there, and its errors are retried with backoff).
+    on_server_time: ServerTime | None = None
+    on_lost: Callable[[], None] | None = None
+
     def __init__(self, server_url: str, *, authenticator: Authenticator,
                  transport: httpx.AsyncBaseTransport | None = None,
-                 timeout: float = 10.0, on_reachable: Reachability | None = None) -> None:
+                 timeout: float = 10.0, on_reachable: Reachability | None = None,
+                 allow_insecure_http: bool = False, tls: ssl.SSLContext | None = None
+                 ) -> None:
+        # An injected transport decides where bytes go (tests); the network one is checked
+        # and verifies certificates (sync/transport.py).
+        if transport is None:
+            check_server_url(server_url, allow_insecure_http=allow_insecure_http)
         self.server_url = server_url.rstrip("/")
         self.auth = authenticator
         self.on_reachable = on_reachable
         self.http = httpx.AsyncClient(base_url=self.server_url, transport=transport,
-                                      timeout=timeout)
+                                      timeout=timeout, verify=tls or tls_context())
         self.bytes_received = 0
         self.seconds_waiting = 0.0  # time spent waiting on the server (figures, logs)
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+    async def probe(self, timeout: float) -> bool:
+        """``GET /v1/health`` (no token) with a short timeout: is the server there? The
+        cheap question asked while offline; it reports no reachability itself (the caller
+        is the one deciding), only the server's time."""
+        started = time.perf_counter()
+        try:
+            response = await self.http.get(HEALTH_PATH, timeout=timeout)
+        except httpx.TransportError:
+            return False
+        if response.status_code >= 500:
+            return False
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            body = None
+        self._observe_time(body, time.perf_counter() - started)
+        return True
+
+    def _observe_time(self, body: Any, rtt: float) -> None:
+        stamp = envelope_time(body)
+        if stamp is not None and self.on_server_time is not None:
+            self.on_server_time(stamp, rtt)
 
     async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
                       json_body: Any = None, headers: dict[str, str] | None = None
@@ -177,14 +235,17 @@ class ApiClient:
         except httpx.TransportError as exc:
             self.seconds_waiting += time.perf_counter() - started
             self._reachable(False)
+            if self.on_lost is not None:
+                self.on_lost()
             raise ServerUnreachable(f"Cannot reach {self.server_url!r} ({type(exc).__name__}"
                                     f": {exc}). Decisions stay queued and are sent when "
-                                    "the connection is back.") from exc
+                                    "the connection is back." + certificate_hint(exc)) from exc
         self.seconds_waiting += time.perf_counter() - started
         size = len(response.content) + sum(len(k) + len(v) + 4
                                            for k, v in response.headers.items())
         self.bytes_received += size
         response.extensions["nbytes"] = size
+        response.extensions["rtt"] = time.perf_counter() - started
         self._reachable(response.status_code < 500)
         return response
 
@@ -204,6 +265,7 @@ class ApiClient:
                 body = orjson.loads(response.content)
             except orjson.JSONDecodeError:
                 body = None
+        self._observe_time(body, float(response.extensions.get("rtt", 0.0)))
         if 200 <= status < 300:
             data = body.get("data") if isinstance(body, dict) else None
             meta = body.get("meta", {}) if isinstance(body, dict) else {}

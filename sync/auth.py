@@ -31,6 +31,7 @@ import inspect
 import json
 import logging
 import secrets
+import ssl
 import webbrowser
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from sync.errors import (
 from sync.models import SCOPE_READ, SCOPE_VETO, SCOPE_WRITE, Account, DeviceCode
 from sync.observable import Listeners
 from sync.tokens import StoredTokens, TokenVault
+from sync.transport import certificate_hint, check_server_url, tls_context
 
 log = logging.getLogger("sync.auth")
 
@@ -189,7 +191,13 @@ class Authenticator:
                  http: httpx.AsyncClient | None = None, clock: Clock | None = None,
                  client_id: str = "governor-app", scopes: tuple[str, ...] = DEFAULT_SCOPES,
                  refresh_margin_s: float = REFRESH_MARGIN_S, timeout: float = 10.0,
-                 sleep: Sleep | None = None) -> None:
+                 sleep: Sleep | None = None, allow_insecure_http: bool = False,
+                 tls: ssl.SSLContext | None = None) -> None:
+        # An injected ``http`` client is the caller's own connection (an in-process ASGI
+        # transport in tests); one made here goes over the network, so the URL is checked
+        # and certificates verified (sync/transport.py).
+        if http is None:
+            check_server_url(server_url, allow_insecure_http=allow_insecure_http)
         self.server_url = server_url.rstrip("/")
         self.vault = vault
         self.clock: Clock = clock or SystemClock()
@@ -198,7 +206,7 @@ class Authenticator:
         self.refresh_margin = timedelta(seconds=refresh_margin_s)
         self._sleep: Sleep = sleep or asyncio.sleep
         self._own_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+        self._http = http or httpx.AsyncClient(timeout=timeout, verify=tls or tls_context())
         # Authlib's client speaks the protocol over the same transport (so an in-process
         # ASGI transport in tests, or a proxy, applies to token calls too).
         transport = getattr(self._http, "_transport", None)
@@ -310,7 +318,7 @@ class Authenticator:
         except (httpx.HTTPError, ValueError) as exc:
             raise ServerUnreachable(f"Cannot renew the session at {self.server_url!r} "
                                     f"({exc.__class__.__name__}); the session is kept, "
-                                    "retry when online.") from exc
+                                    "retry when online." + certificate_hint(exc)) from exc
         return self._adopt(dict(response), expected_sub=tokens.sub)
 
     def _adopt(self, token: dict[str, Any], *, expected_sub: str | None = None) -> StoredTokens:
@@ -368,7 +376,8 @@ class Authenticator:
                 meta = response.json()
             except (httpx.HTTPError, ValueError) as exc:
                 raise ServerUnreachable(f"Cannot read the sign-in settings of "
-                                        f"{self.server_url!r}; check the connection.") from exc
+                                        f"{self.server_url!r}; check the connection."
+                                        + certificate_hint(exc)) from exc
             if str(meta.get("issuer", "")).rstrip("/") != self.server_url:
                 raise AuthFlowError(f"The server at {self.server_url!r} names another issuer "
                                     f"({meta.get('issuer')!r}); check the server URL.")
@@ -421,7 +430,8 @@ class Authenticator:
                                 f"{exc.description or 'no details'}); start again.") from exc
         except (httpx.HTTPError, ValueError) as exc:
             raise ServerUnreachable(f"Cannot reach {self.server_url!r} to finish signing in; "
-                                    "check the connection and try again.") from exc
+                                    "check the connection and try again."
+                                    + certificate_hint(exc)) from exc
 
     async def _submit_login_form(self, url: str, username: str, password: str
                                  ) -> dict[str, str]:
@@ -441,7 +451,7 @@ class Authenticator:
                                              data=fields, follow_redirects=False)
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"Cannot reach {self.server_url!r} to sign in; check the "
-                                    "connection and try again.") from exc
+                                    "connection and try again." + certificate_hint(exc)) from exc
         if response.status_code == 429:
             retry = float(response.headers.get("retry-after", "60"))
             raise RateLimitedByServer(f"Too many sign-in attempts; wait {retry:.0f} seconds "
@@ -487,7 +497,8 @@ class Authenticator:
                 data={"client_id": self.client_id, "scope": " ".join(self.scopes)})
         except httpx.HTTPError as exc:
             raise ServerUnreachable(f"Cannot reach {self.server_url!r} to start device "
-                                    "sign-in; check the connection.") from exc
+                                    "sign-in; check the connection." + certificate_hint(exc)
+                                    ) from exc
         body = _json(response)
         if response.status_code != 200:
             raise AuthFlowError(f"The server refused device sign-in: "

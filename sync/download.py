@@ -15,11 +15,12 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sync.api import ApiClient, ApiResponse
 from sync.clock import Clock
+from sync.errors import ApiRejected
 from sync.store import LocalStore
 
 BASE = "/v1/mobile"
@@ -28,7 +29,23 @@ FLUSH_ROWS = 2000  # rows of a long delta stored per transaction while the rest 
 DeltaApply = Callable[[list[dict[str, Any]], list[str], "str | None", datetime], None]
 DETAIL_PREFETCH = 100
 OPEN_STATUSES = frozenset({"pending_approval", "approved", "auto_approved"})
+# The server's seed rules change with its releases, not by the minute.
+SEED_SCHEMA_TTL = timedelta(days=1)
 COLLECTIONS = ("dashboard", "approvals", "agents", "seeds", "violations", "notifications")
+
+
+def _page_items(collection: str, response: ApiResponse) -> list[dict[str, Any]]:
+    """A delta page's items, each an object with an id, or ``ApiRejected``: a page that
+    breaks the contract is refused whole (what earlier pages stored stays, the cursor stays
+    where its data is)."""
+    data = response.data if response.data is not None else []
+    if isinstance(data, list) and all(isinstance(i, dict) and i.get("id") is not None
+                                      for i in data):
+        return data
+    raise ApiRejected(response.status, "MALFORMED_PAGE",
+                      f"The server's {collection} page is not a list of objects with an id "
+                      f"({str(data)[:80]!r}); nothing of it was stored. Sync again, and "
+                      "report the server if it keeps sending it.")
 
 
 class Downloader:
@@ -98,11 +115,13 @@ class Downloader:
 
     async def approvals(self) -> bool:
         cursor = self.store.cursor("approvals")
+        # What the listing cannot know of: requests pushed while it is on its way.
+        asked_at = self.store.listing_mark()
         listing = await self._whole_list("approvals", "/approvals")
         changed = listing is not None and listing[2] != cursor.cursor
         if listing is not None and changed:
             items, etag, digest = listing
-            self.store.upsert_approvals(items, replace_all=True)
+            self.store.upsert_approvals(items, replace_all=True, asked_at=asked_at)
             self.store.set_cursor("approvals", cursor=digest, etag=etag,
                                   synced_at=self.clock.now())
         else:
@@ -141,7 +160,9 @@ class Downloader:
         """Page through ``/{collection}?since=V``. The next page is requested before this
         one is stored, so the server and the local index work at the same time; rows are
         stored every ``FLUSH_ROWS`` (upserts: safe to repeat) and the cursor moves only
-        with the last of them."""
+        with the last of them. Storing runs in a worker thread, one write at a time and in
+        order (SQLite lets go of the GIL while it works): the answers to the next pages are
+        read meanwhile, so an initial sync takes about the longer of the two, not both."""
         cursor = self.store.cursor(collection)
         params: dict[str, Any] = {"limit": PAGE}
         if cursor.cursor is not None:
@@ -152,6 +173,7 @@ class Downloader:
         changed_ids: set[str] = set()
         deleted: list[str] = []
         first = True
+        storing: asyncio.Future[Any] | None = None  # the write in the worker thread
         task: asyncio.Future[ApiResponse] = asyncio.ensure_future(
             self._get(collection, path, params))
         try:
@@ -161,7 +183,7 @@ class Downloader:
                 if next_cursor:
                     params = {**params, "cursor": next_cursor}
                     task = asyncio.ensure_future(self._get(collection, path, params))
-                data = list(response.data or [])
+                data = _page_items(collection, response)
                 buffer.extend(data)
                 changed_ids.update(str(item["id"]) for item in data)
                 deleted.extend(str(i) for i in response.meta.get("deleted") or [])
@@ -173,18 +195,52 @@ class Downloader:
                 if not next_cursor:
                     break
                 if len(buffer) >= FLUSH_ROWS:
-                    upsert(buffer)
+                    if storing is not None:
+                        # Shielded: a cancellation must not drop the write's future while
+                        # its thread goes on; ``finally`` waits for it instead.
+                        await asyncio.shield(storing)
+                    storing = asyncio.ensure_future(asyncio.to_thread(upsert, buffer))
                     buffer = []
+            if storing is not None:
+                await asyncio.shield(storing)
+                storing = None
         finally:
             if not task.done():
                 task.cancel()
+            if storing is not None:
+                # A page failed while a write was on its way: it finishes (an upsert, safe
+                # to repeat, the cursor unmoved) and the page's error is the one raised.
+                await asyncio.wait([storing])
+                if not storing.cancelled():
+                    storing.exception()
         # Deleted and then created again under the same id: it exists.
         tombstones = [i for i in dict.fromkeys(deleted) if i not in changed_ids]
-        apply(buffer, tombstones, version, self.clock.now())
+        await asyncio.to_thread(apply, buffer, tombstones, version, self.clock.now())
         return bool(changed_ids or tombstones)
 
     async def seeds(self) -> bool:
-        return await self._delta("seeds", self.store.upsert_seeds, self.store.apply_seed_delta)
+        changed = await self._delta("seeds", self.store.upsert_seeds,
+                                    self.store.apply_seed_delta)
+        return await self.seed_schema() or changed
+
+    async def seed_schema(self) -> bool:
+        """The server's seed schema, asked for when missing or a day old (304 when the
+        server's rules did not change): the seed wizard validates with it offline."""
+        cached = self.store.load_seed_schema()
+        if cached is not None and self.clock.now() - cached[2] < SEED_SCHEMA_TTL:
+            return False
+        try:
+            response = await self._get("seeds", "/seeds/schema",
+                                       etag=cached[1] if cached else None)
+        except ApiRejected as exc:
+            if exc.status != 404:
+                raise
+            return False  # a server from before the route: the wizard says it has no rules
+        if response.not_modified and cached is not None:
+            self.store.save_seed_schema(cached[0], cached[1], self.clock.now())
+            return False
+        self.store.save_seed_schema(response.data, response.etag, self.clock.now())
+        return True
 
     async def violations(self) -> bool:
         return await self._delta("violations", self.store.upsert_violations,

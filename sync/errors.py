@@ -6,11 +6,13 @@ Hierarchy::
     ├── SignInRequired          no usable session: sign in again (cache and outbox are kept)
     │   └── RefreshRefused      the server refused the refresh token (revoked, reused, expired)
     ├── AuthFlowError           a sign-in flow failed (state mismatch, denied, expired code)
+    ├── InsecureTransport       plain http:// to another machine, or an unreadable CA bundle
     ├── ServerUnreachable       network error or 5xx: retried with backoff
     ├── RateLimitedByServer     429: wait for ``retry_after`` seconds
     ├── ApiRejected             the server answered a contract error (code, message, details)
     ├── InvalidDecision         refused locally before queueing (reason too long, ...)
     └── StoreError              the local database cannot be used (path, corruption)
+        └── DeviceKeyError      an outbox entry cannot be opened with this device's key
 
 Messages name the object and say what to do.
 """
@@ -33,6 +35,10 @@ class RefreshRefused(SignInRequired):
 
 
 class AuthFlowError(SyncError):
+    pass
+
+
+class InsecureTransport(SyncError):
     pass
 
 
@@ -62,3 +68,12 @@ class InvalidDecision(SyncError):
 
 class StoreError(SyncError):
     pass
+
+
+class DeviceKeyError(StoreError):
+    """An entry sealed with a device key this device no longer holds (or altered): it is
+    held, never dropped; ``entry_id`` names it."""
+
+    def __init__(self, message: str, entry_id: str) -> None:
+        super().__init__(message)
+        self.entry_id = entry_id

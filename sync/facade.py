@@ -3,14 +3,24 @@
 The UI reads local state synchronously (it is a cache on this device, always available
 offline), calls the async methods for anything that may touch the network, and
 subscribes to change topics to re-render. ``sync.engine.SyncEngine`` is the real
-implementation; ``sync.fakes.FakeGovernorClient`` is the in-memory one for UI tests.
+implementation; ``sync.fakes.FakeGovernorClient`` is the in-memory one for UI tests and
+screenshots; ``sync.cold_start.StartingClient`` stands in for the engine while it is
+built. ``tests/sync/behaviour`` runs one suite over all three.
+
+``governor_app`` imports from ``sync`` only this module, ``sync.models``, ``sync.alerts``
+(the alert vocabulary), ``sync.rules`` and ``sync.errors`` (``sync.settings`` too, where
+the app is put together); ``tests/governor_app/test_seam.py`` holds it to that. Whatever
+the app needs of the client is a typed method here: no ``getattr`` across the seam.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from sync.alerts import approve_at_once
 from sync.models import (
     Account,
     Agent,
@@ -23,12 +33,24 @@ from sync.models import (
     Notification,
     OutboxEntry,
     OutboxState,
+    Receipt,
     Seed,
     SeedDraft,
+    SeedSchema,
     SyncStatus,
     VetoCategory,
     Violation,
 )
+
+# The app's observers fan out as the client's do (one failing never stops the others):
+# the helper is part of what the door hands over.
+from sync.observable import Listeners as Listeners
+from sync.observable import spawn_on as spawn_on
+
+if TYPE_CHECKING:
+    from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
+    from sync.notify import NotificationCenter as NotificationCenter  # for the app
+    from sync.settings import GovernorSettings
 
 # What changed; the UI re-reads the matching state when told.
 Topic = Literal[
@@ -78,6 +100,11 @@ class GovernorClient(Protocol):
     # --- reads (local cache, never block on the network) ------------------------------
     def status(self) -> SyncStatus: ...
 
+    def server_now(self) -> datetime:
+        """The server's time as this device knows it (device clock + measured offset):
+        what countdowns, "window closed" checks and ages are computed from."""
+        ...
+
     def dashboard(self) -> CachedDashboard | None: ...
 
     def approvals(self, filter: ApprovalFilter = "all", query: str = "", limit: int = 200,
@@ -93,6 +120,11 @@ class GovernorClient(Protocol):
 
     def seed(self, seed_id: str) -> Seed | None: ...
 
+    def seed_schema(self) -> SeedSchema | None:
+        """The server's rules for a new seed (its JSON Schema, kept on this device; None
+        before the first sync): what the seed wizard validates with."""
+        ...
+
     def agents(self) -> list[Agent]: ...
 
     def violations(self) -> list[Violation]: ...
@@ -100,6 +132,15 @@ class GovernorClient(Protocol):
     def notifications(self) -> list[Notification]: ...
 
     def outbox(self, states: set[OutboxState] | None = None) -> list[OutboxEntry]: ...
+
+    def receipt(self, approval_id: str) -> Receipt | None:
+        """The receipt of this device's latest decision on the request, checked offline
+        against the cached key set: ``verified``, ``invalid`` (with why) or ``awaiting``."""
+        ...
+
+    def receipts(self, approval_id: str | None = None) -> list[Receipt]:
+        """Every kept receipt (or those of one request), oldest first, each checked."""
+        ...
 
     def conflict(self, entry_id: str) -> Conflict | None:
         """For a rejected decision: who decided, the new state, and whether
@@ -115,6 +156,12 @@ class GovernorClient(Protocol):
              attachments: list[Attachment] | None = None) -> OutboxEntry: ...
 
     def create_seed(self, draft: SeedDraft) -> OutboxEntry: ...
+
+    async def retire_seed(self, seed_id: str, reason: str) -> Seed:
+        """Retire a seed on the server now, saying why (it needs the network and
+        governance:write): from then on it matches and auto-approves nothing. Returns the
+        retired seed."""
+        ...
 
     def decide_again(self, entry_id: str) -> OutboxEntry:
         """One step after ALREADY_DECIDED / VERSION_CONFLICT: the same decision, queued
@@ -135,3 +182,94 @@ class GovernorClient(Protocol):
 
     async def sync_now(self) -> None:
         """Upload the outbox, then download every collection."""
+
+    # --- the periodic sync -------------------------------------------------------------
+    def sync_interval(self) -> float:
+        """Seconds between periodic syncs as this client runs now; 0 when it runs none
+        (the in-memory client, periodic sync off, an engine not started yet)."""
+        ...
+
+    def set_sync_interval(self, seconds: float) -> bool:
+        """Sync every ``seconds`` from now on; False when this client runs no periodic
+        sync now (the interval then applies at the next start)."""
+        ...
+
+    # --- push ---------------------------------------------------------------------------
+    def why_no_push(self) -> str | None:
+        """None when this client can listen for pushes now; otherwise why not, in words
+        for the settings screen ("starts with the app, in a moment")."""
+        ...
+
+    def notification_center(self, step_up: StepUp, *,
+                            open_approval: Callable[[Alert], object],
+                            quiet_hours: QuietHours,
+                            before_approve: BeforeApprove = approve_at_once
+                            ) -> NotificationCenter | None:
+        """Push for the signed-in account: the event stream, the dispatcher with quiet hours,
+        the notifiers and the actions, not started yet; None when ``why_no_push()``.
+        ``before_approve`` runs before an approval from a banner is queued (the app shows
+        the request's danger flags and holds it for the undo window)."""
+        ...
+
+
+# --- putting a client together (the app's entry points) -----------------------------------
+# The modules behind these are imported when called: the web server starts, and the first
+# screen is drawn, before the engine's imports (SQLAlchemy, Authlib, httpx) are paid for.
+
+def open_engine(settings: GovernorSettings) -> GovernorClient:
+    """The real client: the sync engine over the store and token vault in
+    ``settings.data_dir``, talking to ``settings.server_url``."""
+    import warnings
+
+    # Authlib 1.9 announces a move to "httpx2" when imported (forcing its own "always"
+    # filter); nobody running the app can act on it, so it is recorded, not shown.
+    with warnings.catch_warnings(record=True):
+        import authlib.integrations.httpx_client  # noqa: F401
+    from sync.auth import Authenticator
+    from sync.engine import SyncEngine
+    from sync.tokens import default_vault
+    from sync.transport import tls_context
+
+    authenticator = Authenticator(settings.server_url, vault=default_vault(settings.data_dir),
+                                  allow_insecure_http=settings.allow_insecure_http,
+                                  tls=tls_context(settings.ca_bundle))
+    return SyncEngine(settings, authenticator=authenticator)
+
+
+def open_demo(approvals: int) -> GovernorClient:
+    """The in-memory client with ``approvals`` requests (screenshots, UI benchmarks)."""
+    from sync.fakes import FakeGovernorClient
+
+    return FakeGovernorClient(approvals=approvals)
+
+
+def open_cold_start(build: Callable[[], GovernorClient], data_dir: Path,
+                    server_url: str) -> GovernorClient:
+    """A client that answers the first screen from the snapshot kept in ``data_dir`` while
+    ``build()`` makes the engine (``sync.cold_start``)."""
+    from sync.cold_start import SNAPSHOT_NAME, StartingClient
+
+    return StartingClient(build, data_dir / SNAPSHOT_NAME, server_url)
+
+
+def check_server(settings: GovernorSettings) -> None:
+    """Raise ``sync.errors.InsecureTransport`` for a server the engine would refuse (plain
+    http to another machine, an unreadable CA bundle), before anything is opened."""
+    from sync.transport import check_server_url, tls_context
+
+    check_server_url(settings.server_url, allow_insecure_http=settings.allow_insecure_http)
+    tls_context(settings.ca_bundle)
+
+
+def kept_receipts(database_path: Path) -> tuple[list[Receipt], int]:
+    """Every receipt kept in the database at ``database_path``, each checked offline, and
+    how many signing keys were cached to check them with."""
+    from sync.receipts import KeySet, receipt_from_row
+    from sync.store import LocalStore
+
+    store = LocalStore(database_path)
+    try:
+        keys = KeySet(store.signing_keys())
+        return [receipt_from_row(row, keys) for row in store.receipt_rows()], len(keys)
+    finally:
+        store.close()

@@ -19,12 +19,13 @@ from typing import Any, Literal
 
 import httpx
 
+from sync import rules
 from sync.clock import Clock, FakeClock
+from sync.models import ApprovalStatus
 from sync.store import iso
 
 Fault = Literal["connect_error", "server_error", "lose_ack", "rate_limited", "reorder",
                 "drop_result", "refuse_batch", "expire_token"]
-VETOABLE = {"pending_approval", "approved", "auto_approved"}
 
 
 @dataclass
@@ -53,7 +54,11 @@ class FakeServer(httpx.AsyncBaseTransport):
     requests: list[str] = field(default_factory=list)
     seed_version: int = 0
     offline: bool = False  # every request fails to connect, as with no network
+    stamps_time: bool = False  # /v1/health answers meta.timestamp (the stub's envelope)
     violation_version: int = 0
+    # GET /seeds/schema's body (tests hand in the stub's); None: a server without the route.
+    seed_schema: dict[str, Any] | None = None
+    event_seq: int = 0  # the last event's id (the stub's ids grow from 1)
     _keys: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     # --- world building ---------------------------------------------------------------
@@ -88,6 +93,17 @@ class FakeServer(httpx.AsyncBaseTransport):
         self.seeds.pop(seed_id, None)
         self.seed_deleted[seed_id] = self.seed_version
 
+    def emit(self, type_: str, data: dict[str, Any], *,
+             causation_id: str | None = None) -> dict[str, Any]:
+        """Store an event as the stub does (``GET /notifications`` lists it)."""
+        self.event_seq += 1
+        event = {"id": str(self.event_seq), "type": type_, "timestamp": iso(self.clock.now()),
+                 "source": "fake-server", "data": data,
+                 "metadata": {"correlation_id": data.get("approval_id"),
+                              "causation_id": causation_id, "user_id": self.sub}}
+        self.notifications.append(event)
+        return event
+
     def expire_tokens(self, current_generation: int) -> None:
         self.min_token_generation = current_generation + 1
 
@@ -105,6 +121,9 @@ class FakeServer(httpx.AsyncBaseTransport):
             return _error(503, "INTERNAL", "Temporarily unavailable.")
         if fault == "rate_limited":
             return _error(429, "RATE_LIMITED", "Slow down.", headers={"Retry-After": "7"})
+        if request.url.path == "/v1/health":  # no token, like the stub's
+            meta = {"timestamp": iso(self.clock.now())} if self.stamps_time else None
+            return _ok({"status": "ok"}, meta)
         if fault == "expire_token":
             self.min_token_generation += 1
         if not self._authorised(request):
@@ -126,6 +145,11 @@ class FakeServer(httpx.AsyncBaseTransport):
     def _route(self, request: httpx.Request, fault: Fault | None) -> httpx.Response:
         path = request.url.path.removeprefix("/v1/mobile")
         params = request.url.params
+        most = _PAGE_LIMITS.get(path) if request.method == "GET" else None
+        if most is not None and "limit" in params and not _within(params["limit"], most):
+            # As the stub: a page size out of bounds is refused, not clamped.
+            return _error(422, "VALIDATION_FAILED", f"limit must be 1 to {most}.",
+                          {"fields": {"limit": f"1 to {most}"}})
         if request.method == "POST" and path == "/decisions":
             try:
                 body = json.loads(request.content)
@@ -134,6 +158,9 @@ class FakeServer(httpx.AsyncBaseTransport):
             return self._decisions(body, fault)
         if request.method == "POST" and path == "/seeds":
             return self._create_seed(request)
+        if request.method == "POST" and path.startswith("/seeds/") and \
+                path.endswith("/retire"):
+            return self._retire_seed(path.split("/")[2], request)
         if request.method == "GET" and path == "/dashboard":
             pending = sum(1 for a in self.approvals.values()
                           if a["status"] == "pending_approval")
@@ -151,6 +178,10 @@ class FakeServer(httpx.AsyncBaseTransport):
             return _ok(found)
         if request.method == "GET" and path == "/agents":
             return _etagged(request, self.agents, self.agents)
+        if request.method == "GET" and path == "/seeds/schema":
+            if self.seed_schema is None:
+                return _error(404, "NOT_FOUND", "No route GET /v1/mobile/seeds/schema.")
+            return _etagged(request, self.seed_schema, self.seed_schema)
         if request.method == "GET" and path == "/seeds":
             since = int(params.get("since", 0))
             limit = int(params.get("limit", 50))
@@ -172,7 +203,13 @@ class FakeServer(httpx.AsyncBaseTransport):
             after = params.get("after")
             ids = [n["id"] for n in self.notifications]
             start = ids.index(after) + 1 if after in ids else 0
-            return _ok(self.notifications[start:], {"next_cursor": None})
+            # As the stub: a page of ``limit`` (default 100); a full page carries the
+            # cursor of the next, and ``last_event_id`` is the newest id answered.
+            limit = int(params.get("limit", 100))
+            page = self.notifications[start:start + limit]
+            full = len(page) == limit
+            return _ok(page, {"next_cursor": page[-1]["id"] if full else None,
+                              "last_event_id": page[-1]["id"] if page else after or 0})
         return _error(404, "NOT_FOUND", f"No route {request.method} {path}.")
 
     def _decisions(self, body: dict[str, Any], fault: Fault | None) -> httpx.Response:
@@ -221,11 +258,11 @@ class FakeServer(httpx.AsyncBaseTransport):
         if action == "veto":
             deadline = datetime.fromisoformat(record["veto_deadline"]) \
                 if record["veto_deadline"] else None
-            if record["status"] not in VETOABLE:
+            if ApprovalStatus(record["status"]) not in rules.VETOABLE:
                 return rejected("ALREADY_DECIDED", "Already decided.",
                                 {"status": record["status"], "decided_by": record["decided_by"],
                                  "decided_at": record["decided_at"]})
-            if deadline is not None and now >= deadline:
+            if not rules.window_open(deadline, now):
                 return rejected("VETO_WINDOW_CLOSED", "The veto window has closed.",
                                 {"deadline": record["veto_deadline"]})
             record.update(status="vetoed", veto_deadline=None)
@@ -248,6 +285,12 @@ class FakeServer(httpx.AsyncBaseTransport):
                       decided_at=iso(now))
         self.audit.append(AuditRecord(key, record["id"], str(action), self.sub,
                                       str(item.get("device_id"))))
+        # Like the stub: every applied decision is an event (the other devices' news).
+        self.emit("governance.approval.decided",
+                  {"approval_id": record["id"], "action": action, "status": record["status"],
+                   "decided_by": self.sub, "category": item.get("category"),
+                   "veto_deadline": record["veto_deadline"], "version": record["version"]},
+                  causation_id=key)
         # Like the stub: the summary and what a decision changes, not the whole request.
         return {"id": key, "outcome": "applied", "approval": _change(record)}
 
@@ -270,6 +313,38 @@ class FakeServer(httpx.AsyncBaseTransport):
         self.audit.append(AuditRecord(key, seed_id, "create_seed", self.sub, ""))
         self._keys[key] = (digest, self.seeds[seed_id])
         return _ok(self.seeds[seed_id], status=201)
+
+
+    def _retire_seed(self, seed_id: str, request: httpx.Request) -> httpx.Response:
+        """As the stub: the seed is retired (its version moves); again, the same seed."""
+        try:
+            reason = json.loads(request.content).get("reason")
+        except (ValueError, AttributeError):
+            reason = None
+        if not isinstance(reason, str) or not 1 <= len(reason) <= 2000:
+            return _error(422, "VALIDATION_FAILED", "Say why the seed is retired.",
+                          {"fields": {"reason": "required, 1 to 2000 characters"}})
+        seed = self.seeds.get(seed_id)
+        if seed is None:
+            return _error(404, "NOT_FOUND", f"Seed {seed_id!r} does not exist.",
+                          {"id": seed_id})
+        if seed["status"] != "retired":
+            self.seed_version += 1
+            seed.update(status="retired", version=self.seed_version)
+            self.audit.append(AuditRecord(seed_id, seed_id, "retire_seed", self.sub, ""))
+        return _ok(seed)
+
+
+# The page sizes the stub accepts per list (``limit``).
+_PAGE_LIMITS = {"/approvals": 200, "/seeds": 200, "/violations": 200, "/agents": 200,
+                "/notifications": 500}
+
+
+def _within(limit: str, most: int) -> bool:
+    try:
+        return 1 <= int(limit) <= most
+    except ValueError:
+        return False
 
 
 _CHANGE_FIELDS = ("id", "agent", "requester", "industry", "status", "version",

@@ -26,6 +26,23 @@ SCOPE_READ = "governance:read"
 SCOPE_WRITE = "governance:write"
 SCOPE_VETO = "veto:execute"
 
+# Event types of the contract ("Events").
+APPROVAL_PENDING = "governance.approval.pending"
+APPROVAL_DECIDED = "governance.approval.decided"
+SEED_AUTO_APPROVED = "governance.seed.auto_approved"
+BUDGET_THRESHOLD = "governance.budget.threshold_exceeded"
+AGENT_VIOLATED = "governance.agent.violated"
+VETO_WINDOW_CLOSING = "governance.veto_window.closing"
+# Types the stub emits beyond the contract's list (informational only).
+APPROVAL_DEPLOYED = "governance.approval.deployed"
+SEED_CHANGED = "governance.seed.changed"
+# The device's own reminder that a queued veto is still unsent near its deadline.
+VETO_UNSENT = "governor.veto.unsent"
+# A decision of this device that the server refused (raised from the outbox, not pushed).
+DECISION_REFUSED = "governor.decision.refused"
+# What became of a banner acted on, shown in its place for a moment.
+BANNER_OUTCOME = "governor.banner.outcome"
+
 
 class _Model(BaseModel):
     # The server may add fields; an older client must still parse what it knows.
@@ -70,6 +87,21 @@ class BudgetSummary(_Model):
     alerts: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class TargetRate(_Model):
+    """A fleet rate against seed 002's target; ``value``/``met`` null with nothing counted."""
+
+    value: float | None = None
+    target: float
+    direction: Literal["above", "below"]
+    met: bool | None = None
+
+
+class Compliance(_Model):
+    window_days: int
+    seed_match_rate: TargetRate
+    veto_rate: TargetRate
+
+
 class Dashboard(_Model):
     active_agents: int
     pending_approvals: int
@@ -78,6 +110,8 @@ class Dashboard(_Model):
     recent_vetoes: list[dict[str, Any]] = Field(default_factory=list)
     health: dict[str, Any] = Field(default_factory=dict)
     budget: BudgetSummary = Field(default_factory=BudgetSummary)
+    # Absent from servers (and caches) that predate it.
+    compliance: Compliance | None = None
     generated_at: datetime
 
 
@@ -90,11 +124,33 @@ class CachedDashboard(_Model):
     age_s: float = 0.0  # seconds since it was fetched (shown when stale)
 
 
+class Certificate(_Model):
+    """The Genesis certificate (the stub signs it; docs/api.md says how to verify)."""
+
+    id: str
+    issuer: str = ""
+    issued_at: datetime | None = None
+    expires_at: datetime | None = None
+    subject_agent: str = ""
+    module_sha256: str = ""
+    signature: dict[str, Any] | None = None
+
+
+class Review(_Model):
+    reviewer: str
+    verdict: str
+    reviewed_at: datetime | None = None
+    findings: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class PipelineStage(_Model):
     stage: str
     status: Literal["pending", "in_progress", "passed", "failed", "skipped"]
     completed_at: datetime | None = None
     notes: str | None = None
+    # Evidence of a passed review stage; absent in caches written before it existed.
+    certificate: Certificate | None = None
+    review: Review | None = None
 
 
 class SeedMatch(_Model):
@@ -164,6 +220,15 @@ class SeedDraft(_Model):
     description: str
     conditions: dict[str, Any]
     auto_approve: bool = False
+
+
+class SeedSchema(_Model):
+    """The server's JSON Schema of a new seed (``GET /seeds/schema``), as cached on this
+    device: the seed wizard validates a draft with it, so it refuses what the server would
+    refuse and offers every rule kind the server knows."""
+
+    body: dict[str, Any]
+    fetched_at: datetime
 
 
 class Agent(_Model):
@@ -254,8 +319,25 @@ class SyncStatus(_Model):
     signed_in: bool = False
     needs_sign_in: bool = False
     oldest_pending_age_s: float | None = None
-    held_count: int = 0  # queued by another account; waits for that governor
+    held_count: int = 0  # this account's, held for another server or the device key
     rejected_count: int = 0  # refused by the server; shown until discarded
+    # Entries other accounts left on this device: never shown to this one, only counted
+    # (sign-out and the outbox say what stays here).
+    other_accounts_count: int = 0
+
+    @property
+    def outbox_count(self) -> int:
+        """Every entry the account's outbox lists (waiting, sending, refused, held): what
+        its badge counts."""
+        return self.pending_count + self.rejected_count + self.held_count
+
+
+class FieldChange(_Model):
+    """One field of a request that changed after the governor decided on it."""
+
+    field: str
+    seen: str  # as the governor saw it, in words
+    now: str  # as the server has it now
 
 
 class Conflict(_Model):
@@ -270,3 +352,23 @@ class Conflict(_Model):
     current_version: int | None = None
     approval: ApprovalDetail | None = None  # the fresh version as cached
     can_decide_again: bool = False  # decide_again(entry.id) makes the same decision anew
+    # VERSION_CONFLICT: the fields that differ between the version decided on and the
+    # server's, once this device has the fresh one (empty until then).
+    changed: list[FieldChange] = Field(default_factory=list)
+
+
+class Receipt(_Model):
+    """A decision's receipt from the server, as this device checked it offline.
+
+    ``status``: ``verified`` (signed by a published key, naming this decision exactly),
+    ``invalid`` (``problem`` says why), or ``awaiting`` (queued or sent, no receipt yet).
+    """
+
+    decision_id: str
+    approval_id: str
+    action: str
+    status: Literal["verified", "invalid", "awaiting"]
+    problem: str | None = None
+    applied_at: str | None = None
+    audit_seq: int | None = None
+    token: str | None = None

@@ -26,161 +26,56 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from sync.errors import SyncError
-from sync.models import OutboxEntry, VetoCategory
-from sync.observable import Listeners
-from sync.push import (
-    AGENT_VIOLATED,
-    APPROVAL_DECIDED,
-    APPROVAL_PENDING,
-    BUDGET_THRESHOLD,
-    SEED_AUTO_APPROVED,
-    VETO_WINDOW_CLOSING,
-    PushEvent,
+from sync.alerts import (
+    NO_QUIET_HOURS,
+    ActionId,
+    ActionResult,
+    Alert,
+    BeforeApprove,
+    NotifierInfo,
+    QuietHours,
+    StepUp,
+    Urgency,
+    VetoConfirmation,
+    alert_for,
+    approve_at_once,
+    outcome_alert,
+    permitted,
+    refusal_alert,
+    reminder_alert,
 )
+from sync.errors import SyncError
+from sync.models import (
+    APPROVAL_DECIDED,
+    APPROVAL_DEPLOYED,
+    DECISION_REFUSED,
+    VETO_UNSENT,
+    Account,
+    Notification,
+    OutboxEntry,
+    OutboxState,
+    VetoCategory,
+)
+from sync.observable import Listeners, spawn_on
+from sync.push import PushEvent
+
+if TYPE_CHECKING:
+    from sync.engine import SyncEngine
 
 log = logging.getLogger("sync.notify")
 
-# Types the stub emits beyond the contract's list (informational only).
-APPROVAL_DEPLOYED = "governance.approval.deployed"
-SEED_CHANGED = "governance.seed.changed"
-
-
-class Urgency(StrEnum):
-    HIGH = "high"  # goes through quiet hours
-    NORMAL = "normal"
-    LOW = "low"  # for information: the person need not act
-
-
-class ActionId(StrEnum):
-    APPROVE = "approve"
-    VETO = "veto"
-    OPEN = "open"
-
-
-@dataclass(frozen=True)
-class AlertAction:
-    id: ActionId
-    label: str
-    destructive: bool = False
-
-
-APPROVE = AlertAction(ActionId.APPROVE, "Approve")
-VETO = AlertAction(ActionId.VETO, "Veto", destructive=True)
-OPEN = AlertAction(ActionId.OPEN, "Open")
-
-
-@dataclass(frozen=True)
-class Alert:
-    """What the person is shown for one event."""
-
-    id: str  # the event id: one alert per event
-    event_type: str
-    title: str
-    body: str
-    urgency: Urgency
-    created_at: datetime
-    approval_id: str | None = None
-    actions: tuple[AlertAction, ...] = (OPEN,)
-    data: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    def action(self, action_id: str) -> AlertAction | None:
-        return next((a for a in self.actions if a.id == action_id), None)
-
-
-def urgency_of(event: PushEvent) -> Urgency:
-    """High: budget at 95 % or more, and every violation. Low: information only."""
-    if event.type == AGENT_VIOLATED:
-        return Urgency.HIGH
-    if event.type == BUDGET_THRESHOLD:
-        return Urgency.HIGH if _threshold(event) >= 95 else Urgency.NORMAL
-    if event.type in (APPROVAL_DECIDED, SEED_AUTO_APPROVED, APPROVAL_DEPLOYED, SEED_CHANGED):
-        return Urgency.LOW
-    return Urgency.NORMAL
-
-
-def _threshold(event: PushEvent) -> float:
-    try:
-        return float(event.data.get("threshold") or 0)
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def _name(data: dict[str, Any], *keys: str) -> str:
-    for key in keys:
-        value = data.get(key)
-        if isinstance(value, dict):
-            value = value.get("name") or value.get("id")
-        if isinstance(value, str) and value:
-            return value
-    return "an agent"
-
-
-def alert_for(event: PushEvent) -> Alert:
-    """The alert for a verified event; unknown types get a plain "Open" alert."""
-    data = event.data
-    approval_id = event.approval_id
-    agent = _name(data, "agent_name", "agent", "agent_id")
-    urgency = urgency_of(event)
-    ref = f" ({approval_id})" if approval_id else ""
-    actions: tuple[AlertAction, ...] = (OPEN,)
-    if event.type == APPROVAL_PENDING:
-        title = "Approval needed"
-        body = f"{agent} asks to be deployed{ref}."
-        actions = (APPROVE, VETO) if approval_id else (OPEN,)
-    elif event.type == APPROVAL_DECIDED:
-        status = str(data.get("status") or data.get("decision") or "decided").replace("_", " ")
-        who = data.get("decided_by")
-        title = "Decided elsewhere"
-        body = f"{agent}{ref} was {status}" + (f" by {who}." if who else ".")
-    elif event.type == SEED_AUTO_APPROVED:
-        seed = data.get("seed_id") or "a precedent seed"
-        title = "Auto-approved (FYI)"
-        body = f"{agent}{ref} was auto-approved by {seed}; you may veto within the window."
-        actions = (VETO, OPEN) if approval_id else (OPEN,)
-    elif event.type == BUDGET_THRESHOLD:
-        threshold = _threshold(event)
-        utilisation = data.get("utilisation")
-        used = f" (now {float(utilisation) * 100:.0f} %)" if isinstance(
-            utilisation, int | float) and utilisation <= 1.5 else ""
-        title = f"Budget {threshold:.0f} % reached"
-        body = f"{agent} crossed {threshold:.0f} % of its budget{used}."
-    elif event.type == AGENT_VIOLATED:
-        kind = str(data.get("kind") or "constitutional")
-        title = "Violation"
-        body = f"{agent}: {kind} violation. {data.get('description') or ''}".strip()
-    elif event.type == VETO_WINDOW_CLOSING:
-        title = "Veto window closing"
-        body = f"The veto window for {agent}{ref} closes within the hour."
-        actions = (VETO, OPEN) if approval_id else (OPEN,)
-    elif event.type == APPROVAL_DEPLOYED:
-        title = "Deployed"
-        body = f"{agent}{ref} left the veto window and is deployed."
-    elif event.type == SEED_CHANGED:
-        title = "Precedent seed changed"
-        body = f"Seed {data.get('seed_id') or data.get('id') or ''} changed.".replace("  ", " ")
-    else:
-        title = "Governance event"
-        body = event.type
-    return Alert(id=event.id, event_type=event.type, title=title, body=body, urgency=urgency,
-                 created_at=event.timestamp, approval_id=approval_id, actions=actions,
-                 data=data)
+# An informational banner (low urgency, or the outcome of an action) goes by itself after
+# this long; one that asks for a decision stays until acted on or dismissed.
+INFO_SECONDS = 8.0
 
 
 # --- delivery ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class NotifierInfo:
-    """For the settings screen: which channel, whether it works, and why (not)."""
-
-    name: str
-    active: bool
-    reason: str
+ActionHandler = Callable[[Alert, str], Awaitable[ActionResult]]
 
 
 class Notifier(Protocol):
@@ -192,8 +87,22 @@ class Notifier(Protocol):
         """Take the alert away (acted on elsewhere, or read)."""
         ...
 
+    def set_action_handler(self, handler: ActionHandler) -> None:
+        """What a pressed button calls (a channel without buttons ignores it)."""
+        ...
 
-ActionHandler = Callable[[Alert, str], Awaitable[Any]]
+
+Later = Callable[[float, Callable[[], None]], Any]
+
+
+def informational(alert: Alert) -> bool:
+    """Low urgency and nothing to decide on it (an auto-approval's Veto is a decision):
+    such a banner goes by itself."""
+    return alert.urgency is Urgency.LOW and all(a.id == ActionId.OPEN for a in alert.actions)
+
+
+def _call_later(delay: float, callback: Callable[[], None]) -> Any:
+    return asyncio.get_running_loop().call_later(delay, callback)
 
 
 class InAppNotifier:
@@ -201,15 +110,29 @@ class InAppNotifier:
 
     The UI subscribes, renders ``banners()`` and calls ``act`` or ``dismiss``; ``act``
     runs the handler set with ``set_action_handler`` (``NotificationActions.handle``).
+
+    Urgent banners come first (newest first), then the others (newest first). Nothing
+    moves under a pending tap: while a banner is being acted on, new banners go
+    below it instead of on top, and a banner acted on is replaced in its place by a short
+    note of what became of it. Informational banners (``informational``, and those notes)
+    go by themselves after ``info_seconds``, but never while a tap is pending above them.
     """
 
     name = "in-app banner"
 
-    def __init__(self, limit: int = 20) -> None:
+    def __init__(self, limit: int = 20, *, info_seconds: float = INFO_SECONDS,
+                 later: Later = _call_later, now: Callable[[], datetime] | None = None
+                 ) -> None:
+        from datetime import UTC
+
         self._banners: list[Alert] = []
         self._limit = limit
         self._listeners: Listeners[[]] = Listeners(log, "notify: a banner listener")
         self._handler: ActionHandler | None = None
+        self._busy: set[str] = set()  # banners whose action is underway
+        self._info_seconds = info_seconds
+        self._later = later
+        self._now = now or (lambda: datetime.now(UTC))
 
     def info(self) -> list[NotifierInfo]:
         return [NotifierInfo(self.name, True, "shown inside the app while it is open")]
@@ -223,10 +146,43 @@ class InAppNotifier:
     def banners(self) -> list[Alert]:
         return list(self._banners)
 
+    def busy(self, alert_id: str) -> bool:
+        """Whether this banner's action is underway (a dialog, an undo window)."""
+        return alert_id in self._busy
+
     async def show(self, alert: Alert) -> None:
-        self._banners = [alert] + [b for b in self._banners if b.id != alert.id]
-        del self._banners[self._limit:]
+        self._place(alert)
+
+    def _place(self, alert: Alert) -> None:
+        at = next((i for i, b in enumerate(self._banners) if b.id == alert.id), None)
+        if at is not None:
+            self._banners[at] = alert  # updated where it is
+        elif self._busy:
+            self._banners.append(alert)  # below: the tap underway stays where it is
+        elif alert.urgency is Urgency.HIGH:
+            self._banners.insert(0, alert)
+        else:  # newest first, but under the urgent ones: those must stay in sight
+            self._banners.insert(next((i for i, b in enumerate(self._banners)
+                                       if b.urgency is not Urgency.HIGH),
+                                      len(self._banners)), alert)
+        while len(self._banners) > self._limit:
+            # The oldest banner no tap is pending on makes room.
+            drop = next((i for i in range(len(self._banners) - 1, -1, -1)
+                         if self._banners[i].id not in self._busy), None)
+            if drop is None:
+                break
+            del self._banners[drop]
+        if informational(alert):
+            self._expire_later(alert.id)
         self._changed()
+
+    def _expire_later(self, alert_id: str) -> None:
+        def expire() -> None:
+            if self._busy:  # removing it could move a banner under the finger
+                self._expire_later(alert_id)
+            else:
+                self.dismiss(alert_id)
+        self._later(self._info_seconds, expire)
 
     async def withdraw(self, alert_id: str) -> None:
         self.dismiss(alert_id)
@@ -237,8 +193,9 @@ class InAppNotifier:
         if len(self._banners) != before:
             self._changed()
 
-    async def act(self, alert_id: str, action_id: str) -> Any:
-        """Run an action of a banner; the banner goes when the action went through."""
+    async def act(self, alert_id: str, action_id: str) -> ActionResult:
+        """Run an action of a banner; when it went through, the banner is replaced in its
+        place by what became of it (which goes by itself)."""
         alert = next((b for b in self._banners if b.id == alert_id), None)
         if alert is None:
             raise KeyError(f"No banner {alert_id!r} is shown; it was dismissed or acted on.")
@@ -248,10 +205,29 @@ class InAppNotifier:
         if self._handler is None:
             raise RuntimeError("No action handler is set on the in-app notifier; call "
                                "set_action_handler(NotificationActions(...).handle).")
-        result = await self._handler(alert, action_id)
-        if getattr(result, "done", True):
-            self.dismiss(alert_id)
+        if alert_id in self._busy:
+            raise ValueError(f"Banner {alert_id!r} is already being acted on; finish or "
+                             "cancel that first.")
+        self._busy.add(alert_id)
+        try:
+            result = await self._handler(alert, action_id)
+        finally:
+            self._busy.discard(alert_id)
+        if result.done:
+            self._settle(alert, result.message)
         return result
+
+    def _settle(self, alert: Alert, message: str) -> None:
+        at = next((i for i, b in enumerate(self._banners) if b.id == alert.id), None)
+        if at is None:
+            return
+        if not message:
+            self.dismiss(alert.id)
+            return
+        outcome = outcome_alert(alert, message, self._now())
+        self._banners[at] = outcome
+        self._expire_later(outcome.id)
+        self._changed()
 
     def _changed(self) -> None:
         self._listeners.emit()
@@ -393,6 +369,10 @@ class CompositeNotifier:
     def __init__(self, notifiers: Sequence[Notifier]) -> None:
         self.notifiers = list(notifiers)
 
+    def set_action_handler(self, handler: ActionHandler) -> None:
+        for notifier in self.notifiers:
+            notifier.set_action_handler(handler)
+
     def info(self) -> list[NotifierInfo]:
         return [i for n in self.notifiers for i in n.info()]
 
@@ -413,29 +393,6 @@ class CompositeNotifier:
 
 # --- when -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class QuietHours:
-    """A daily quiet period in the person's time zone; ``start == end`` means none.
-
-    It may run over midnight (22:00 to 07:00).
-    """
-
-    start: time
-    end: time
-    tz: tzinfo | None = None  # None: the device's local zone
-
-    def is_quiet(self, now: datetime) -> bool:
-        if self.start == self.end:
-            return False
-        local = now.astimezone(self.tz).time().replace(tzinfo=None)
-        if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
-
-
-NO_QUIET_HOURS = QuietHours(time(0), time(0))
-
-
 class Delivery(StrEnum):
     SHOWN = "shown"
     HELD = "held"
@@ -448,8 +405,12 @@ class NotificationDispatcher:
     """
 
     def __init__(self, notifier: Notifier, *, quiet_hours: QuietHours = NO_QUIET_HOURS,
-                 now: Callable[[], datetime], urgent_override: bool = True) -> None:
+                 now: Callable[[], datetime], urgent_override: bool = True,
+                 account: Callable[[], Account | None] | None = None) -> None:
         self.notifier = notifier
+        # Whose alerts these are: each offers only what that account may do (None: the
+        # alerts are shown as made, for a caller that filtered them already).
+        self._account = account
         self.quiet_hours = quiet_hours
         # The person may choose to hold even high urgency through quiet hours.
         self.urgent_override = urgent_override
@@ -464,7 +425,10 @@ class NotificationDispatcher:
         return self._now()
 
     async def deliver(self, alert: Alert) -> Delivery:
-        if alert.approval_id is not None:
+        if self._account is not None:
+            alert = permitted(alert, self._account())
+        # A refusal stays when the request is decided: that decision is what it is about.
+        if alert.approval_id is not None and alert.event_type != DECISION_REFUSED:
             self._by_approval.setdefault(alert.approval_id, set()).add(alert.id)
         breaks_through = alert.urgency is Urgency.HIGH and self.urgent_override
         if not breaks_through and self.quiet_hours.is_quiet(self._now()):
@@ -560,34 +524,9 @@ class DecisionClient(Protocol):
     def veto(self, approval_id: str, category: VetoCategory, reason: str,
              attachments: Any = None) -> OutboxEntry: ...
 
+    def outbox(self, states: Any = None) -> list[OutboxEntry]: ...
 
-@dataclass(frozen=True)
-class VetoConfirmation:
-    """What the step-up prompt returns once the person proved who they are."""
-
-    category: VetoCategory
-    reason: str
-
-
-# Shows the step-up prompt (password or biometric, plus category and reason) and returns
-# the confirmation, or None when the person cancelled or failed the check.
-StepUp = Callable[[Alert], Awaitable[VetoConfirmation | None]]
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    action: str
-    done: bool
-    entry: OutboxEntry | None = None
-    message: str = ""
-
-
-def default_veto_category(alert: Alert) -> VetoCategory:
-    if alert.event_type == AGENT_VIOLATED:
-        return VetoCategory.CONSTITUTIONAL
-    if alert.event_type == BUDGET_THRESHOLD:
-        return VetoCategory.BUDGET
-    return VetoCategory.OTHER
+    async def sync_now(self) -> None: ...
 
 
 class NotificationActions:
@@ -598,15 +537,18 @@ class NotificationActions:
     """
 
     def __init__(self, client: DecisionClient, step_up: StepUp,
-                 open_approval: Callable[[Alert], Any] | None = None) -> None:
+                 open_approval: Callable[[Alert], Any] | None = None,
+                 before_approve: BeforeApprove = approve_at_once) -> None:
         self.client = client
         self.step_up = step_up
         self.open_approval = open_approval
+        self.before_approve = before_approve
 
     async def handle(self, alert: Alert, action_id: str) -> ActionResult:
         if action_id == ActionId.APPROVE:
             approval_id = self._approval(alert, action_id)
             try:
+                await self.before_approve(alert)
                 entry = self.client.approve(approval_id)
             except SyncError as exc:  # already decided here, not on this device, ...
                 return ActionResult(action_id, False, None, f"Approval not queued: {exc}")
@@ -628,6 +570,8 @@ class NotificationActions:
             except SyncError as exc:
                 return ActionResult(action_id, False, None, f"Veto not queued: {exc}")
             return ActionResult(action_id, True, entry, f"Veto of {approval_id} queued.")
+        if action_id == ActionId.SEND_NOW:
+            return await self._send_now(alert)
         if action_id == ActionId.OPEN:
             if self.open_approval is not None:
                 result = self.open_approval(alert)
@@ -636,6 +580,24 @@ class NotificationActions:
             return ActionResult(action_id, True)
         raise ValueError(f"Unknown notification action {action_id!r}; use approve, veto "
                          "or open.")
+
+    async def _send_now(self, alert: Alert) -> ActionResult:
+        entry_id = alert.data.get("entry_id")
+        try:
+            await self.client.sync_now()
+        except SyncError as exc:
+            return ActionResult(ActionId.SEND_NOW, False, None,
+                                f"Not sent: {exc} It stays in the outbox; try again.")
+        waiting = next((e for e in self.client.outbox({OutboxState.QUEUED,
+                                                        OutboxState.SENDING})
+                        if e.id == entry_id), None)
+        if waiting is not None:
+            return ActionResult(ActionId.SEND_NOW, False, waiting,
+                                f"Still not sent: the server does not answer. The veto of "
+                                f"{alert.approval_id} waits in the outbox; connect and "
+                                "press Send now again.")
+        return ActionResult(ActionId.SEND_NOW, True, None,
+                            f"The veto of {alert.approval_id} left this device.")
 
     @staticmethod
     def _approval(alert: Alert, action_id: str) -> str:
@@ -667,7 +629,79 @@ def password_step_up(ask: Callable[[Alert], Awaitable[tuple[str, VetoCategory, s
 # --- one object for the app -------------------------------------------------------------------
 
 class OutboxClient(DecisionClient, Protocol):
-    def outbox(self, states: Any = None) -> list[OutboxEntry]: ...
+    def subscribe(self, listener: Callable[[Any], None]) -> Callable[[], None]: ...
+
+    def account(self) -> Account | None: ...
+
+    def notifications(self) -> list[Notification]: ...
+
+    def mark_read(self, notification_id: str) -> None: ...
+
+
+class DeviceAlerts:
+    """Alerts the device raises itself, from what the client keeps: the engine's reminders
+    before a queued veto's deadline, and the decisions the server refused. Each is raised
+    once (per center), through the same dispatcher as pushed events, as high urgency, and
+    withdrawn once it no longer holds.
+
+    Only the signed-in account's own entries speak: another account's refusal is theirs.
+    """
+
+    def __init__(self, client: OutboxClient, dispatcher: NotificationDispatcher) -> None:
+        self.client = client
+        self.dispatcher = dispatcher
+        self._raised: set[str] = set()
+
+    async def check(self) -> list[Alert]:
+        """Raise what is new; returns the alerts raised."""
+        account = self.client.account()
+        if account is None:
+            return []
+        queued = {e.id for e in self.client.outbox({OutboxState.QUEUED})}
+        alerts = [reminder_alert(n) for n in self.client.notifications()
+                  if n.type == VETO_UNSENT and not n.read
+                  and n.data.get("entry_id") in queued]
+        now = self.dispatcher.now()
+        alerts += [refusal_alert(e, now) for e in self.client.outbox({OutboxState.REJECTED})
+                   if e.kind == "decision" and e.sub in (None, account.sub)]
+        fresh = [a for a in alerts if a.id not in self._raised]
+        # What no longer holds goes: a veto sent since its reminder, a refusal discarded
+        # or decided again.
+        current = {a.id for a in alerts}
+        for gone in sorted(self._raised - current):
+            self._raised.discard(gone)
+            await self.dispatcher.forget(gone)
+        for alert in fresh:
+            self._raised.add(alert.id)
+            await self.dispatcher.deliver(alert)
+        return fresh
+
+    def account(self) -> Account | None: ...
+
+    def mark_read(self, notification_id: str) -> None: ...
+
+
+class StreamStatus(Protocol):
+    """What the settings screen says of the event stream (``sync.push.PushStatus``)."""
+
+    connected: bool
+    connects: int
+    last_error: str | None
+
+
+class EventListener(Protocol):
+    """The part of ``sync.push.PushListener`` the center drives."""
+
+    @property
+    def status(self) -> StreamStatus: ...
+
+    def on_event(self, callback: Callable[[PushEvent], None]) -> Any: ...
+
+    def on_status(self, callback: Callable[[Any], None]) -> Any: ...
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class NotificationCenter:
@@ -676,22 +710,30 @@ class NotificationCenter:
     actions. The app makes one after sign-in, ``await start()``, renders
     ``center.inapp`` and shows ``center.channels()`` on the settings screen.
 
-    ``sink`` is the sync engine (``EventSink``); when it has ``event_stream_opened`` it is
-    told of every (re)connection, which makes it flush the outbox at once.
+    ``stream_opened`` is called on every (re)connection of the event stream (the engine
+    then flushes the outbox at once), ``stream_closed`` when it drops (the engine asks
+    whether the server is gone).
     """
 
-    def __init__(self, listener: Any, client: OutboxClient, step_up: StepUp, *,
+    def __init__(self, listener: EventListener, client: OutboxClient, step_up: StepUp, *,
+                 stream_opened: Callable[[], None] | None = None,
+                 stream_closed: Callable[[], None] | None = None,
                  open_approval: Callable[[Alert], Any] | None = None,
                  quiet_hours: QuietHours = NO_QUIET_HOURS,
                  desktop: DesktopNotifier | None = None,
                  extra_notifiers: Sequence[Notifier] = (),
                  now: Callable[[], datetime] | None = None,
                  release_every: float = 30.0,
-                 close_on_stop: Sequence[Callable[[], Awaitable[Any]]] = ()) -> None:
+                 close_on_stop: Sequence[Callable[[], Awaitable[Any]]] = (),
+                 before_approve: BeforeApprove = approve_at_once,
+                 later: Later = _call_later,
+                 account: Callable[[], Account | None] | None = None) -> None:
         from datetime import UTC
 
         self.listener = listener
-        self.inapp = InAppNotifier()
+        self.client = client
+        clock = now or (lambda: datetime.now(UTC))
+        self.inapp = InAppNotifier(later=later, now=clock)
         self.desktop = desktop
         notifiers: list[Notifier] = [self.inapp]
         if desktop is not None:
@@ -699,27 +741,29 @@ class NotificationCenter:
         notifiers.extend(extra_notifiers)
         self.notifier = CompositeNotifier(notifiers)
         self.dispatcher = NotificationDispatcher(
-            self.notifier, quiet_hours=quiet_hours, now=now or (lambda: datetime.now(UTC)))
-        self.actions = NotificationActions(client, step_up, open_approval)
-        for notifier in notifiers:
-            setter = getattr(notifier, "set_action_handler", None)
-            if setter is not None:
-                setter(self.actions.handle)
+            self.notifier, quiet_hours=quiet_hours, now=clock, account=account or client.account)
+        self.actions = NotificationActions(client, step_up, open_approval, before_approve)
+        self.device = DeviceAlerts(client, self.dispatcher)
+        self._unsubscribe: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._checks: set[asyncio.Task[Any]] = set()
+        self.notifier.set_action_handler(self.actions.handle)
         self.wiring = PushNotifications(
             self.dispatcher,
             is_own_decision=lambda key: any(e.id == key for e in client.outbox()),
-            mark_read=getattr(client, "mark_read", None))
+            mark_read=client.mark_read)
         # Resources the center was given to own (the stream's HTTP client), closed at stop.
         self._owned: list[Callable[[], Awaitable[Any]]] = list(close_on_stop)
         listener.on_event(self.wiring)
         self._connects = 0
-        opened = getattr(listener.sink, "event_stream_opened", None)
 
-        def status_changed(status: Any) -> None:
+        def status_changed(status: StreamStatus) -> None:
             if status.connected and status.connects != self._connects:
                 self._connects = status.connects
-                if opened is not None:
-                    opened()
+                if stream_opened is not None:
+                    stream_opened()
+            elif not status.connected and stream_closed is not None:
+                stream_closed()  # is the server gone, or only the stream? The engine probes.
 
         listener.on_status(status_changed)
         self._release_every = release_every
@@ -729,6 +773,10 @@ class NotificationCenter:
         """For the settings screen: each channel, whether it is active, and why."""
         return self.notifier.info()
 
+    def stream_status(self) -> StreamStatus:
+        """The event stream now (connected, or why not), for the settings screen."""
+        return self.listener.status
+
     def set_quiet_hours(self, quiet_hours: QuietHours, urgent_override: bool = True) -> None:
         """Apply the person's preference (from the settings screen) at once."""
         self.dispatcher.quiet_hours = quiet_hours
@@ -737,8 +785,27 @@ class NotificationCenter:
     async def start(self) -> None:
         if self.desktop is not None:
             await self.desktop.probe()
+        self._loop = asyncio.get_running_loop()
+        self._unsubscribe = self.client.subscribe(self._on_client_change)
         self._tasks = [asyncio.create_task(self.listener.run()),
                        asyncio.create_task(self._release_loop())]
+        await self.device.check()  # what was left unsent or refused before this start
+
+    def _on_client_change(self, topic: Any) -> None:
+        if topic not in ("outbox", "notifications"):
+            return
+        spawn_on(self._loop, self._check_device, self._checks)
+
+    async def _check_device(self) -> None:
+        try:
+            await self.device.check()
+        except Exception:  # one bad entry must not stop the next check
+            log.exception("notify: raising reminders and refusals failed")
+
+    async def drain(self) -> None:
+        """Wait for the reminder and refusal checks handed over so far (tests)."""
+        while self._checks:
+            await asyncio.gather(*list(self._checks), return_exceptions=True)
 
     async def _release_loop(self) -> None:
         while True:
@@ -749,6 +816,9 @@ class NotificationCenter:
                 log.exception("notify: releasing held alerts failed")
 
     async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         self.listener.stop()
         for task in self._tasks:
             if task is not self._tasks[0]:
@@ -758,29 +828,43 @@ class NotificationCenter:
                 await task
         self._tasks = []
         await self.wiring.drain()
+        await self.drain()
         owned, self._owned = self._owned, []
         for close in owned:
             with contextlib.suppress(Exception):
                 await close()
 
 
-def center_for_engine(engine: Any, step_up: StepUp, *,
+def center_for_engine(engine: SyncEngine, step_up: StepUp, *,
                       open_approval: Callable[[Alert], Any] | None = None,
                       quiet_hours: QuietHours = NO_QUIET_HOURS,
                       desktop: bool = True,
                       extra_notifiers: Sequence[Notifier] = (),
-                      transport: Any = None) -> NotificationCenter:
+                      transport: Any = None,
+                      before_approve: BeforeApprove = approve_at_once) -> NotificationCenter:
     """A ``NotificationCenter`` for a ``sync.engine.SyncEngine``: the engine is the event
     sink and the decision client, its authenticator gives (and refreshes) the tokens, and
     its settings name the server. ``transport`` is for tests (an ``httpx`` transport)."""
     import httpx
 
-    from sync.push import EngineEventSink, PushListener
+    from sync.push import PushListener
+    from sync.transport import tls_context
 
-    http = httpx.AsyncClient(base_url=engine.settings.server_url, transport=transport)
-    listener = PushListener(http, engine.auth.access_token, EngineEventSink(engine),
-                            refresh=engine.auth.refresh_after_401)
+    http = httpx.AsyncClient(base_url=engine.settings.server_url, transport=transport,
+                             verify=tls_context(engine.settings.ca_bundle))
+    listener = PushListener(http, engine.auth.access_token, engine,
+                            refresh=engine.auth.refresh_after_401,
+                            server_time=engine.observe_server_time)
+    unhook = engine.when_back(listener.wake)
+
+    async def unhook_on_stop() -> None:
+        unhook()
     return NotificationCenter(listener, engine, step_up, open_approval=open_approval,
+                              stream_opened=engine.event_stream_opened,
+                              stream_closed=engine.event_stream_closed,
                               quiet_hours=quiet_hours,
                               desktop=DesktopNotifier() if desktop else None,
-                              extra_notifiers=extra_notifiers, close_on_stop=[http.aclose])
+                              extra_notifiers=extra_notifiers,
+                              close_on_stop=[http.aclose, unhook_on_stop],
+                              before_approve=before_approve,
+                              account=engine.account)

@@ -6,10 +6,11 @@ hearing of the change: it is logged and the next one is called.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from typing import Generic, ParamSpec
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, ParamSpec
 
 P = ParamSpec("P")
 
@@ -37,3 +38,27 @@ class Listeners(Generic[P]):
                 listener(*args, **kwargs)
             except Exception:
                 self._log.exception("%s failed on %r", self._what, args)
+
+
+def spawn_on(loop: asyncio.AbstractEventLoop | None,
+             make: Callable[[], Coroutine[Any, Any, Any]],
+             tasks: set[asyncio.Task[Any]]) -> None:
+    """Run ``make()`` as a task on ``loop`` and keep it in ``tasks`` until it is done, from
+    the loop's own thread or another (a client tells its listeners from the thread that
+    changed it); nothing when there is no loop, or it is closed."""
+    if loop is None or loop.is_closed():
+        return
+
+    def schedule() -> None:
+        task = loop.create_task(make())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        schedule()
+    else:
+        loop.call_soon_threadsafe(schedule)

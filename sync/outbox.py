@@ -177,7 +177,10 @@ class Outbox:
             approval = result.get("approval") if isinstance(result.get("approval"),
                                                             dict) else None
             if result.get("outcome") in ("applied", "replayed"):
-                outcomes.append(Outcome(result["id"], applied=True, approval=approval))
+                receipt = result.get("receipt")
+                outcomes.append(Outcome(result["id"], applied=True, approval=approval,
+                                        receipt=orjson.dumps(receipt).decode()
+                                        if isinstance(receipt, dict) else None))
             elif result.get("outcome") == "rejected":
                 outcomes.append(Outcome(
                     result["id"], applied=False,

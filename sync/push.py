@@ -40,7 +40,15 @@ from typing import Any, Protocol
 import httpx
 
 from sync.errors import ApiRejected, ServerUnreachable, SignInRequired, SyncError
-from sync.models import Notification
+from sync.models import (
+    AGENT_VIOLATED,
+    APPROVAL_DECIDED,
+    APPROVAL_PENDING,
+    BUDGET_THRESHOLD,
+    SEED_AUTO_APPROVED,
+    VETO_WINDOW_CLOSING,
+    Notification,
+)
 from sync.observable import Listeners
 
 log = logging.getLogger("sync.push")
@@ -51,13 +59,6 @@ EVENT_KEY_PATH = "/v1/mobile/events/key"
 SIGNATURE_ALG = "HMAC-SHA256"
 KEY_REFETCH_INTERVAL = 60.0  # seconds
 
-# Event types of the contract ("Events").
-APPROVAL_PENDING = "governance.approval.pending"
-APPROVAL_DECIDED = "governance.approval.decided"
-SEED_AUTO_APPROVED = "governance.seed.auto_approved"
-BUDGET_THRESHOLD = "governance.budget.threshold_exceeded"
-AGENT_VIOLATED = "governance.agent.violated"
-VETO_WINDOW_CLOSING = "governance.veto_window.closing"
 EVENT_TYPES: tuple[str, ...] = (
     APPROVAL_PENDING, APPROVAL_DECIDED, SEED_AUTO_APPROVED, BUDGET_THRESHOLD, AGENT_VIOLATED,
     VETO_WINDOW_CLOSING,
@@ -393,50 +394,6 @@ class LocalStoreSink:
         self.store.apply_event(notification, approval_update(event, cached), event.cursor)
 
 
-class EngineEventSink:
-    """The sync engine's push hooks, plus the cache updates of ``approval_update`` that the
-    engine's ``apply_event`` does not make for the stub's event shapes (the request id is
-    ``data.approval_id``; a pending request carries no full record).
-
-    Interim: once ``SyncEngine.apply_event`` applies ``approval_update`` in its own
-    transaction, the second write here finds nothing to change and can go.
-    """
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    def push_cursor(self) -> str | None:
-        cursor = self.engine.push_cursor()
-        return None if cursor is None else str(cursor)
-
-    def has_event(self, event_id: str) -> bool:
-        return bool(self.engine.has_event(event_id))
-
-    def event_stream_opened(self) -> None:
-        opened = getattr(self.engine, "event_stream_opened", None)
-        if opened is not None:
-            opened()
-
-    def apply_event(self, event: PushEvent) -> None:
-        store = self.engine.store
-        update = None
-        if event.approval_id is not None and event.type in (APPROVAL_DECIDED, APPROVAL_PENDING):
-            found = store.approval(event.approval_id)
-            update = approval_update(event, found[0] if found is not None else None)
-        self.engine.apply_event(event)
-        if update is None:
-            return
-        found = store.approval(str(update["id"]))
-        if found is not None and int(found[0].get("version", 0)) >= int(update["version"]) \
-                and found[0].get("status") == update["status"]:
-            return  # the engine already applied it
-        store.upsert_approvals([update])
-        # Tell the UI the approvals changed (the engine's own change signal).
-        emit = getattr(self.engine, "_emit", None)
-        if emit is not None:
-            emit("approvals")
-
-
 class Outcome(StrEnum):
     ACCEPTED = "accepted"
     DUPLICATE = "duplicate"
@@ -547,6 +504,9 @@ class PushStatus:
     key_id: str | None = None
 
 
+# A heartbeat comment, optionally followed by the server's time (the stub's extension).
+HEARTBEAT_PREFIX = ": heartbeat "
+
 # Frames that carry no governance event (the stub's named keep-alives).
 _CONTROL_FRAMES = frozenset({"heartbeat", "ping", "retry"})
 
@@ -568,7 +528,8 @@ class PushListener:
                  backoff: Backoff | None = None, sleep: Sleep = asyncio.sleep,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  page_limit: int = 500,
-                 refresh: Callable[[str], Awaitable[str]] | None = None) -> None:
+                 refresh: Callable[[str], Awaitable[str]] | None = None,
+                 server_time: Callable[[datetime], None] | None = None) -> None:
         self._client = client
         self._token_provider = token
         # ``Authenticator.refresh_after_401``: a token the server refused is refreshed
@@ -586,6 +547,11 @@ class PushListener:
         self.page_limit = page_limit
         self.status = PushStatus(last_event_id=sink.push_cursor())
         self._stopping = asyncio.Event()
+        self._woken = asyncio.Event()
+        # Told the server's time from each heartbeat that carries it (": heartbeat <RFC
+        # 3339>", the stub's extension), so the client's clock follows the server's even
+        # when nothing else is asked of it.
+        self._server_time = server_time
         self._status_callbacks: Listeners[[PushStatus]] = Listeners(
             log, "push: a status callback")
 
@@ -603,6 +569,12 @@ class PushListener:
     def stop(self) -> None:
         """Ask ``run`` to end; it returns after closing the stream."""
         self._stopping.set()
+
+    def wake(self) -> None:
+        """The server is known to be back: reconnect now, not after the backoff."""
+        self.backoff.reset()
+        if not self.status.connected:
+            self._woken.set()
 
     async def run(self) -> None:
         """Connect, listen, reconnect with backoff, until ``stop``.
@@ -660,10 +632,12 @@ class PushListener:
     async def _wait(self, delay: float) -> None:
         stop = asyncio.ensure_future(self._stopping.wait())
         nap = asyncio.ensure_future(self._sleep(delay))
+        woken = asyncio.ensure_future(self._woken.wait())
         try:
-            await asyncio.wait({stop, nap}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({stop, nap, woken}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (stop, nap):
+            self._woken.clear()
+            for task in (stop, nap, woken):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -764,6 +738,8 @@ class PushListener:
                 self._status_changed()
                 async for line in response.aiter_lines():
                     self.status.last_heard_at = self._now()
+                    if line.startswith(HEARTBEAT_PREFIX):
+                        self._heartbeat(line[len(HEARTBEAT_PREFIX):])
                     frame = parser.feed(line)
                     if frame is None:
                         continue
@@ -790,6 +766,16 @@ class PushListener:
             raise ServerUnreachable(f"The event stream dropped ({exc!r}); reconnecting.") from exc
 
     # -- helpers ---------------------------------------------------------------------------
+    def _heartbeat(self, stamp: str) -> None:
+        if self._server_time is None:
+            return
+        try:
+            when = datetime.fromisoformat(stamp.strip())
+        except ValueError:
+            return  # a heartbeat without a time (older stubs): nothing to learn
+        if when.tzinfo is not None:
+            self._server_time(when)
+
     async def _token(self) -> str:
         self._last_token = await self._token_provider()
         return self._last_token

@@ -9,6 +9,8 @@ from platformdirs import user_data_dir
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sync import rules
+
 
 def _default_data_dir() -> Path:
     return Path(user_data_dir("waooaw-governor", appauthor=False))
@@ -27,10 +29,15 @@ class GovernorSettings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     sync_interval: float = 30.0  # seconds between periodic syncs; 0 turns them off
     device_id: str | None = None
-    step_up_for_veto: bool = True
-    dashboard_ttl: float = 300.0  # seconds before the cached dashboard is shown as stale
+    step_up_for_veto: bool = rules.STEP_UP_FOR_VETO
+    dashboard_ttl: float = rules.DASHBOARD_TTL_S
     request_timeout: float = 10.0
     batch_size: int = 500  # the contract's maximum for POST /decisions
+    # Plain http:// to a server that is not this machine is refused unless this is set
+    # (development only); https certificates are always verified, against the public roots
+    # plus the PEM CAs of ``ca_bundle`` (an enterprise CA). See sync/transport.py.
+    allow_insecure_http: bool = False
+    ca_bundle: Path | None = None
 
     # Notification preferences
     notifications_enabled: bool = True
@@ -41,6 +48,18 @@ class GovernorSettings(BaseSettings):
     notify_violations: bool = True
 
     theme: Literal["system", "light", "dark"] = "system"
+
+    # While the event stream is live it tells of every change: the periodic sync then only
+    # runs this often, as a safety net (seconds).
+    safety_sync_interval: float = 900.0
+    # Once the server seems lost, GET /v1/health every probe_interval seconds, doubling to
+    # at most probe_max_interval (short: the app shows "online" within 2 s of its return).
+    probe_interval: float = 0.5
+    probe_max_interval: float = 1.0
+    probe_timeout: float = 1.0
+    # TEST-ONLY: shift the device clock by this many seconds, to show that nothing the app
+    # says depends on it (tests/browser/test_connection.py). Leave 0 in real use.
+    clock_skew_s: float = 0.0
 
     @property
     def database_path(self) -> Path:

@@ -12,11 +12,17 @@ implementations:
 - ``MemoryVault``: in memory, for tests and for sessions that must not outlive the process.
 
 ``default_vault(data_dir)`` picks the keychain when a real backend exists, else the file.
+
+Each vault also keeps the **device key** (``device_key()``): 32 random bytes that seal what
+the governor typed or attached in the outbox (``sync.sealing``). Sign-out (``clear()``)
+removes the session only; the device key stays, because entries another account queued on
+this device are sealed with it and wait, held, for their author to sign in again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -29,6 +35,8 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 from platformdirs import user_config_dir
+
+from sync.sealing import new_device_key
 
 log = logging.getLogger("sync.tokens")
 
@@ -87,13 +95,40 @@ class TokenVault(Protocol):
 
     def save(self, tokens: StoredTokens) -> None: ...
 
-    def clear(self) -> None: ...
+    def clear(self) -> None:
+        """Forget the session (sign-out); the device key stays."""
+        ...
+
+    def device_key(self) -> bytes:
+        """This device's outbox key, made (and kept) on first use."""
+        ...
+
+
+def _key_text(key: bytes) -> str:
+    return base64.b64encode(key).decode("ascii")
+
+
+def _key_bytes(text: str | bytes | None) -> bytes | None:
+    if not text:
+        return None
+    try:
+        key = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return key if len(key) == 32 else None
 
 
 class MemoryVault:
-    def __init__(self, tokens: StoredTokens | None = None) -> None:
+    def __init__(self, tokens: StoredTokens | None = None,
+                 device_key: bytes | None = None) -> None:
         self.tokens = tokens
         self.saves = 0
+        self._device_key = device_key
+
+    def device_key(self) -> bytes:
+        if self._device_key is None:
+            self._device_key = new_device_key()
+        return self._device_key
 
     def load(self) -> StoredTokens | None:
         return self.tokens
@@ -139,6 +174,16 @@ class KeyringVault:
         import keyring
 
         keyring.set_password(self.service, self.account, tokens.to_json())
+
+    def device_key(self) -> bytes:
+        import keyring
+
+        name = f"{self.account}.device-key"
+        key = _key_bytes(keyring.get_password(self.service, name))
+        if key is None:
+            key = new_device_key()
+            keyring.set_password(self.service, name, _key_text(key))
+        return key
 
     def clear(self) -> None:
         import keyring
@@ -200,6 +245,27 @@ class EncryptedFileVault:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
+    @property
+    def device_key_path(self) -> Path:
+        return self.path.with_name("device-key.enc")
+
+    def device_key(self) -> bytes:
+        """Kept beside the session file, encrypted with the same key (in ``key_path``)."""
+        fernet = self._fernet(create=True)
+        assert fernet is not None
+        if self.device_key_path.exists():
+            try:
+                key = _key_bytes(fernet.decrypt(self.device_key_path.read_bytes()))
+            except InvalidToken:
+                key = None
+            if key is not None:
+                return key
+            log.warning("the device key %s cannot be opened; a new one is made (entries "
+                        "sealed with the old one are held)", self.device_key_path)
+        key = new_device_key()
+        _write_private(self.device_key_path, fernet.encrypt(_key_text(key).encode()))
+        return key
+
 
 class AsyncKeyValueStore(Protocol):
     """Flet's ``SecureStorage`` shape (flet-secure-storage)."""
@@ -220,10 +286,19 @@ class SecureStorageVault:
         self.storage = storage
         self.key = key
         self._tokens: StoredTokens | None = None
+        self._device_key: bytes | None = None
         self._pending: list[asyncio.Task[Any]] = []
 
     async def open(self) -> None:
         self._tokens = _parse(await self.storage.get(self.key), "secure storage")
+        self._device_key = _key_bytes(await self.storage.get(f"{self.key}.device-key"))
+
+    def device_key(self) -> bytes:
+        if self._device_key is None:
+            self._device_key = new_device_key()
+            self._write(self.storage.set(f"{self.key}.device-key",
+                                         _key_text(self._device_key)))
+        return self._device_key
 
     def load(self) -> StoredTokens | None:
         return self._tokens

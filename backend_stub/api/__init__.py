@@ -16,7 +16,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from backend_stub.api.limits import BodyLimit
+from backend_stub.db import DEMO_WORLD_LOCK_ID
+from backend_stub.domain.attestations import Attestor
 from backend_stub.domain.migrations import MIGRATIONS
+from backend_stub.domain.modules import DirectoryModuleStore
 from backend_stub.domain.service import GovernanceService
 
 log = logging.getLogger("backend_stub.api")
@@ -88,16 +91,28 @@ class DeadlineSweeper:
 
 
 def install_api(app: FastAPI) -> GovernanceService:
+    from backend_stub.api.audit import router as audit_router
     from backend_stub.api.mobile import router
+    from backend_stub.api.submit import router as submit_router
 
     app.state.db.migrate(MIGRATIONS)
     svc = GovernanceService(app.state.db, app.state.clock, publish=_publisher(app),
-                            publish_many=_batch_publisher(app))
+                            publish_many=_batch_publisher(app),
+                            modules=DirectoryModuleStore(app.state.settings.data_dir / "modules"))
     vault = getattr(app.state, "vault", None)
     if vault is not None:  # the security component: attachments encrypted at rest
         svc.seal_attachment = vault.encrypt
+    keys = getattr(app.state, "keys", None)
+    if keys is not None:  # Genesis certificates signed with the keys the JWKS publishes
+        svc.attestor = Attestor(issuer=app.state.settings.issuer, sign=keys.sign_payload)
+    resources = getattr(app.state, "resources", None)
+    if resources is not None:  # budget alerts remembered where every process sees them
+        svc.budgets = resources
     app.state.governance = svc
+    _install_receipts(app)
     app.include_router(router)
+    app.include_router(submit_router)
+    app.include_router(audit_router)
     app.add_middleware(BodyLimit)
     svc.purge_idempotency_keys()
 
@@ -114,6 +129,22 @@ def install_api(app: FastAPI) -> GovernanceService:
     return svc
 
 
+def _install_receipts(app: FastAPI) -> None:
+    """``app.state.receipts``: a signed receipt per applied decision (needs the OAuth
+    server's key ring; the audit log, when installed, gives each its chain position)."""
+    from backend_stub.domain.receipts import MIGRATIONS as RECEIPT_MIGRATIONS
+    from backend_stub.domain.receipts import ReceiptBook, ReceiptSigner
+
+    keys = getattr(app.state, "keys", None)
+    if keys is None:
+        app.state.receipts = None
+        return
+    app.state.db.migrate(RECEIPT_MIGRATIONS)
+    signer = ReceiptSigner(keys, app.state.clock, issuer=app.state.settings.issuer)
+    app.state.receipts = ReceiptBook(app.state.db, signer,
+                                     getattr(app.state, "audit_log", None))
+
+
 def install_demo(app: FastAPI) -> None:
     """Load the demo world (once per database) and mount ``/v1/demo``."""
     from backend_stub.api.demo import router
@@ -121,7 +152,8 @@ def install_demo(app: FastAPI) -> None:
     from backend_stub.demo.world import load_demo_world
 
     svc: GovernanceService = app.state.governance
-    load_demo_world(svc)
+    with app.state.db.exclusive(DEMO_WORLD_LOCK_ID):  # replicas starting together load it once
+        load_demo_world(svc)
     platform = DemoPlatform(svc)
     app.state.demo_platform = platform
     app.include_router(router)

@@ -59,6 +59,7 @@ def _scoped(scope: str) -> Callable[..., Awaitable[Principal]]:
 read_scope = _scoped("governance:read")
 write_scope = _scoped("governance:write")
 veto_scope = _scoped("veto:execute")
+submit_scope = _scoped("agents:submit")
 
 
 async def any_scope(request: Request,

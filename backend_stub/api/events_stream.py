@@ -3,12 +3,16 @@
 - ``GET /v1/mobile/events`` streams every stored event after ``Last-Event-ID`` (or
   ``?after=``; with neither, only events from now on), each as ``id: N``, ``event:`` the
   type and ``data:`` the signed platform message, then new ones as they are committed. A
-  comment line (``: heartbeat``) goes out every ``heartbeat_interval`` seconds (15 by
-  default; ``GOVSTUB_SSE_HEARTBEAT_SECONDS``) so that clients and proxies can tell a
+  comment line (``: heartbeat <the stub's time>``) goes out every ``heartbeat_interval``
+  seconds (15 by default; ``GOVSTUB_SSE_HEARTBEAT_SECONDS``) so that clients and proxies can tell a
   quiet stream from a dead one.
 - ``GET /v1/mobile/notifications?after=N&limit=`` answers the same signed messages as a
   page (``meta.next_cursor`` is the last id when more follow): the gap after being offline.
-- ``GET /v1/mobile/events/key`` gives the caller its event key.
+- ``GET /v1/mobile/events/key`` gives the caller its event key (``Cache-Control: no-store``).
+- ``POST /v1/mobile/events/ticket`` gives a short-lived, single-use stream ticket for
+  ``GET /v1/mobile/events?ticket=...``: how a browser's ``EventSource``, which cannot send
+  an ``Authorization`` header, opens the stream (``stream_tickets.py``). Cross-origin
+  browsers need their origin in ``GOVSTUB_CORS_ORIGINS``.
 
 Signatures (specified in ``docs/push.md``) come from the security component: each subject
 gets its own key, ``derive_key(secret, "event-hmac/subject:" + sub)`` (HKDF-SHA256 over the
@@ -22,7 +26,9 @@ New events are found by reading the ``events`` table, so several stub processes 
 database all stream everything. The service's events wake the streams of their process at
 once (``EventHub``, after the commit), the message bus those of the other processes (with
 ``--redis``), and a poll (0.25 s on a shared PostgreSQL without Redis, else 1 s) covers the
-rest.
+rest. A stream reads the table on the hub's own threads (``EventHub.read``), never on the
+event loop's default executor: whatever else saturates that pool (or AnyIO's, which the
+sync routes use) cannot hold events back from open streams.
 """
 
 from __future__ import annotations
@@ -34,28 +40,39 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from pydantic import Field as PydField
 
-from backend_stub.api.deps import errors, known_query
+from backend_stub.api import add_lifespan
+from backend_stub.api.deps import bearer_scheme, errors, known_query
 from backend_stub.api.schemas import Meta, NotificationMeta
 from backend_stub.api.schemas import Notification as _Notification
+from backend_stub.api.stream_tickets import MIGRATIONS as TICKET_MIGRATIONS
+from backend_stub.api.stream_tickets import StreamTickets
 from backend_stub.components.security import HmacSigner, derive_key, load_or_create_secret
 from backend_stub.db import Database
 from backend_stub.envelope import ok
-from backend_stub.errors import ValidationFailed
+from backend_stub.errors import InsufficientScope, InvalidToken, ValidationFailed
+from backend_stub.oauth.guard import Principal, require_scope
 
 logger = logging.getLogger("backend_stub.events")
 
+_T = TypeVar("_T")
+
 SIGNATURE_ALG = "HMAC-SHA256"
 MAX_PAGE = 500
-PUSH_PATHS = ("/v1/mobile/events", "/v1/mobile/notifications", "/v1/mobile/events/key")
+PUSH_PATHS = ("/v1/mobile/events", "/v1/mobile/notifications", "/v1/mobile/events/key",
+              "/v1/mobile/events/ticket")
 
 
 def _b64url(raw: bytes) -> str:
@@ -148,7 +165,7 @@ class EventHub:
     cannot miss one that came in between: it waits only while the version is unchanged.
     """
 
-    def __init__(self, recent: int = 1000) -> None:
+    def __init__(self, recent: int = 1000, readers: int = 4) -> None:
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._lock = threading.Lock()
         self._version = 0
@@ -156,6 +173,29 @@ class EventHub:
         # The last events this process published, by id: a woken stream sends them without
         # reading the table (one thread hop and one query less on the hot path).
         self._recent: deque[tuple[int, dict[str, Any]]] = deque(maxlen=recent)
+        self._readers = readers
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def read(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(*args)`` (a read of the event log) on the hub's own threads.
+
+        Not ``asyncio.to_thread``: the loop's default executor is shared with anything else
+        in the process, and a stream whose read queues behind saturated workers delivers
+        nothing until they free up. Reads are short, so a few threads serve every stream.
+        """
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self._readers,
+                                                    thread_name_prefix="event-stream")
+            executor = self._executor
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    def close(self) -> None:
+        """Stop the reading threads (a later ``read`` starts new ones)."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     @property
     def version(self) -> int:
@@ -262,6 +302,9 @@ class StreamSettings:
     poll_interval: float = 0.25
     retry_ms: int = 1000
     batch: int = 200
+    # The stub's clock: each heartbeat carries its time (": heartbeat <RFC 3339>", an
+    # extension), so a client keeps its offset to the server's clock while only listening.
+    now: Callable[[], datetime] | None = None
 
 
 def _parse_cursor(raw: str | None, name: str) -> int | None:
@@ -299,7 +342,7 @@ async def event_frames(log: EventLog, hub: EventHub, signer: EventSigner, sub: s
         # table is the truth.
         rows = hub.recent_after(cursor, settings.batch) if woken else []
         if not rows:
-            rows = await asyncio.to_thread(log.after, cursor, settings.batch)
+            rows = await hub.read(log.after, cursor, settings.batch)
         if rows:
             chunk = b"".join(_frame(event_id, signer.sign(message, sub))
                              for event_id, message in rows)
@@ -310,7 +353,9 @@ async def event_frames(log: EventLog, hub: EventHub, signer: EventSigner, sub: s
         now = loop.time()
         if now - last_beat >= settings.heartbeat_interval:
             last_beat = now
-            yield b": heartbeat\n\n"
+            stamp = (f" {settings.now().isoformat(timespec='milliseconds')}"
+                     if settings.now is not None else "")
+            yield f": heartbeat{stamp}\n\n".encode()
         wait = min(settings.poll_interval, settings.heartbeat_interval - (now - last_beat))
         woken = await hub.wait(max(wait, 0.0), seen)
 
@@ -337,11 +382,53 @@ class EventKeyEnvelope(BaseModel):
     meta: Meta
 
 
+class StreamTicketOut(BaseModel):
+    ticket: str = PydField(description="Single use: GET /v1/mobile/events?ticket=...")
+    expires_in: int = PydField(description="Seconds the ticket stays redeemable.")
+
+
+class StreamTicketEnvelope(BaseModel):
+    data: StreamTicketOut
+    meta: Meta
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def ticket_or_bearer(tickets: StreamTickets, scope: str = "governance:read"
+                     ) -> Callable[..., Awaitable[Principal]]:
+    """The stream's guard in the real app: the bearer token as on every route, or a
+    ``ticket`` query parameter (never both)."""
+    check = require_scope(scope)
+
+    async def dependency(request: Request,
+                         ticket: str | None = Query(default=None, description=(
+                             "A stream ticket (POST /v1/mobile/events/ticket), for clients "
+                             "that cannot send an Authorization header (EventSource).")),
+                         _: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
+                         ) -> Principal:
+        if ticket is None:
+            return await check(request)
+        if request.headers.get("authorization"):
+            raise InvalidToken("Send a stream ticket or a bearer token, not both.")
+        principal = await asyncio.to_thread(tickets.redeem, ticket)
+        if scope not in principal.scopes:
+            raise InsufficientScope(scope)
+        request.state.principal = principal
+        return principal
+
+    return dependency
+
+
 def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
                  signer: EventSigner, settings: StreamSettings | None = None,
-                 is_closing: Callable[[], bool] = lambda: False) -> APIRouter:
-    """``auth`` is a dependency returning an object with ``sub`` (the guard's Principal)."""
+                 is_closing: Callable[[], bool] = lambda: False,
+                 tickets: StreamTickets | None = None) -> APIRouter:
+    """``auth`` is a dependency returning an object with ``sub`` (the guard's Principal).
+    With ``tickets``, ``POST /events/ticket`` is served and the stream also takes
+    ``?ticket=`` (then ``auth`` must give ``backend_stub.oauth.guard.Principal``)."""
     stream_settings = settings or StreamSettings()
+    stream_auth = ticket_or_bearer(tickets) if tickets is not None else auth
     # Unknown or repeated query parameters are refused here too, as on every other route.
     router = APIRouter(prefix="/v1/mobile", tags=["events"],
                        dependencies=[Depends(known_query)])
@@ -350,8 +437,21 @@ def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
                 response_model=EventKeyEnvelope, responses=errors())
     def event_key(request: Request, principal: Any = Depends(auth)) -> JSONResponse:
         subject_key = signer.key_for(principal.sub)
+        # A secret: no cache (browser, proxy) may keep it.
         return ok(request, {"key_id": subject_key.key_id, "alg": SIGNATURE_ALG,
-                            "key": _b64url(subject_key.key)})
+                            "key": _b64url(subject_key.key)}, headers=_NO_STORE)
+
+    if tickets is not None:
+        issuer = tickets
+
+        @router.post("/events/ticket", operation_id="push_stream_ticket",
+                     response_model=StreamTicketEnvelope, responses=errors())
+        def stream_ticket(request: Request, principal: Any = Depends(auth)) -> JSONResponse:
+            """A single-use ticket to open the event stream without an Authorization
+            header (a browser's EventSource)."""
+            ticket = issuer.issue(principal)
+            return ok(request, {"ticket": ticket, "expires_in": issuer.ttl_s},
+                      headers=_NO_STORE)
 
     @router.get("/notifications", operation_id="push_notifications",
                 response_model=SignedNotificationEnvelope, responses=errors())
@@ -371,12 +471,12 @@ def build_router(auth: Callable[..., Any], log: EventLog, hub: EventHub,
         "description": "Server-Sent Events: id (the event id), event (its type) and data "
                        "(the signed message); a ': heartbeat' comment every 15 s."}})
     async def events(request: Request, after: str | None = Query(default=None),
-                     principal: Any = Depends(auth)) -> StreamingResponse:
+                     principal: Any = Depends(stream_auth)) -> StreamingResponse:
         cursor = _parse_cursor(request.headers.get("last-event-id"), "Last-Event-ID")
         if cursor is None:
             cursor = _parse_cursor(after, "after")
         if cursor is None:
-            cursor = await asyncio.to_thread(log.latest_id)
+            cursor = await hub.read(log.latest_id)
         # The bus is installed after this router (components come later): look now.
         hub.follow_bus(request.app)
         # The server may say it is stopping (``app.state.sse_closing``, set by the CLI), so
@@ -405,10 +505,15 @@ def install(app: FastAPI, auth: Callable[..., Any] | None = None, *,
     domain service's event log, and ``StreamSettings`` with the heartbeat from
     ``app.state.sse_heartbeat_seconds`` when set.
     """
+    tickets = None
     if auth is None:
         from backend_stub.api.deps import read_scope
 
         auth = read_scope
+        # Tickets carry the real guard's Principal; a custom ``auth`` (tests) has none.
+        app.state.db.migrate(TICKET_MIGRATIONS)
+        tickets = StreamTickets(app.state.db, app.state.clock,
+                                is_revoked=app.state.token_validator.is_revoked)
     if secret is None:
         stub_settings = app.state.settings
         configured = stub_settings.secret_key.get_secret_value() \
@@ -431,11 +536,22 @@ def install(app: FastAPI, auth: Callable[..., Any] | None = None, *,
         # safety net and can be slow.
         shared_without_bus = not db.is_sqlite and not app.state.settings.redis_url
         settings = StreamSettings(heartbeat_interval=heartbeat,
-                                  poll_interval=0.25 if shared_without_bus else 1.0)
+                                  poll_interval=0.25 if shared_without_bus else 1.0,
+                                  now=app.state.clock.now)
     signer = EventSigner(secret)
     app.state.event_hub = hub
     app.state.event_signer = signer
-    app.include_router(build_router(auth, log, hub, signer, settings))
+
+    @asynccontextmanager
+    async def close_hub(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            hub.close()
+
+    add_lifespan(app, close_hub)
+    app.state.stream_tickets = tickets
+    app.include_router(build_router(auth, log, hub, signer, settings, tickets=tickets))
     # The first matching route answers: put these ahead of the API's unsigned versions.
     app.router.routes.insert(0, app.router.routes.pop())
     return hub

@@ -8,6 +8,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 DEFAULT_MAX_BODY = 8 * 1024 * 1024  # a veto with 5 MB of attachments, base64-encoded
 BATCH_MAX_BODY = 16 * 1024 * 1024
 BATCH_PATH = "/v1/mobile/decisions"
+# Seed 003: a 50 MB module in a form of at most 60 MB (the module itself is checked by
+# backend_stub.api.submit as it streams in).
+SUBMIT_MAX_BODY = 60 * 1024 * 1024
+SUBMIT_PATH = "/v1/agents"
 
 
 class BodyLimit:
@@ -27,7 +31,9 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.batch if scope.get("path") == BATCH_PATH else self.default
+        path = scope.get("path")
+        limit = (self.batch if path == BATCH_PATH else SUBMIT_MAX_BODY if path == SUBMIT_PATH
+                 else self.default)
         declared = None
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
@@ -53,4 +59,4 @@ class BodyLimit:
 
 def _too_large(limit: int) -> HTTPException:
     return HTTPException(413, f"The request body is over {limit // (1024 * 1024)} MB; "
-                              "send less (attachments: 5 MB in all).")
+                              "send less (attachments: 5 MB in all, a module 50 MB).")

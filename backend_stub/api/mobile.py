@@ -20,6 +20,7 @@ from backend_stub.api.deps import (
     veto_scope,
     write_scope,
 )
+from backend_stub.api.readiness import health
 from backend_stub.clock import rfc3339
 from backend_stub.components.hooks import cached, instance_key, observed_decisions
 from backend_stub.domain.service import (
@@ -76,9 +77,17 @@ def _list(request: Request, items: list[dict[str, Any]], next_cursor: str | None
 @router.get("/dashboard", response_model=s.Envelope[s.Dashboard], responses=CACHEABLE)
 def dashboard(request: Request, _: Read, svc: Svc, if_none_match: IfNoneMatch = None
               ) -> Response:
-    """Fleet counts, the nearest veto deadline, recent vetoes, health and budget."""
+    """Fleet counts, the nearest veto deadline, recent vetoes, health (the /v1/ready
+    checks), budget and fleet compliance."""
+
+    def compute() -> dict[str, Any]:
+        board = svc.dashboard()
+        report = request.app.state.readiness.run()
+        board["health"] = health(report, board["health"]["violations_24h"])
+        return board
+
     data = cached(request, instance_key(request, "dashboard", svc.change_count),
-                  svc.dashboard, ttl=5)
+                  compute, ttl=5)
     etag = etag_of(data)  # without generated_at, which changes on every answer
     if not_modified(if_none_match, etag):
         return Response(status_code=304, headers={"ETag": etag})
@@ -111,17 +120,26 @@ def get_approval(request: Request, approval_id: ApprovalId, _: Read, svc: Svc
 
 def _decide(request: Request, principal: Principal, svc: GovernanceService,
             commands: list[DecisionCommand], **options: Any) -> list[DecisionResult]:
-    """Decide through the components: metrics, a span per decision, the audit log."""
+    """Decide through the components: metrics, a span per decision, the audit log; the
+    receipts (by decision id) are left in ``request.state.receipts``."""
     who = actor(principal, request)
-    return observed_decisions(request, who, commands,
-                              lambda also: svc.decide(who, commands, also=also, **options))
+    book = request.app.state.receipts
+    issued: dict[str, Any] = {}
+    request.state.receipts = issued
+    return observed_decisions(request, who, commands, lambda also: svc.decide(
+        who, commands, also=book.writer(who.sub, commands, also, issued) if book else also,
+        **options))
 
 
-def _answer(result: DecisionResult) -> JSONResponse:
+def _answer(result: DecisionResult, request: Request) -> JSONResponse:
     if result.error is not None:
         raise result.error
     headers = {"Idempotent-Replayed": "true"} if result.outcome == "replayed" else None
-    return FastJSONResponse(result.body, status_code=result.status_code, headers=headers)
+    body = result.body
+    receipt = request.state.receipts.get(result.key)
+    if receipt is not None and body is not None:  # a copy: the replay record stays as is
+        body = {**body, "meta": {**body.get("meta", {}), "receipt": receipt}}
+    return FastJSONResponse(body, status_code=result.status_code, headers=headers)
 
 
 def _attachments(items: list[s.AttachmentIn] | None) -> tuple[AttachmentIn, ...]:
@@ -135,7 +153,8 @@ def approve(request: Request, approval_id: ApprovalId, body: s.ApproveIn,
     """Approve a pending request at the version you read; it enters the 24 h veto window."""
     command = DecisionCommand(key=key, approval_id=approval_id, action="approve",
                               expected_version=body.expected_version, comment=body.comment)
-    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0])
+    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0],
+                   request)
 
 
 @router.post("/approvals/{approval_id}/request-changes",
@@ -147,7 +166,8 @@ def request_changes(request: Request, approval_id: ApprovalId, body: s.RequestCh
     command = DecisionCommand(key=key or f"auto-{uuid.uuid4().hex}", approval_id=approval_id,
                               action="request_changes", expected_version=body.expected_version,
                               reason=body.reason)
-    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0])
+    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0],
+                   request)
 
 
 @router.post("/approvals/{approval_id}/veto", response_model=s.Envelope[s.ApprovalDetail],
@@ -158,7 +178,8 @@ def veto(request: Request, approval_id: ApprovalId, body: s.VetoIn, key: Idempot
     command = DecisionCommand(key=key, approval_id=approval_id, action="veto",
                               category=body.category, reason=body.reason,
                               attachments=_attachments(body.attachments))
-    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0])
+    return _answer(_decide(request, principal, svc, [command], full_detail=True)[0],
+                   request)
 
 
 def _device_time(value: str) -> datetime | None:
@@ -190,11 +211,13 @@ def decisions(request: Request, body: s.BatchIn, principal: Anyone, svc: Svc) ->
             commands.append(DecisionCommand(**common, expected_version=item.expected_version,
                                             comment=item.comment))
     results = _decide(request, principal, svc, commands)
-    return ok(request, [_batch_result(r) for r in results])
+    return ok(request, [_batch_result(r, request.state.receipts) for r in results])
 
 
-def _batch_result(result: DecisionResult) -> dict[str, Any]:
+def _batch_result(result: DecisionResult, receipts: dict[str, Any]) -> dict[str, Any]:
     item: dict[str, Any] = {"id": result.key, "outcome": result.outcome}
+    if result.key in receipts and result.outcome != "rejected":
+        item["receipt"] = receipts[result.key]
     if result.error is not None:
         error: ApiError = result.error
         item["error"] = {"code": error.code, "message": error.message,
@@ -214,6 +237,18 @@ def list_seeds(request: Request, _: Read, svc: Svc, since: Since = None, cursor:
     items, next_cursor, version, deleted = svc.list_seeds(since=since, cursor=cursor,
                                                           limit=limit, q=q, status=status)
     return _list(request, items, next_cursor, version=version, deleted=deleted)
+
+
+@router.get("/seeds/schema", response_model=s.Envelope[dict[str, Any]],
+            responses={**errors(), 304: {"description": "Not modified (If-None-Match)."}})
+def seed_schema(request: Request, _: Read,
+                if_none_match: IfNoneMatch = None) -> Response:
+    """The JSON Schema of POST /seeds's body (every condition rule the server knows), with
+    an ETag; generated from the model the route validates with, so it cannot drift."""
+    return ok_or_not_modified(request, _SEED_SCHEMA, if_none_match)
+
+
+_SEED_SCHEMA = s.seed_schema()
 
 
 @router.get("/seeds/{seed_id}", response_model=s.SeedEnvelope, responses=errors(404))
@@ -242,6 +277,16 @@ def delete_seed(request: Request, seed_id: Annotated[str, Path(min_length=1, max
     """Delete a seed; delta readers see its id in meta.deleted."""
     version = svc.delete_seed(actor(principal, request), seed_id)
     return ok(request, {"id": seed_id, "deleted": True, "version": version})
+
+
+@router.post("/seeds/{seed_id}/retire", response_model=s.SeedEnvelope,
+             responses=errors(404))
+def retire_seed(request: Request, seed_id: Annotated[str, Path(min_length=1, max_length=64)],
+                body: s.SeedRetireIn, principal: Write, svc: Svc) -> JSONResponse:
+    """Retire a seed (an extension of the contract): it matches and auto-approves nothing
+    from now on; its record and metrics stay. Retiring it again answers the same."""
+    seed = svc.retire_seed(actor(principal, request), seed_id, body.reason)
+    return ok(request, seed, version=seed["version"])
 
 
 # ---------------------------------------------------------------- agents, violations

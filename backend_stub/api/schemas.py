@@ -143,6 +143,19 @@ class SeedIn(_In):
     status: Literal["proposed", "active"] = "active"
 
 
+def seed_schema() -> dict[str, Any]:
+    """The JSON Schema of a seed's body, generated from ``SeedIn`` (its ``conditions`` is the
+    very rule schema the service validates with): what ``GET /seeds/schema`` publishes so a
+    client validates a draft with the server's own rules."""
+    return {"$schema": CONDITIONS_SCHEMA["$schema"], **SeedIn.model_json_schema()}
+
+
+class SeedRetireIn(_In):
+    """Why the seed is retired: kept in the audit trail with the seed's change event."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+
+
 class ScenarioIn(_In):
     event: Literal["new_pending_approval", "budget_80", "budget_95", "violation",
                    "seed_auto_approval"]
@@ -228,11 +241,48 @@ class ApprovalSummary(BaseModel):
     created_at: datetime
 
 
+class CertificateSignature(BaseModel):
+    alg: Literal["RS256"]
+    kid: str = Field(description="The key in /oauth/jwks.json that verifies it")
+    jws: str = Field(description="Compact JWS whose payload is the certificate's canonical "
+                                 "JSON (every field but signature; keys sorted, no spaces)")
+
+
+class Certificate(BaseModel):
+    """The Genesis certificate: on the genesis_certification stage once it passed."""
+
+    id: str
+    issuer: str
+    issued_at: datetime
+    expires_at: datetime
+    subject_agent: str
+    approval_id: str
+    module_sha256: str
+    signature: CertificateSignature | None = Field(
+        description="null only when the stub runs without signing keys")
+
+
+class Finding(BaseModel):
+    severity: Literal["info", "warning", "concern"]
+    message: str
+
+
+class Review(BaseModel):
+    """An architect or ethics review: on its stage once it passed."""
+
+    reviewer: str
+    verdict: Literal["approve", "approve_with_findings", "escalate"]
+    reviewed_at: datetime
+    findings: list[Finding]
+
+
 class PipelineStage(BaseModel):
     stage: str
     status: StageStatus
     completed_at: datetime | None
     notes: str | None
+    certificate: Certificate | None = None
+    review: Review | None = None
 
 
 class Capability(BaseModel):
@@ -240,6 +290,8 @@ class Capability(BaseModel):
     kind: str
     target: str
     dangerous: bool
+    # Extension: why the grant is dangerous, one sentence each (empty when it is not).
+    reasons: list[str] = Field(default_factory=list)
 
 
 class WasmIssue(BaseModel):
@@ -249,12 +301,24 @@ class WasmIssue(BaseModel):
 
 
 class WasmReport(BaseModel):
-    valid: bool
+    valid: bool = Field(description="Valid per the WebAssembly specification (the features "
+                        "enabled here) and free of platform errors: the wasm_valid condition.")
+    spec_outcome: Literal["valid", "refused", "feature_not_enabled"] = Field(
+        "valid", description="The specification's verdict: refused (malformed or invalid, "
+        "error_offset says where) or feature_not_enabled (valid with a newer proposal, named "
+        "in features_used).")
     magic_ok: bool
     version: int | None
+    sha256: str = ""
+    features_enabled: list[str] = []
+    features_used: list[str] = []
+    error_offset: int | None = None
     sections: list[str]
+    sections_omitted: int = 0
     imports: list[str]
+    imports_omitted: int = 0
     exports: list[str]
+    exports_omitted: int = 0
     memory_pages: int | None
     function_count: int
     table_elements: int
@@ -311,14 +375,42 @@ class RecentVeto(BaseModel):
     decided_at: datetime
 
 
+class TargetRate(BaseModel):
+    value: float | None = Field(description="null when there is nothing to count")
+    target: float
+    direction: Literal["above", "below"]
+    met: bool | None
+
+
+class SeedMatchRate(TargetRate):
+    matched: int
+    requests: int
+
+
+class VetoRate(TargetRate):
+    vetoed: int
+    decided: int
+
+
+class Compliance(BaseModel):
+    """Seed 002's targets over the requests created in the last ``window_days``."""
+
+    window_days: int
+    seed_match_rate: SeedMatchRate
+    veto_rate: VetoRate
+
+
 class Dashboard(BaseModel):
     active_agents: int
     pending_approvals: int
     in_veto_window: int
     nearest_veto_deadline: datetime | None
     recent_vetoes: list[RecentVeto]
-    health: dict[str, Any]
+    health: dict[str, Any] = Field(description=(
+        "status (ok | degraded | down), one {status, error} per /v1/ready check, "
+        "violations_24h"))
     budget: FleetBudget
+    compliance: Compliance
     generated_at: datetime
 
 
@@ -328,6 +420,15 @@ class BatchError(BaseModel):
     details: dict[str, Any]
 
 
+class Receipt(BaseModel):
+    jws: str = Field(description="Compact JWS (RS256, kid of /oauth/jwks.json) over "
+                     "{receipts_root, receipts_count} of the decisions applied together.")
+    claims: dict[str, Any] = Field(description="What this receipt names: decision_id, "
+                                   "approval_id, action, decision_digest, applied_at, ...")
+    path: list[list[str]] = Field(description="Merkle path from this leaf to the root: "
+                                  "[side, sibling hex] pairs.")
+
+
 class BatchResult(BaseModel):
     id: str
     outcome: Literal["applied", "replayed", "rejected"]
@@ -335,6 +436,26 @@ class BatchResult(BaseModel):
     approval: ApprovalChange | None = Field(
         default=None, description="The request after the decision (applied, replayed) or "
         "as it is now (rejected: refresh from it); absent for an unknown request.")
+    receipt: Receipt | None = Field(
+        default=None, description="Applied or replayed: the decision's signed receipt "
+        "(see docs/api.md, Decision receipts). A replay carries the same receipt.")
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    resource: str
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditHeadOut(BaseModel):
+    seq: int
+    hash: str
+    signed: str = Field(description="The head as a JWS signed with a key of /oauth/jwks.json.")
 
 
 class SeedMetrics(BaseModel):

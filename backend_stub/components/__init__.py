@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
 
 from backend_stub.components.asgi import ComponentsMiddleware, metrics_endpoint
 from backend_stub.components.cache import CacheHierarchy, RedisTier, SimpleCache, SqlTier
@@ -146,9 +147,13 @@ class Components:
             self.redis.close()
 
 
-def namespace_for(database_url: str) -> str:
+def namespace_for(database_url: str, configured: str | None = None) -> str:
     """Redis keys are namespaced by database: stub processes share Redis state exactly when
-    they share a database, and unrelated stubs on one Redis never see each other's data."""
+    they share a database, and unrelated stubs on one Redis never see each other's data.
+    ``GOVSTUB_REDIS_NAMESPACE`` (``configured``) names it instead, for replicas that reach
+    one database by different URLs."""
+    if configured:
+        return configured
     return hashlib.sha256(database_url.encode()).hexdigest()[:12]
 
 
@@ -160,7 +165,7 @@ def build_components(settings: Any, clock: Any, db: Any, *,
     secret = load_or_create_secret(
         settings.data_dir,
         settings.secret_key.get_secret_value() if settings.secret_key else None)
-    namespace = namespace_for(db.url)
+    namespace = namespace_for(db.url, getattr(settings, "redis_namespace", None))
     redis_client = None
     if settings.redis_url:
         import redis
@@ -272,7 +277,9 @@ def install_components(app: FastAPI) -> None:
                        requests_per_minute=settings.requests_per_minute,
                        client_requests_per_minute=settings.client_requests_per_minute,
                        clock=app.state.clock)
-    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], tags=["health"],
+                      response_class=PlainTextResponse, summary="Prometheus metrics",
+                      responses={500: {"description": "INTERNAL: the stub failed"}})
     _watch_budgets(app, components)
     _close_on_shutdown(app, components)
     log.info("core components installed", extra={"fields": {

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection
 
 from backend_stub.clock import Clock
@@ -28,8 +29,33 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 _FLAT_TYPES = (str, int, bool)
 
 
+def _plain(value: Any) -> bool:
+    """Whether ``value`` holds only objects with text keys, lists, text, integers, booleans
+    and nulls (exact types): what orjson encodes byte for byte as ``_CANONICAL`` does."""
+    kind = type(value)
+    if kind is dict:  # a loop, not all() over a generator: this runs for every signature
+        for key, item in value.items():
+            plain = type(key) is str and _plain(item)
+            if not plain:
+                return False
+        return True
+    if kind is list:
+        return all(_plain(item) for item in value)
+    return kind is str or kind is int or kind is bool or value is None
+
+
 def canonical_json(value: Any) -> str:
-    """The one byte-exact JSON form signatures and hashes are computed over."""
+    """The one byte-exact JSON form signatures and hashes are computed over.
+
+    Plain values (``_plain``: no floats, whose text the two encoders write differently)
+    go through orjson at twice the speed (every event and audit entry of a 500-decision
+    batch is signed); what orjson refuses (an integer beyond 64 bits, a lone surrogate)
+    and everything else through the standard library's encoder."""
+    if _plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:
+            pass
     return _CANONICAL.encode(value)
 
 

@@ -22,7 +22,7 @@ from backend_stub.components.observability import Metrics, Tracing, request_id_v
 from backend_stub.components.resources import RateDecision, RateLimiter
 
 # Never rate-limited: scrapers and health checks must see an overloaded stub.
-EXEMPT_PATHS = frozenset({"/metrics", "/v1/health"})
+EXEMPT_PATHS = frozenset({"/metrics", "/v1/health", "/v1/ready"})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -5,25 +5,30 @@ call) when the components are not installed, so features stay testable alone.
 - ``observed_decisions(request, actor, commands, decide)``: a span around the batch and one
   per decision, ``governance_decisions_total{action,outcome}``, and, in the decisions' own
   transaction, an audit-log entry per applied decision (who, which client and device, the
-  request id) and the approval as the decision left it, versioned in the state component
-  at the approval's own version.
+  request id). (Approval versions live in the approval row, the one source the decision
+  path reads; the state component no longer keeps a copy nothing read.)
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from fastapi import Request
 
 from backend_stub.components.observability import request_id_var
-from backend_stub.components.security import AuditItem
-from backend_stub.components.state import StateVersion
+from backend_stub.components.security import AuditEntry, AuditItem
 
 T = TypeVar("T")
-# Writes that go into the decisions' own transaction: (connection, results in order).
-AlsoWrite = Callable[[Any, Sequence[T]], None]
+# Writes that go into the decisions' own transaction: (connection, results in order); the
+# audit entries written, by once key (``decision_once_key``).
+AlsoWrite = Callable[[Any, Sequence[T]], Mapping[str, AuditEntry]]
+
+
+def decision_once_key(sub: str, key: str) -> str:
+    """The audit log's once key of ``sub``'s decision ``key`` (its receipt names it)."""
+    return f"decision:{sub}:{key}"
 
 
 def cached(request: Request, key: str, compute: Callable[[], T], ttl: float) -> T:
@@ -45,8 +50,9 @@ def instance_key(request: Request, name: str, version: object) -> str:
 def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
                        decide: Callable[[AlsoWrite[T] | None], list[T]]) -> list[T]:
     """Run ``decide(also)``, which must call ``also(connection, results)`` inside its
-    transaction: the audit entries and state versions are written there, so they commit
-    with the decisions or not at all. Without the components, ``decide(None)``."""
+    transaction: the audit entries are written there, so they commit
+    with the decisions or not at all, and ``also`` returns them by once key. Without the
+    components, ``decide(None)``."""
     state = request.app.state
     tracer = getattr(state, "tracer", None)
     if tracer is None:
@@ -54,9 +60,8 @@ def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
     rid = request_id_var.get()
     sub = str(getattr(actor, "sub", "?"))
 
-    def also(conn: Any, results: Sequence[T]) -> None:
+    def also(conn: Any, results: Sequence[T]) -> Mapping[str, AuditEntry]:
         audit: list[AuditItem] = []
-        versions: list[StateVersion] = []
         for command, result in zip(commands, results, strict=False):
             outcome = getattr(result, "outcome", None)
             if outcome not in ("applied", "replayed"):
@@ -64,9 +69,6 @@ def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
             # A replay records too (once per decision, by its key): an entry missing for
             # a decision (written before its entry shared the decision's transaction) is
             # written by the client's retry.
-            version = _approval_version(actor, command, result)
-            if version is not None:
-                versions.append(version)
             audit.append(AuditItem(
                 f"decision.{command.action}", sub, f"approval:{command.approval_id}",
                 {"client_id": getattr(actor, "client_id", None),
@@ -74,12 +76,9 @@ def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
                  "request_id": rid, "idempotency_key": command.key,
                  "category": getattr(command, "category", None),
                  "recorded_on_replay": outcome == "replayed"},
-                once_key=f"decision:{sub}:{command.key}"))
-        # One write each for the whole batch (a batch holds up to 500 decisions).
-        if versions:
-            state.state.mirror(versions, conn=conn)
-        if audit:
-            state.audit_log.record_many(audit, conn=conn)
+                once_key=decision_once_key(sub, command.key)))
+        # One write for the whole batch (a batch holds up to 500 decisions).
+        return state.audit_log.record_keyed(audit, conn=conn) if audit else {}
 
     with tracer.span("decisions", **{"decisions.count": len(commands), "request.id": rid,
                                      "enduser.id": getattr(actor, "sub", None)}):
@@ -96,18 +95,3 @@ def observed_decisions(request: Request, actor: Any, commands: Sequence[Any],
                     pass
     return results
 
-
-# What a decision changes on an approval request: kept per version in the state component.
-_APPROVAL_FIELDS = ("status", "stage", "decided_by", "decided_at", "decision_note",
-                    "veto_deadline")
-
-
-def _approval_version(actor: Any, command: Any, result: Any) -> StateVersion | None:
-    """The approval as this decision left it, at the approval's own version, so
-    ``app.state.state.load("approval:ID", version=N)`` and ``history`` show every change."""
-    approval = getattr(result, "approval", None)
-    if not isinstance(approval, dict) or not isinstance(approval.get("version"), int):
-        return None
-    snapshot = {k: approval.get(k) for k in _APPROVAL_FIELDS if k in approval}
-    return StateVersion(f"approval:{command.approval_id}", approval["version"], snapshot,
-                        str(getattr(actor, "sub", "?")), command.action, "")

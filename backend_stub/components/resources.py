@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from backend_stub.clock import Clock
 from backend_stub.components.errors import UnknownBudget
@@ -29,6 +29,11 @@ from backend_stub.components.resilience import CircuitBreaker, ErrorHandler, Ret
 from backend_stub.db import Database
 
 THRESHOLDS = (80, 95)
+
+
+def thresholds_reached(utilisation: float) -> list[int]:
+    """The alert thresholds (80, 95 %) that ``utilisation`` (a share, 1.0 = all) reached."""
+    return [t for t in THRESHOLDS if utilisation * 100 >= t]
 
 
 class Priority(StrEnum):
@@ -165,8 +170,10 @@ class UsageStore(Protocol):
         """Add usage; return the day's (tokens, requests) after it."""
         ...
     def used(self, agent_id: str, day: str) -> tuple[int, int]: ...
-    def mark_threshold(self, agent_id: str, day: str, threshold: int) -> bool:
-        """Record that ``threshold`` was crossed; ``True`` only the first time that day."""
+    def mark_threshold(self, agent_id: str, day: str, threshold: int,
+                       conn: Connection | None = None) -> bool:
+        """Record that ``threshold`` was crossed; ``True`` only the first time that day.
+        ``conn``: mark it in the caller's transaction (a SQL store; others ignore it)."""
         ...
     def thresholds(self, agent_id: str, day: str) -> list[int]: ...
 
@@ -188,7 +195,8 @@ class MemoryUsageStore:
         with self._lock:
             return self._usage.get((agent_id, day), (0, 0))
 
-    def mark_threshold(self, agent_id: str, day: str, threshold: int) -> bool:
+    def mark_threshold(self, agent_id: str, day: str, threshold: int,
+                       conn: Connection | None = None) -> bool:
         with self._lock:
             if (agent_id, day, threshold) in self._marks:
                 return False
@@ -228,12 +236,15 @@ class SqlUsageStore:
                 "WHERE agent_id = :a AND day = :d"), {"a": agent_id, "d": day}).first()
         return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
-    def mark_threshold(self, agent_id: str, day: str, threshold: int) -> bool:
-        with self.db.engine.begin() as conn:
-            result = conn.execute(text(
-                "INSERT INTO components_budget_alerts (agent_id, day, threshold) "
-                "VALUES (:a, :d, :t) ON CONFLICT DO NOTHING"),
-                {"a": agent_id, "d": day, "t": threshold})
+    def mark_threshold(self, agent_id: str, day: str, threshold: int,
+                       conn: Connection | None = None) -> bool:
+        if conn is None:
+            with self.db.engine.begin() as own:
+                return self.mark_threshold(agent_id, day, threshold, own)
+        result = conn.execute(text(
+            "INSERT INTO components_budget_alerts (agent_id, day, threshold) "
+            "VALUES (:a, :d, :t) ON CONFLICT DO NOTHING"),
+            {"a": agent_id, "d": day, "t": threshold})
         return bool(result.rowcount)
 
     def thresholds(self, agent_id: str, day: str) -> list[int]:
@@ -305,12 +316,20 @@ class ResourceManager:
         utilisation = self._utilisation(used, budget)
         if self.on_usage is not None:
             self.on_usage(agent_id, utilisation)
-        for threshold in THRESHOLDS:
-            crossed = utilisation * 100 >= threshold
-            if crossed and self.store.mark_threshold(agent_id, day, threshold) \
-                    and self.on_threshold is not None:
+        for threshold in self.announce(agent_id, utilisation, day=day):
+            if self.on_threshold is not None:
                 self.on_threshold(agent_id, threshold, utilisation)
         return self.get_status(agent_id)
+
+    def announce(self, agent_id: str, utilisation: float, *, day: str | None = None,
+                 conn: Connection | None = None) -> list[int]:
+        """The thresholds ``utilisation`` reached that were not yet announced for the agent
+        on ``day`` (today by default), each marked announced now: the once per agent per
+        day rule, for ``consume`` and for the governance domain's budgets alike. With
+        ``conn`` the marks are written in the caller's transaction."""
+        day = day or self._day()
+        return [t for t in thresholds_reached(utilisation)
+                if self.store.mark_threshold(agent_id, day, t, conn=conn)]
 
     @staticmethod
     def _utilisation(used: int, budget: Budget) -> float:

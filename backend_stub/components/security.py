@@ -93,7 +93,7 @@ class HmacSigner:
         self._key = key
 
     def sign(self, message: bytes | str | Mapping[str, Any]) -> str:
-        return hmac.new(self._key, _message_bytes(message), hashlib.sha256).hexdigest()
+        return hmac.digest(self._key, _message_bytes(message), "sha256").hex()
 
     def verify(self, message: bytes | str | Mapping[str, Any], signature: str) -> bool:
         return hmac.compare_digest(self.sign(message), signature)
@@ -240,6 +240,10 @@ class AuditStore(Protocol):
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
     def existing_keys(self, once_keys: Sequence[str], conn: Connection | None = None
                       ) -> set[str]: ...
+    def locate(self, once_keys: Sequence[str], conn: Connection | None = None
+               ) -> dict[str, AuditEntry]:
+        """The entries written under these once keys, by key (missing ones left out)."""
+        ...
 
 
 class MemoryAuditStore:
@@ -274,6 +278,13 @@ class MemoryAuditStore:
     def entries(self, after: int = 0, limit: int = 1000) -> list[AuditEntry]:
         with self._lock:
             return sorted((r for r in self.rows if r.seq > after), key=lambda r: r.seq)[:limit]
+
+    def locate(self, once_keys: Sequence[str], conn: Connection | None = None
+               ) -> dict[str, AuditEntry]:
+        with self._lock:
+            by_seq = {r.seq: r for r in self.rows}
+            return {k: by_seq[self.keys[k]] for k in once_keys
+                    if k in self.keys and self.keys[k] in by_seq}
 
 
 class SqlAuditStore:
@@ -337,6 +348,23 @@ class SqlAuditStore:
         return [AuditEntry(int(r[0]), r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7],
                            r[8]) for r in rows]
 
+    def locate(self, once_keys: Sequence[str], conn: Connection | None = None
+               ) -> dict[str, AuditEntry]:
+        found: dict[str, AuditEntry] = {}
+        with transaction(self.db, conn) as tx:
+            for start in range(0, len(once_keys), 500):  # bounded IN lists
+                rows = tx.execute(text(
+                    "SELECT k.once_key, l.seq, l.at, l.actor, l.action, l.resource, "
+                    "l.details, l.prev_hash, l.hash, l.mac FROM components_audit_keys k "
+                    "JOIN components_audit_log l ON l.seq = k.seq "
+                    "WHERE k.once_key IN :keys").bindparams(
+                    bindparam("keys", expanding=True)),
+                    {"keys": list(once_keys[start:start + 500])}).all()
+                found.update({r[0]: AuditEntry(int(r[1]), r[2], r[3], r[4], r[5],
+                                               json.loads(r[6]), r[7], r[8], r[9])
+                              for r in rows})
+        return found
+
 
 @dataclass
 class AuditReport:
@@ -361,7 +389,8 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def _mac(self, value: str) -> str:
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+        # hmac.digest: OpenSSL's one-shot HMAC, without an hmac.HMAC object per entry.
+        return hmac.digest(self._key, value.encode(), "sha256").hex()
 
     @staticmethod
     def _hash(body: Mapping[str, Any]) -> str:
@@ -384,7 +413,7 @@ class AuditLog:
     def record(self, action: str, *, actor: str, resource: str,
                details: Mapping[str, Any] | None = None) -> AuditEntry:
         """Append one entry (who did what to which resource) and return it."""
-        (entry,) = self._append([AuditItem(action, actor, resource, dict(details or {}))])
+        ((_, entry),) = self._append([AuditItem(action, actor, resource, dict(details or {}))])
         return entry
 
     def record_once(self, once_key: str, action: str, *, actor: str, resource: str,
@@ -407,10 +436,17 @@ class AuditLog:
         and its entries commit together); on SQLite it is made to hold the write lock
         (``hold_write_lock``) before the head is read.
         """
-        return self._append(list(items), conn)
+        return [entry for _, entry in self._append(list(items), conn)]
+
+    def record_keyed(self, items: Sequence[AuditItem], *, conn: Connection | None = None
+                     ) -> dict[str, AuditEntry]:
+        """``record_many``, the entries written returned by their once key: a batch of
+        decisions names each decision's entry in its receipt without looking it up."""
+        return {item.once_key: entry for item, entry in self._append(list(items), conn)
+                if item.once_key is not None}
 
     def _append(self, items: list[AuditItem], conn: Connection | None = None
-                ) -> list[AuditEntry]:
+                ) -> list[tuple[AuditItem, AuditEntry]]:
         # What is hashed is exactly what the database gives back: the details as their
         # JSON reads back (a round trip, unless they are flat and would come back as is).
         prepared: list[tuple[AuditItem, dict[str, Any], str]] = []
@@ -447,11 +483,22 @@ class AuditLog:
                 if self.store.append(entries, AuditHead(last.seq, last.hash,
                                                         self._head_mac(last.seq, last.hash)),
                                      [item.once_key for item, _, _ in todo], conn):
-                    return entries
+                    return [(item, entry) for (item, _, _), entry in zip(todo, entries,
+                                                                          strict=True)]
         raise RuntimeError("the audit log is too busy to append to; retry the action")
 
     def entries(self, limit: int = 1000) -> list[AuditEntry]:
         return self.store.entries(0, limit)
+
+    def locate(self, once_keys: Sequence[str], conn: Connection | None = None
+               ) -> dict[str, AuditEntry]:
+        """The entries recorded under these once keys (a decision's, for its receipt)."""
+        return self.store.locate(once_keys, conn) if once_keys else {}
+
+    @staticmethod
+    def entry_hash(entry: AuditEntry) -> str:
+        """The hash an entry's content gives (equal to ``entry.hash`` unless edited)."""
+        return AuditLog._hash(entry.body())
 
     def verify(self, batch: int = 1000) -> AuditReport:
         report = AuditReport()

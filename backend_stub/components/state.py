@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from backend_stub.clock import Clock, rfc3339
-from backend_stub.components._support import insert_rows, survives_json, transaction
 from backend_stub.components.errors import StateConflict, StateNotFound
 from backend_stub.db import Database
 
@@ -41,13 +40,6 @@ class StateStore(Protocol):
         """Store a new version; ``False`` when that version exists already (a lost race)."""
         ...
     def history(self, state_id: str) -> list[StateVersion]: ...
-    def latest_versions(self, state_ids: Sequence[str], conn: Connection | None = None
-                        ) -> dict[str, int]: ...
-    def insert_many(self, records: Sequence[StateVersion], conn: Connection | None = None
-                    ) -> int:
-        """Store versions in one write, skipping any that exist; returns how many stored.
-        ``conn``: a transaction the caller is in (the memory store ignores it)."""
-        ...
 
 
 class MemoryStateStore:
@@ -78,16 +70,6 @@ class MemoryStateStore:
     def history(self, state_id: str) -> list[StateVersion]:
         with self._lock:
             return list(self._versions.get(state_id, []))
-
-    def latest_versions(self, state_ids: Sequence[str], conn: Connection | None = None
-                        ) -> dict[str, int]:
-        with self._lock:
-            return {s: self._versions[s][-1].version for s in state_ids
-                    if self._versions.get(s)}
-
-    def insert_many(self, records: Sequence[StateVersion], conn: Connection | None = None
-                    ) -> int:
-        return sum(1 for record in records if self.insert(record))
 
 
 class SqlStateStore:
@@ -134,29 +116,6 @@ class SqlStateStore:
                 f"SELECT {self._COLUMNS} FROM components_state WHERE state_id = :s "
                 "ORDER BY version"), {"s": state_id}).all()
         return [self._row(r) for r in rows]
-
-    def latest_versions(self, state_ids: Sequence[str], conn: Connection | None = None
-                        ) -> dict[str, int]:
-        found: dict[str, int] = {}
-        with transaction(self.db, conn) as tx:
-            for start in range(0, len(state_ids), 500):  # bounded IN lists
-                rows = tx.execute(
-                    text("SELECT state_id, MAX(version) FROM components_state "
-                         "WHERE state_id IN :ids GROUP BY state_id").bindparams(
-                        bindparam("ids", expanding=True)),
-                    {"ids": list(state_ids[start:start + 500])}).all()
-                found.update({r[0]: int(r[1]) for r in rows})
-        return found
-
-    def insert_many(self, records: Sequence[StateVersion], conn: Connection | None = None
-                    ) -> int:
-        if not records:
-            return 0
-        with transaction(self.db, conn) as tx:
-            return insert_rows(
-                tx, "components_state", self._COLUMNS.split(", "),
-                [(r.state_id, r.version, json.dumps(r.data), r.actor, r.reason, r.created_at)
-                 for r in records], on_conflict="ON CONFLICT DO NOTHING")
 
 
 class StateManager:
@@ -233,25 +192,6 @@ class StateManager:
                 continue
             return {**{k: v for k, v in updated.items() if k != "version"}, "version": version}
         raise StateConflict(state_id, current, self.version(state_id))
-
-    def mirror(self, records: Sequence[StateVersion], *, conn: Connection | None = None
-               ) -> int:
-        """Record versions numbered elsewhere (``StateVersion``s; ``created_at`` is set
-        here), all in one write: a version not above the latest stored is skipped. For a
-        batch of ``save(..., at_version=)``; returns how many were stored. ``conn``: write
-        in the caller's transaction (the one that changed the records)."""
-        latest = self.store.latest_versions(sorted({r.state_id for r in records}), conn)
-        now = self._now()
-        fresh: list[StateVersion] = []
-        for record in sorted(records, key=lambda r: (r.state_id, r.version)):
-            if record.version > latest.get(record.state_id, 0):
-                data = {k: v for k, v in record.data.items() if k != "version"}
-                if not survives_json(data):  # keep what the SQL store would give back
-                    data = json.loads(json.dumps(data))
-                fresh.append(StateVersion(record.state_id, record.version, data,
-                                          record.actor, record.reason, now))
-                latest[record.state_id] = record.version
-        return self.store.insert_many(fresh, conn)
 
     def history(self, state_id: str) -> list[dict[str, Any]]:
         """The audit trail: every version with who, when, why and which keys changed."""

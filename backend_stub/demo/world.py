@@ -52,7 +52,7 @@ SEEDS: list[dict[str, Any]] = [
      "description": "Tutors that only read curriculum data and stay within a modest budget "
                     "are approved on precedent.",
      "conditions": {"industry_in": ["education"],
-                    "capabilities_within": ["file_read:/data/*"],
+                    "capabilities_within": ["file_read:/data/**"],
                     "no_dangerous_capabilities": True, "wasm_valid": True,
                     "max_daily_token_budget": 200_000},
      "auto_approve": True, "status": "active"},
@@ -66,13 +66,13 @@ SEEDS: list[dict[str, Any]] = [
      "description": "Read-only healthcare assistants match this precedent but still need a "
                     "governor: patient data is involved.",
      "conditions": {"industry_in": ["healthcare"],
-                    "capabilities_within": ["file_read:/data/*", "env_read:*"],
+                    "capabilities_within": ["file_read:/data/**", "env_read:*"],
                     "no_dangerous_capabilities": True, "wasm_valid": True},
      "auto_approve": False, "status": "active"},
     {"title": "Centre-of-excellence internal tools",
      "description": "CoE tools with custom grants and read access to shared data.",
      "conditions": {"agent_kind_in": ["coe"],
-                    "capabilities_within": ["custom:*", "file_read:/data/*"],
+                    "capabilities_within": ["custom:*", "file_read:/data/**"],
                     "wasm_valid": True, "max_memory_pages": 256},
      "auto_approve": True, "status": "active"},
     {"title": "Finance partners over the network",
@@ -111,6 +111,8 @@ def load_demo_world(svc: GovernanceService) -> None:
     past = FakeClock(now - timedelta(days=3))
     history = GovernanceService(svc.db, past, publish=svc.publish,
                                 veto_window=svc.veto_window)
+    history.attestor = svc.attestor
+    history.budgets = svc.budgets
 
     def at(hours_ago: float) -> datetime:
         when = now - timedelta(hours=hours_ago)

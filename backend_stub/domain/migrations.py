@@ -7,11 +7,13 @@ models and a fresh database may therefore already have what a later one adds.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, inspect, text
+from typing import cast
+
+from sqlalchemy import Connection, Table, inspect, text
 from sqlmodel import SQLModel
 
 from backend_stub.db import Migration
-from backend_stub.domain.models import DOMAIN_TABLES
+from backend_stub.domain.models import DOMAIN_TABLES, AgentSubmission
 
 
 def _initial(conn: Connection) -> None:
@@ -32,8 +34,29 @@ def _event_correlation_index(conn: Connection) -> None:
         conn.execute(text("CREATE INDEX idx_events_correlation ON events (correlation_id)"))
 
 
+def _agent_submissions(conn: Connection) -> None:
+    # create_all checks first: a fresh database already has it from 0001.
+    table = cast(Table, getattr(AgentSubmission, "__table__"))  # noqa: B009
+    SQLModel.metadata.create_all(conn, tables=[table])
+
+
+# Indexes no query reads, each paid for by every row of a decision batch (500 decisions
+# and 500 events: issue #17's batch figure). Nothing looks decisions up by device or sub,
+# nor events by correlation id or type: the API reads decisions by request and events by
+# id. An index comes back with the query that needs it.
+UNREAD_INDEXES = ("idx_decisions_device", "idx_decisions_sub", "idx_events_correlation",
+                  "ix_events_type")
+
+
+def _drop_unread_indexes(conn: Connection) -> None:
+    for name in UNREAD_INDEXES:
+        conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+
+
 MIGRATIONS: list[Migration] = [
     Migration("domain_0001_initial", _initial),
     Migration("domain_0002_audit_indexes", _audit_indexes),
     Migration("domain_0003_event_correlation_index", _event_correlation_index),
+    Migration("domain_0004_agent_submissions", _agent_submissions),
+    Migration("domain_0005_drop_unread_indexes", _drop_unread_indexes),
 ]

@@ -205,13 +205,26 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = _dt(index=True)
 
 
+class AgentSubmission(SQLModel, table=True):
+    """A module submitted through ``POST /v1/agents``: one request per submitter, module
+    (SHA-256) and declaration; ``key`` is the digest of the three."""
+
+    __tablename__ = "agent_submissions"
+
+    key: str = Field(primary_key=True, max_length=64)
+    approval_id: str = Field(max_length=64, index=True)
+    submitter: str = Field(max_length=200)
+    module_sha256: str = Field(max_length=64)
+    created_at: datetime = _dt()
+
+
 class Event(SQLModel, table=True):
     """Every platform event, in order; ``id`` is the SSE ``id:`` and the ``after=`` cursor."""
 
     __tablename__ = "events"
 
     id: int | None = Field(default=None, primary_key=True)
-    type: str = Field(max_length=100, index=True)
+    type: str = Field(max_length=100)  # not indexed: nothing reads events by type
     timestamp: datetime = _dt()
     source: str = Field(max_length=100)
     data: dict[str, Any] = _json()
@@ -223,5 +236,5 @@ class Event(SQLModel, table=True):
 DOMAIN_TABLES: list[Table] = [
     cast(Table, getattr(model, "__table__"))  # noqa: B009 (SQLModel sets it at class creation)
     for model in (Agent, ApprovalRequest, SeedMatchLink, Decision, DecisionAttachment, Seed,
-                  Violation, Tombstone, Counter, IdempotencyRecord, Event)
+                  Violation, Tombstone, Counter, IdempotencyRecord, Event, AgentSubmission)
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,22 +17,20 @@ APPROVAL_STATUSES = ("pending_approval", "approved", "changes_requested", "vetoe
 IN_WINDOW = ("approved", "auto_approved")
 VETOABLE = ("pending_approval", "approved", "auto_approved")
 
-_DEFAULT_NOTES = {
-    "submitted": "Request received from the agent factory.",
-    "genesis_certification": "Genesis certified the agent's ME-WoW and identity.",
-    "architect_review": "Architect reviewed the design and the capability grants.",
-    "ethics_review": "Ethics review found no constitutional concern.",
-}
+# What a stage carries when it passes at a time: its notes and its evidence (a
+# certificate, a review), from ``attestations.Attestor.attest`` bound to the request.
+Attest = Callable[[str, datetime], dict[str, Any]]
 
 
-def new_pipeline(reached: str, now: datetime) -> list[dict[str, Any]]:
-    """Stages before ``reached`` passed, ``reached`` in progress, the rest pending."""
+def new_pipeline(reached: str, now: datetime, attest: Attest) -> list[dict[str, Any]]:
+    """Stages before ``reached`` passed (with their evidence), ``reached`` in progress,
+    the rest pending."""
     index = STAGES.index(reached)
     stages = []
     for i, name in enumerate(STAGES):
         if i < index:
             stages.append({"stage": name, "status": "passed", "completed_at": rfc3339(now),
-                           "notes": _DEFAULT_NOTES.get(name)})
+                           "notes": None, **attest(name, now)})
         else:
             stages.append({"stage": name, "status": "in_progress" if i == index else "pending",
                            "completed_at": None, "notes": None})
@@ -87,13 +86,14 @@ def deploy(pipeline: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]
     return result
 
 
-def advance(pipeline: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """The open stage passes (with its usual note) and the next one opens."""
+def advance(pipeline: list[dict[str, Any]], now: datetime, attest: Attest
+            ) -> list[dict[str, Any]]:
+    """The open stage passes (with its evidence) and the next one opens."""
     result = [dict(s) for s in pipeline]
     for i, item in enumerate(result):
         if item["status"] == "in_progress":
-            item.update(status="passed", completed_at=rfc3339(now),
-                        notes=_DEFAULT_NOTES.get(item["stage"], "Passed."))
+            item.update(status="passed", completed_at=rfc3339(now), notes=None)
+            item.update(attest(item["stage"], now))
             if i + 1 < len(result):
                 result[i + 1].update(status="in_progress", completed_at=None, notes=None)
             break

@@ -13,6 +13,7 @@ from typing import Any
 
 from backend_stub.components.validation import SchemaValidator
 from backend_stub.domain import capabilities as caps
+from backend_stub.errors import InvalidGrant
 
 INDUSTRIES = ("healthcare", "education", "finance", "retail", "logistics", "energy",
               "public_sector", "coe")
@@ -46,10 +47,19 @@ _VALIDATOR = SchemaValidator(CONDITIONS_SCHEMA, root="conditions")
 
 
 def condition_errors(conditions: Any) -> dict[str, str]:
-    """Field path -> message for each way ``conditions`` breaks the schema (empty: valid)."""
+    """Field path -> message for each way ``conditions`` breaks the schema or holds a
+    capability pattern that does not parse (empty: valid)."""
     errors: dict[str, str] = {}
     for issue in _VALIDATOR.validate(conditions):
         errors.setdefault(issue.path, issue.message)
+    patterns = conditions.get("capabilities_within") if isinstance(conditions, dict) else None
+    for index, pattern in enumerate(patterns if isinstance(patterns, list) else ()):
+        if not isinstance(pattern, str):
+            continue
+        try:
+            caps.parse(pattern)
+        except InvalidGrant as exc:
+            errors.setdefault(f"conditions.capabilities_within.{index}", exc.message)
     return errors
 
 

@@ -4,8 +4,12 @@
 ``Database``) and its clock in the constructor, writes every change and the events it
 causes in one transaction, and hands the committed events to ``publish`` afterwards.
 
-Writes are serialised by a process-wide lock (SQLite allows one writer anyway) and by row
-locks on PostgreSQL, so several stub processes on one PostgreSQL database stay correct.
+Writes are serialised by a process-wide lock (SQLite allows one writer anyway) and, for
+several stub processes on one database, by the database itself: ``BEGIN IMMEDIATE`` on
+SQLite; on PostgreSQL, row locks, idempotency keys claimed under their unique key before
+anything else (``_claim_keys``), and a transaction-scoped advisory lock taken just before
+events are numbered, so event ids are committed in order (a stream resuming after id N on
+another replica never misses a smaller id committed later).
 """
 
 from __future__ import annotations
@@ -19,12 +23,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
     JSON,
     Connection,
+    Row,
     Table,
     and_,
     bindparam,
@@ -36,15 +42,20 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from backend_stub.clock import Clock, rfc3339
+from backend_stub.components.resources import ResourceManager
 from backend_stub.db import Database, hold_write_lock
 from backend_stub.domain import capabilities as caps
 from backend_stub.domain import events as ev
 from backend_stub.domain import pipeline as pl
+from backend_stub.domain.attestations import Attestor, Subject
 from backend_stub.domain.models import (
     Agent,
+    AgentSubmission,
     ApprovalRequest,
     Counter,
     Decision,
@@ -57,6 +68,7 @@ from backend_stub.domain.models import (
     UtcDateTime,
     Violation,
 )
+from backend_stub.domain.modules import InMemoryModuleStore, ModuleStore
 from backend_stub.domain.seeds import (
     RequestFacts,
     SeedMatcher,
@@ -88,6 +100,10 @@ AR = _columns(ApprovalRequest)
 APPROVALS = cast(Table, getattr(ApprovalRequest, "__table__"))  # noqa: B009
 AG = _columns(Agent)
 SD = _columns(Seed)
+# What ``seed_view`` reads, selected as columns for the seed pages.
+_SEED_COLUMNS = (SD.id, SD.title, SD.description, SD.conditions, SD.auto_approve, SD.status,
+                 SD.matches, SD.vetoes, SD.match_rate, SD.veto_rate, SD.created_by,
+                 SD.created_at, SD.updated_at, SD.version)
 VI = _columns(Violation)
 TB = _columns(Tombstone)
 CT = _columns(Counter)
@@ -95,12 +111,18 @@ IR = _columns(IdempotencyRecord)
 EV = _columns(Event)
 DE = _columns(Decision)
 SML = _columns(SeedMatchLink)
+SB = _columns(AgentSubmission)
 
 VETO_WINDOW = timedelta(hours=24)
 CLOSING_NOTICE = timedelta(hours=1)
 IDEMPOTENCY_TTL = timedelta(days=7)
+# PostgreSQL advisory lock that orders event commits across stub processes.
+EVENTS_LOCK_ID = 0x676F7665  # "gove"
+# The status of a key claimed by a write still in progress (never committed).
+_CLAIMED = 0
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
-BUDGET_THRESHOLDS = (80, 95)
+# The dashboard's fleet compliance looks at the requests of this window.
+COMPLIANCE_WINDOW = timedelta(days=30)
 ACTION_SCOPES = {"approve": "governance:write", "request_changes": "governance:write",
                  "veto": "veto:execute"}
 
@@ -181,8 +203,8 @@ class DecisionResult:
 
 
 # Writes that belong to a batch of decisions (``decide(also=)``): given the transaction's
-# connection and the results, in order.
-AlsoWrite = Callable[[Connection, Sequence[DecisionResult]], None]
+# connection and the results, in order (what it returns is not used here).
+AlsoWrite = Callable[[Connection, Sequence[DecisionResult]], object]
 
 
 @dataclass
@@ -230,6 +252,29 @@ def _sqlite_rows(table: Table, columns: Sequence[str], rows: Iterable[Sequence[A
     return converted
 
 
+def _from_sqlite(table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+                 ) -> list[dict[str, Any]]:
+    """Rows of ``columns`` read straight from the SQLite driver, as SQLAlchemy would give
+    them (``_sqlite_rows`` in reverse): UtcDateTime text as aware UTC datetimes, JSON text
+    parsed, the rest as they are; each row a dict by column name."""
+    def stamp(value: str | None) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    def json_value(value: str | None) -> Any:
+        return None if value is None else orjson.loads(value)
+
+    converters: list[tuple[int, Callable[[Any], Any]]] = [
+        (i, stamp if isinstance(table.c[c].type, UtcDateTime) else json_value)
+        for i, c in enumerate(columns) if isinstance(table.c[c].type, UtcDateTime | JSON)]
+    read: list[dict[str, Any]] = []
+    for row in rows:
+        values = list(row)
+        for i, convert in converters:
+            values[i] = convert(values[i])
+        read.append(dict(zip(columns, values, strict=True)))
+    return read
+
+
 def encode_cursor(*parts: Any) -> str:
     raw = json.dumps(list(parts), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -252,6 +297,14 @@ def _bad_cursor(cursor: str) -> ValidationFailed:
         details={"fields": {"cursor": "not a cursor this server issued"}})
 
 
+def _target(part: int, whole: int, target: float, direction: str,
+            counts: dict[str, int]) -> dict[str, Any]:
+    """A rate against its target; ``value`` and ``met`` are null with nothing to count."""
+    value = round(part / whole, 4) if whole else None
+    met = None if value is None else (value > target if direction == "above" else value < target)
+    return {"value": value, "target": target, "direction": direction, "met": met, **counts}
+
+
 def _utilisation(used: float, limit: float) -> float:
     return round(used / limit, 4) if limit else 0.0
 
@@ -262,11 +315,13 @@ class GovernanceService:
     def __init__(self, db: Database, clock: Clock, *,
                  publish: Callable[[dict[str, Any]], None] | None = None,
                  publish_many: Callable[[list[dict[str, Any]]], None] | None = None,
-                 veto_window: timedelta = VETO_WINDOW) -> None:
+                 veto_window: timedelta = VETO_WINDOW,
+                 modules: ModuleStore | None = None) -> None:
         """``publish`` gets each committed event (a platform message); ``publish_many``,
         when given, gets the events of one commit at once instead (a batch of 500
-        decisions makes 500)."""
+        decisions makes 500). ``modules`` keeps submitted modules (``submit_agent``)."""
         self.db = db
+        self.modules: ModuleStore = modules or InMemoryModuleStore()
         self.clock = clock
         self.publish = publish
         self.publish_many = publish_many
@@ -281,6 +336,11 @@ class GovernanceService:
         # Set by the security component (its Vault): attachments are stored encrypted,
         # each bound to its decision; None stores them as sent.
         self.seal_attachment: Callable[[bytes, bytes], bytes] | None = None
+        # The review stages' evidence (certificate, reviews); the app gives it a signer.
+        self.attestor = Attestor()
+        # The budget alert rule (80 / 95 %, once per agent per day): the resources
+        # component's; the app gives it the component's shared store.
+        self.budgets = ResourceManager(clock=clock)
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
@@ -308,6 +368,8 @@ class GovernanceService:
                 pending.id = row["id"] = start + offset
             self._bulk_insert(tx, EV.id.table, rows)
             return
+        # Held until the commit: ids come from the sequence in commit order.
+        tx.session.execute(select(func.pg_advisory_xact_lock(EVENTS_LOCK_ID)))
         ids = tx.session.execute(
             insert(EV.id.table).returning(EV.id, sort_by_parameter_order=True),
             rows).scalars().all()
@@ -377,6 +439,7 @@ class GovernanceService:
                        AR.veto_deadline, AR.version)
                 .where(AR.status.in_(pl.IN_WINDOW),
                        AR.veto_deadline <= now)
+                .order_by(AR.id)  # the order decide() locks in: no deadlock between them
                 .with_for_update()).all()
             for row in due:
                 tx.session.execute(
@@ -398,7 +461,8 @@ class GovernanceService:
                 .where(AR.status.in_(pl.IN_WINDOW),
                        AR.closing_notified.is_(False),
                        AR.veto_deadline <= now + CLOSING_NOTICE)
-                ).all()
+                # Another replica sweeping at once announces each closing window, not both.
+                .order_by(AR.id).with_for_update()).all()
             for row in closing:
                 tx.session.execute(update(ApprovalRequest)
                                    .where(AR.id == row.id)
@@ -503,6 +567,14 @@ class GovernanceService:
         with self.db.session() as session:
             data = session.execute(select(AR.wasm_module)
                                    .where(AR.id == approval_id)).scalar()
+            if data is not None and not data:  # submitted: kept in the module store
+                report = session.execute(select(AR.wasm_report)
+                                         .where(AR.id == approval_id)).scalar() or {}
+                data = self.modules.get(str(report.get("sha256", "")))
+                if data is None:
+                    raise NotFound(f"The module of {approval_id!r} is not in this stub's "
+                                   "module store; run the stub with the data directory "
+                                   "it was submitted to.", details={"id": approval_id})
         if data is None:
             raise NotFound(f"Approval request {approval_id!r} does not exist.",
                            details={"id": approval_id})
@@ -530,6 +602,7 @@ class GovernanceService:
             recent_violations = s.execute(select(func.count()).select_from(Violation)
                                           .where(VI.occurred_at >= since)
                                           ).scalar_one()
+            compliance = self._compliance(s, self.clock.now() - COMPLIANCE_WINDOW)
         used = sum(a.tokens_used for a in agents)
         limit = sum(a.tokens_limit for a in agents)
         alerts = []
@@ -548,10 +621,35 @@ class GovernanceService:
                                "category": v.category, "reason": v.reason,
                                "decided_by": v.sub, "decided_at": rfc3339(v.decided_at)}
                               for v in vetoes],
-            "health": {"status": "degraded" if recent_violations >= 5 else "ok",
-                       "database": "ok", "violations_24h": recent_violations},
+            # The API adds each dependency's check (backend_stub.api.readiness.health).
+            "health": {"violations_24h": recent_violations},
             "budget": {"utilisation": _utilisation(used, limit), "tokens_used": used,
                        "tokens_limit": limit, "alerts": alerts},
+            "compliance": compliance,
+        }
+
+    @staticmethod
+    def _compliance(s: Session, since: datetime) -> dict[str, Any]:
+        """Seed 002's targets over the requests created since ``since``: the share that
+        fully matches an active precedent seed (above 60 %), and the share of those no
+        longer pending that a governor vetoed (below 5 %)."""
+        totals = s.execute(
+            select(func.count(),
+                   func.sum(case((AR.status != "pending_approval", 1), else_=0)),
+                   func.sum(case((AR.status == "vetoed", 1), else_=0)))
+            .where(AR.created_at >= since)).one()
+        matched = s.execute(
+            select(func.count(func.distinct(SML.approval_id)))
+            .join(ApprovalRequest, AR.id == SML.approval_id)
+            .join(Seed, SD.id == SML.seed_id)
+            .where(AR.created_at >= since, SD.status == "active")).scalar_one()
+        requests, decided, vetoed = int(totals[0]), int(totals[1] or 0), int(totals[2] or 0)
+        return {
+            "window_days": COMPLIANCE_WINDOW.days,
+            "seed_match_rate": _target(int(matched), requests, 0.60, "above",
+                                       counts={"matched": int(matched), "requests": requests}),
+            "veto_rate": _target(vetoed, decided, 0.05, "below",
+                                 counts={"vetoed": vetoed, "decided": decided}),
         }
 
     def list_agents(self, *, status: str | None = None, industry: str | None = None,
@@ -597,19 +695,26 @@ class GovernanceService:
 
     # ------------------------------------------------------------------ seeds
     @staticmethod
-    def seed_view(s: Seed) -> dict[str, Any]:
-        return {"id": s.id, "title": s.title, "description": s.description,
-                "conditions": s.conditions, "auto_approve": s.auto_approve, "status": s.status,
-                "metrics": {"matches": s.matches, "vetoes": s.vetoes,
-                            "match_rate": s.match_rate, "veto_rate": s.veto_rate},
-                "created_by": s.created_by, "created_at": rfc3339(s.created_at),
-                "updated_at": rfc3339(s.updated_at), "version": s.version}
+    def seed_view(s: Seed | Row[Any]) -> dict[str, Any]:
+        """A seed as the API shows it, from the model or a row of ``_SEED_COLUMNS``
+        (unpacked by position: a 200-seed page reads 2,800 fields)."""
+        fields: tuple[Any, ...] = (tuple(s) if isinstance(s, Row)
+                                   else tuple(getattr(s, c.key) for c in _SEED_COLUMNS))
+        (id_, title, description, conditions, auto_approve, status, matches, vetoes,
+         match_rate, veto_rate, created_by, created_at, updated_at, version) = fields
+        return {"id": id_, "title": title, "description": description,
+                "conditions": conditions, "auto_approve": auto_approve, "status": status,
+                "metrics": {"matches": matches, "vetoes": vetoes, "match_rate": match_rate,
+                            "veto_rate": veto_rate},
+                "created_by": created_by, "created_at": rfc3339(created_at),
+                "updated_at": rfc3339(updated_at), "version": version}
 
     def list_seeds(self, *, since: int | None = None, cursor: str | None = None,
                    limit: int = 50, q: str | None = None, status: str | None = None
                    ) -> tuple[list[dict[str, Any]], str | None, int, list[str]]:
         """Seeds (changed after ``since``), next cursor, current version, ids deleted."""
-        query = select(Seed)
+        # Plain rows, not models: a 200-seed page skips building and tracking 200 instances.
+        query = select(*_SEED_COLUMNS)
         if since is not None:
             query = query.where(SD.version > since)
         if status:
@@ -625,7 +730,7 @@ class GovernanceService:
         query = query.order_by(SD.id).limit(limit + 1)
         with self.db.session() as session:
             version = self._current(session, "seeds")
-            rows = session.execute(query).scalars().all()
+            rows = session.execute(query).all()
             deleted = self._tombstones(session, "seeds", since)
         items = [self.seed_view(s) for s in rows[:limit]]
         return items, encode_cursor(rows[limit - 1].id) if len(rows) > limit else None, \
@@ -664,7 +769,7 @@ class GovernanceService:
                                "conditions": conditions, "auto_approve": auto_approve,
                                "status": status})
         with self._write() as tx:
-            replay = self._idempotent(tx.session, actor.sub, key, fingerprint)
+            replay = self._idempotent(tx, actor.sub, key, fingerprint)
             if replay is not None:
                 return replay.status_code, replay.body, True
             number = self._next(tx.session, "seed_ids")
@@ -681,7 +786,7 @@ class GovernanceService:
                        correlation_id=actor.request_id, causation_id=key, user_id=actor.sub)
             body = {"data": self.seed_view(seed), "meta": self._meta(actor, tx.now)}
             body["meta"]["version"] = seed.version
-            self._remember(tx.session, actor.sub, key, fingerprint, 201, body, tx.now)
+            self._remember(tx, actor.sub, key, fingerprint, 201, body)
         return 201, body, False
 
     def delete_seed(self, actor: Actor, seed_id: str) -> int:
@@ -701,6 +806,25 @@ class GovernanceService:
                        correlation_id=actor.request_id, user_id=actor.sub)
         return version
 
+    def retire_seed(self, actor: Actor, seed_id: str, reason: str) -> dict[str, Any]:
+        """Retire a seed: from now on it matches and auto-approves nothing; its record and
+        metrics stay, and delta readers receive it with its new version. Retiring a
+        retired seed changes nothing (the same answer, the same version)."""
+        with self._write() as tx:
+            seed = tx.session.get(Seed, seed_id, with_for_update=True)
+            if seed is None:
+                raise NotFound(f"Seed {seed_id!r} does not exist; refresh the seeds list.",
+                               details={"id": seed_id})
+            if seed.status != "retired":
+                seed.status = "retired"
+                seed.version = self._next(tx.session, "seeds")
+                seed.updated_at = tx.now
+                tx.session.flush()
+                self._emit(tx, ev.SEED_CHANGED, {"seed_id": seed_id, "change": "retired",
+                                                 "version": seed.version, "reason": reason},
+                           correlation_id=actor.request_id, user_id=actor.sub)
+            return self.seed_view(seed)
+
     def _backtest_seed(self, tx: _Tx, seed: Seed) -> None:
         """Record which past requests the seed matches fully, then its metrics."""
         rule = SeedRule(seed.id, seed.title, seed.conditions, seed.auto_approve, "active")
@@ -716,6 +840,13 @@ class GovernanceService:
 
     def _recompute_metrics(self, tx: _Tx, seed_ids: Sequence[str] | None = None) -> None:
         """Metrics from the record: full matches, and how many of those were vetoed."""
+        # The seeds are locked first: on PostgreSQL the counts read after the lock include
+        # what another replica's veto committed meanwhile (counted before it, one would be
+        # lost when both write their metrics).
+        query = select(Seed).order_by(SD.id).with_for_update()
+        if seed_ids is not None:
+            query = query.where(SD.id.in_(list(seed_ids)))
+        seeds = tx.session.execute(query).scalars().all()
         total = tx.session.execute(select(func.count()).select_from(ApprovalRequest)
                                    ).scalar_one()
         stats = dict(
@@ -725,10 +856,7 @@ class GovernanceService:
                        .label("vetoes"))
                 .join(ApprovalRequest, AR.id == SML.approval_id)
                 .group_by(SML.seed_id)).all())
-        query = select(Seed).with_for_update()
-        if seed_ids is not None:
-            query = query.where(SD.id.in_(list(seed_ids)))
-        for seed in tx.session.execute(query).scalars().all():
+        for seed in seeds:
             matches, vetoes = stats.get(seed.id, (0, 0))
             vetoes = int(vetoes or 0)
             values = (int(matches), vetoes, round(matches / total, 4) if total else 0.0,
@@ -757,16 +885,18 @@ class GovernanceService:
                        requester: str, capabilities: Sequence[str], wasm_module: bytes,
                        daily_token_budget: int, monthly_cost_usd: float,
                        stage: str = "governor_approval", created_at: datetime | None = None,
-                       correlation_id: str | None = None, match_seeds: bool = True
-                       ) -> dict[str, Any]:
+                       correlation_id: str | None = None, match_seeds: bool = True,
+                       submission_key: str | None = None,
+                       wasm_report: dict[str, Any] | None = None) -> dict[str, Any]:
         """A new agent-creation request arrives from the platform's pipeline.
 
         From ``governor_approval`` on, it is matched against the active seeds: a full match
-        with an auto-approving seed auto-approves it into the veto window.
+        with an auto-approving seed auto-approves it into the veto window. With
+        ``submission_key`` (``submit_agent``) the key is recorded in the same transaction;
+        ``wasm_report`` is ``validate_module(wasm_module)``'s, when the caller has it already.
         """
-        for capability in capabilities:
-            caps.parse(capability)
-        report = validate_module(wasm_module).as_dict()
+        capabilities = caps.checked(capabilities)
+        report = wasm_report or validate_module(wasm_module).as_dict()
         with self._write() as tx:
             now = created_at or tx.now
             number = self._next(tx.session, "approval_ids")
@@ -785,9 +915,10 @@ class GovernanceService:
             request = ApprovalRequest(
                 id=approval_id, agent_id=agent_id, agent_name=agent_name, agent_kind=agent_kind,
                 requester=requester, industry=industry, status="pending_approval", stage=stage,
-                version=1, pipeline=pl.new_pipeline(stage, now),
+                version=1, pipeline=[],
                 capabilities=list(capabilities), budget=budget, wasm_module=wasm_module,
                 wasm_report=report, seed_matches=[], created_at=now, updated_at=now)
+            request.pipeline = pl.new_pipeline(stage, now, self._attest(request))
             if not report["valid"] and stage in ("genesis_certification", "architect_review"):
                 request.pipeline[pl.STAGES.index(stage)]["notes"] = (
                     "Waiting: the WASM validation report has errors.")
@@ -799,6 +930,10 @@ class GovernanceService:
             if pl.STAGES.index(stage) >= pl.STAGES.index("governor_approval") and match_seeds:
                 self._route(tx, request, rules, now, correlation)
             tx.session.add(request)
+            if submission_key is not None:
+                tx.session.add(AgentSubmission(
+                    key=submission_key, approval_id=approval_id, submitter=requester,
+                    module_sha256=report["sha256"], created_at=now))
             tx.session.flush()
             if links:
                 tx.session.execute(insert(SeedMatchLink), links)
@@ -807,6 +942,45 @@ class GovernanceService:
         if request.veto_deadline:
             self._deadline_set(request.veto_deadline)
         return self.get_approval(approval_id)
+
+    def submit_agent(self, *, submitter: str, agent_name: str, agent_kind: str, industry: str,
+                     capabilities: Sequence[str], wasm_module: bytes,
+                     daily_token_budget: int, monthly_cost_usd: float,
+                     wasm_report: dict[str, Any] | None = None,
+                     module_file: Path | None = None) -> tuple[dict[str, Any], bool]:
+        """A submitter's module and declaration become a request at the governor.
+
+        Returns the request and whether it is new: the same module (SHA-256) with the same
+        declaration from the same submitter is the request made the first time. The module
+        goes to ``self.modules`` (``module_file``, holding the same bytes, is moved there),
+        not into the request's row.
+        """
+        report = wasm_report or validate_module(wasm_module).as_dict()
+        declaration = {"submitter": submitter, "module_sha256": report["sha256"],
+                       "agent_name": agent_name, "agent_kind": agent_kind,
+                       "industry": industry, "capabilities": sorted(capabilities),
+                       "daily_token_budget": daily_token_budget,
+                       "monthly_cost_usd": monthly_cost_usd}
+        key = _digest(declaration)
+        existing = self._submitted(key)
+        if existing is None:
+            self.modules.put(report["sha256"], wasm_module, module_file)
+            try:
+                return self.submit_request(
+                    agent_name=agent_name, industry=industry, agent_kind=agent_kind,
+                    requester=submitter, capabilities=capabilities, wasm_module=b"",
+                    daily_token_budget=daily_token_budget, monthly_cost_usd=monthly_cost_usd,
+                    submission_key=key, wasm_report=report), True
+            except IntegrityError:  # a twin (another process) committed first
+                existing = self._submitted(key)
+                if existing is None:
+                    raise
+        return self.get_approval(existing), False
+
+    def _submitted(self, key: str) -> str | None:
+        with self.db.engine.connect() as conn:
+            found = conn.execute(select(SB.approval_id).where(SB.key == key)).scalar()
+        return None if found is None else str(found)
 
     def _route(self, tx: _Tx, request: ApprovalRequest, rules: list[SeedRule], now: datetime,
                correlation: str) -> None:
@@ -843,7 +1017,7 @@ class GovernanceService:
                     details={"status": request.status, "decided_by": request.decided_by,
                              "decided_at": rfc3339(request.decided_at)
                              if request.decided_at else None})
-            request.pipeline = pl.advance(request.pipeline, tx.now)
+            request.pipeline = pl.advance(request.pipeline, tx.now, self._attest(request))
             request.stage = pl.current_stage(request.pipeline)
             request.version += 1
             request.updated_at = tx.now
@@ -855,6 +1029,22 @@ class GovernanceService:
         if request.veto_deadline:
             self._deadline_set(request.veto_deadline)
         return self.get_approval(approval_id)
+
+    def _attest(self, request: ApprovalRequest) -> pl.Attest:
+        """The evidence of ``request``'s stages, judged from its own facts."""
+        budget = request.budget or {}
+        subject = Subject(
+            approval_id=request.id, agent_id=request.agent_id, agent_name=request.agent_name,
+            industry=request.industry, requester=request.requester,
+            capabilities=tuple(request.capabilities or ()),
+            # A submitted module is kept on disk by its digest (the row holds no bytes): the
+            # report's SHA-256 is the module's, whichever way it arrived.
+            module_sha256=(request.wasm_report or {}).get("sha256")
+            or hashlib.sha256(request.wasm_module).hexdigest(),
+            wasm_report=request.wasm_report or {},
+            daily_token_budget=int(budget.get("daily_token_budget", 0)),
+            monthly_cost_usd=float(budget.get("monthly_cost_usd", 0.0)))
+        return lambda stage, when: self.attestor.attest(stage, subject, when)
 
     def early_requests(self) -> list[str]:
         """Pending requests still in a review stage before the governor's."""
@@ -897,15 +1087,18 @@ class GovernanceService:
             return []
         results: list[DecisionResult] = []
         with self._write() as tx:
-            keys = list({c.key for c in commands})
+            keys = sorted({c.key for c in commands})
+            # Claimed first: a send of the same key on another replica waits here until
+            # this transaction ends, then reads what it stored and replays it.
+            self._claim_keys(tx, actor.sub, keys)
             records = {r.key: r for r in tx.session.execute(
                 select(IR.key, IR.request_hash, IR.status_code, IR.body)
-                .where(IR.sub == actor.sub, IR.key.in_(keys))).all()}
-            ids = list({c.approval_id for c in commands})
+                .where(IR.sub == actor.sub, IR.key.in_(keys),
+                       IR.status_code != _CLAIMED)).all()}
+            ids = sorted({c.approval_id for c in commands})
             columns = _DETAIL_COLUMNS if full_detail else _CHANGE_COLUMNS
             represent = self._detail if full_detail else self._change
-            approvals = {r.id: dict(r._mapping) for r in tx.session.execute(
-                select(*columns).where(AR.id.in_(ids)).with_for_update()).all()}
+            approvals = {r["id"]: r for r in self._lock_approvals(tx, ids, columns)}
             original = {k: (v["version"]) for k, v in approvals.items()}
             decisions: list[tuple[dict[str, Any], DecisionCommand]] = []
             remembered: list[dict[str, Any]] = []
@@ -970,6 +1163,7 @@ class GovernanceService:
                            correlation_id=actor.request_id or command.approval_id,
                            causation_id=command.key, user_id=actor.sub)
             self._persist_decisions(tx, approvals, original, decisions, remembered)
+            self._release_claims(tx, actor.sub, keys)
             if vetoed_any:
                 self._recompute_metrics(tx)
             if also is not None:
@@ -1048,6 +1242,26 @@ class GovernanceService:
                      decision_note=note[:2000], updated_at=now,
                      stage=pl.current_stage(state["pipeline"]))
 
+    def _lock_approvals(self, tx: _Tx, ids: Sequence[str], columns: Sequence[Any]
+                        ) -> list[dict[str, Any]]:
+        """The ``columns`` of the requests ``ids`` (in id order) as dicts, row-locked until
+        the commit (SQLite: the transaction holds the write lock already). On SQLite through
+        the driver: SQLAlchemy's per-row result processing of 500 requests cost more than
+        the query."""
+        if not self.db.is_sqlite:
+            return [dict(r._mapping) for r in tx.session.execute(
+                select(*columns).where(AR.id.in_(ids)).order_by(AR.id)
+                .with_for_update()).all()]
+        names = [c.name for c in columns]
+        read: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            chunk = ids[start:start + 500]
+            rows = self._raw(tx).execute(
+                f"SELECT {', '.join(names)} FROM approval_requests WHERE id IN "
+                f"({', '.join('?' for _ in chunk)}) ORDER BY id", chunk).fetchall()
+            read.extend(_from_sqlite(APPROVALS, names, rows))
+        return read
+
     def _persist_decisions(self, tx: _Tx, approvals: dict[str, dict[str, Any]],
                            original: dict[str, int],
                            decisions: list[tuple[dict[str, Any], DecisionCommand]],
@@ -1072,7 +1286,7 @@ class GovernanceService:
                 {"decision_id": decision_id, "name": a.name, "content_type": a.content_type,
                  "size": len(a.data), "sha256": hashlib.sha256(a.data).hexdigest(),
                  "data": self._sealed(a.data, decision_id)} for a in command.attachments])
-        self._bulk_insert(tx, IR.key.table, remembered)
+        self._store_responses(tx, remembered)
 
     def _sealed(self, data: bytes, decision_id: int) -> bytes:
         seal = self.seal_attachment
@@ -1116,10 +1330,50 @@ class GovernanceService:
         return tx.session.connection().connection.driver_connection
 
     # ------------------------------------------------------------------ idempotency
-    def _idempotent(self, session: Session, sub: str, key: str, fingerprint: str
+    # Several stub processes on one PostgreSQL database must agree on who answers a key
+    # first. Each write claims its keys before anything else: an ``INSERT ... ON CONFLICT
+    # DO NOTHING`` of a placeholder row (status ``_CLAIMED``) under the (sub, key) primary
+    # key. A second claim of the same key blocks until the first transaction ends; it then
+    # finds the stored answer (replayed) or nothing (the first was rolled back or rejected,
+    # and this one owns the key). The placeholder becomes the stored answer, or is deleted,
+    # before the commit, so no other transaction ever sees one. On SQLite, ``BEGIN
+    # IMMEDIATE`` (``_write``) already makes every writer wait for the one before it.
+    def _claim_keys(self, tx: _Tx, sub: str, keys: Sequence[str]) -> None:
+        if self.db.is_sqlite or not keys:
+            return
+        # Sorted by the caller, so two batches sharing keys take them in the same order.
+        tx.session.execute(
+            pg_insert(IR.key.table).on_conflict_do_nothing(index_elements=["sub", "key"]),
+            [{"sub": sub, "key": key, "request_hash": "", "status_code": _CLAIMED,
+              "body": {}, "created_at": tx.now} for key in keys])
+
+    def _release_claims(self, tx: _Tx, sub: str, keys: Sequence[str]) -> None:
+        """Drop the placeholders of keys this write did not answer (rejected decisions are
+        not remembered): a later send of the key is judged afresh."""
+        if self.db.is_sqlite or not keys:
+            return
+        tx.session.execute(delete(IdempotencyRecord).where(
+            IR.sub == sub, IR.key.in_(keys), IR.status_code == _CLAIMED))
+
+    def _store_responses(self, tx: _Tx, rows: list[dict[str, Any]]) -> None:
+        """Store answers to replay: over this write's placeholders on PostgreSQL."""
+        if not rows:
+            return
+        if self.db.is_sqlite:
+            self._bulk_insert(tx, IR.key.table, rows)
+            return
+        stmt = pg_insert(IR.key.table)
+        tx.session.execute(stmt.on_conflict_do_update(
+            index_elements=["sub", "key"],
+            set_={c: stmt.excluded[c] for c in ("request_hash", "status_code", "body",
+                                                "created_at")}), rows)
+
+    def _idempotent(self, tx: _Tx, sub: str, key: str, fingerprint: str
                     ) -> IdempotencyRecord | None:
+        self._claim_keys(tx, sub, [key])
+        session = tx.session
         record = session.get(IdempotencyRecord, (sub, key))
-        if record is None:
+        if record is None or record.status_code == _CLAIMED:
             return None
         if record.request_hash != fingerprint:
             raise IdempotencyKeyReused(
@@ -1127,11 +1381,11 @@ class GovernanceService:
                 "for a new request.", details={"key": key})
         return record
 
-    @staticmethod
-    def _remember(session: Session, sub: str, key: str, fingerprint: str, status_code: int,
-                  body: dict[str, Any], now: datetime) -> None:
-        session.add(IdempotencyRecord(sub=sub, key=key, request_hash=fingerprint,
-                                      status_code=status_code, body=body, created_at=now))
+    def _remember(self, tx: _Tx, sub: str, key: str, fingerprint: str, status_code: int,
+                  body: dict[str, Any]) -> None:
+        self._store_responses(tx, [{"sub": sub, "key": key, "request_hash": fingerprint,
+                                    "status_code": status_code, "body": body,
+                                    "created_at": tx.now}])
 
     def purge_idempotency_keys(self) -> int:
         """Forget keys older than the 7 days the contract promises."""
@@ -1144,12 +1398,13 @@ class GovernanceService:
     def add_agent(self, *, name: str, industry: str, kind: str, status: str = "active",
                   tokens_limit: int, tokens_used: int = 0, cost_limit_usd: float = 0.0,
                   cost_used_usd: float = 0.0, capabilities: Sequence[str] = ()) -> str:
-        for capability in capabilities:
-            caps.parse(capability)
+        capabilities = caps.checked(capabilities)
         with self._write() as tx:
             agent_id = f"AGT-{self._next(tx.session, 'agent_ids'):04d}"
-            share = _utilisation(tokens_used, tokens_limit) * 100
-            level = max([t for t in BUDGET_THRESHOLDS if share >= t], default=0)
+            share = _utilisation(tokens_used, tokens_limit)
+            # An agent that arrives over a threshold has it known, not announced, today.
+            level = max(self.budgets.announce(agent_id, share, day=tx.now.date().isoformat(),
+                                              conn=tx.session.connection()), default=0)
             tx.session.add(Agent(id=agent_id, name=name, industry=industry, kind=kind,
                                  status=status, tokens_used=tokens_used,
                                  tokens_limit=tokens_limit, cost_used_usd=cost_used_usd,
@@ -1159,7 +1414,8 @@ class GovernanceService:
 
     def consume_budget(self, agent_id: str, tokens: int, *, correlation_id: str | None = None
                        ) -> list[int]:
-        """Charge an agent's daily budget; announce each 80 % / 95 % threshold it crosses."""
+        """Charge an agent's daily budget; announce each 80 % / 95 % threshold it reached,
+        once per agent per day (``ResourceManager.announce``, in this transaction)."""
         with self._write() as tx:
             agent = tx.session.get(Agent, agent_id, with_for_update=True)
             if agent is None:
@@ -1168,7 +1424,8 @@ class GovernanceService:
             agent.cost_used_usd += tokens * 0.000002
             agent.updated_at = tx.now
             share = _utilisation(agent.tokens_used, agent.tokens_limit)
-            crossed = [t for t in BUDGET_THRESHOLDS if share * 100 >= t > agent.alert_level]
+            crossed = self.budgets.announce(agent.id, share, day=tx.now.date().isoformat(),
+                                            conn=tx.session.connection())
             for threshold in crossed:
                 self._emit(tx, ev.BUDGET_THRESHOLD,
                            {"agent_id": agent.id, "agent_name": agent.name,

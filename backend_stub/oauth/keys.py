@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+from jwt.api_jws import PyJWS
 
 from backend_stub.clock import Clock
 from backend_stub.oauth.store import KeyRecord, OAuthStore
@@ -128,6 +129,14 @@ class KeyRing:
         self._store.delete_keys_retired_before(now - self._grace - 3600)
         self._reload()
         return kid
+
+    def sign_payload(self, payload: bytes) -> tuple[str, str]:
+        """(kid, compact JWS over ``payload``) with the current key: verifiable with the
+        JWKS for as long as the key is published (tokens' and certificates' alike)."""
+        key = self.signing_key()
+        jws = PyJWS().encode(payload, key.private_key, algorithm=ALGORITHM,
+                             headers={"kid": key.kid, "cty": "json"})
+        return key.kid, jws
 
     def jwks(self) -> dict[str, Any]:
         keys = []

@@ -74,4 +74,14 @@ def _create_tables(conn: Connection) -> None:
         conn.execute(text(ddl))
 
 
-MIGRATIONS: list[Migration] = [Migration("oauth_0001_tables", _create_tables)]
+def _create_client_secrets(conn: Connection) -> None:
+    # Generated client secrets (the resource server's when no setting names one): kept in
+    # the database so every stub process sharing it agrees on them.
+    conn.execute(text("""CREATE TABLE oauth_client_secrets (
+        client_id TEXT PRIMARY KEY,
+        secret TEXT NOT NULL
+    )"""))
+
+
+MIGRATIONS: list[Migration] = [Migration("oauth_0001_tables", _create_tables),
+                               Migration("oauth_0002_client_secrets", _create_client_secrets)]

@@ -7,19 +7,21 @@ OAuth endpoints answer in RFC 6749 form, not in the API's envelope (contract).
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from string import Template
 from typing import Any
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from backend_stub.oauth.keys import ALGORITHM, KeyRing
+from backend_stub.oauth.keys import KeyRing
 from backend_stub.oauth.passwords import DUMMY_HASH, verify_password
 from backend_stub.oauth.ratelimit import LoginLimiter
 from backend_stub.oauth.server import (
@@ -67,11 +69,10 @@ class OAuthService:
                                       "urn:ietf:params:oauth:grant-type:device_code"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": ["none"],
-            "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic",
-                                                           "client_secret_post"],
+            # Only the app revokes (its own tokens); only the resource server introspects.
+            "revocation_endpoint_auth_methods_supported": ["none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
                                                               "client_secret_post"],
-            "token_endpoint_auth_signing_alg_values_supported": [ALGORITHM],
             "authorization_response_iss_parameter_supported": True,
         }
 
@@ -106,8 +107,34 @@ def _to_response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
     hdrs = dict(headers)
     if isinstance(body, dict):
         hdrs.pop("Content-Type", None)
+        # Every JSON answer of an OAuth endpoint, success or error, may carry a token or
+        # say something about one: never cached (RFC 6749 §5.1, §5.2).
+        hdrs.update(_NO_STORE)
         return JSONResponse(body, status_code=status, headers=hdrs)
     return Response(body or b"", status_code=status, headers=hdrs)
+
+
+def _repeated(oauth_req: PlainOAuth2Request) -> list[str]:
+    """Parameters sent more than once (in the query, the body, or both)."""
+    return sorted(k for k, v in oauth_req.payload.datalist.items() if len(v) > 1)
+
+
+def _repeated_error(names: list[str]) -> InvalidRequestError:
+    # RFC 6749 §3.1, §3.2: "Request and response parameters MUST NOT be included more than
+    # once."
+    return InvalidRequestError(f"Parameter {', '.join(map(repr, names))} is sent more than "
+                               "once; send each parameter once.")
+
+
+async def _endpoint(request: Request, run: Callable[[PlainOAuth2Request], Any]) -> Response:
+    """A JSON OAuth endpoint: refuses repeated parameters, then lets Authlib answer."""
+    service = _service(request)
+    oauth_req = await _oauth_request(request)
+    repeated = _repeated(oauth_req)
+    if repeated:
+        return _to_response(service.server.handle_error_response(
+            oauth_req, _repeated_error(repeated)))
+    return _to_response(await run_in_threadpool(run, oauth_req))
 
 
 def _with_iss(result: tuple[int, Any, list[tuple[str, str]]], issuer: str
@@ -140,6 +167,25 @@ def _service(request: Request) -> OAuthService:
     return service
 
 
+def _consent_grant(service: OAuthService, oauth_req: PlainOAuth2Request) -> Any:
+    """Authlib's validation of an authorization request, after refusing repeated
+    parameters: with a repeated client_id or redirect_uri there is nowhere safe to redirect
+    to (an error page); otherwise the error goes to the validated redirect URI
+    (RFC 6749 §4.1.2.1)."""
+    repeated = _repeated(oauth_req)
+    if repeated:
+        error = _repeated_error(repeated)
+        data = oauth_req.payload.data
+        client = service.server.query_client(data.get("client_id", ""))
+        redirect_uri = data.get("redirect_uri", "")
+        if (not {"client_id", "redirect_uri"} & set(repeated) and client is not None
+                and client.check_redirect_uri(redirect_uri)):
+            error.redirect_uri = redirect_uri
+            error.state = data.get("state")
+        raise error
+    return service.server.get_consent_grant(oauth_req)
+
+
 def _authorize_error(service: OAuthService, oauth_req: PlainOAuth2Request,
                      error: OAuth2Error) -> Response:
     if error.redirect_uri:
@@ -169,34 +215,55 @@ def _login_form(oauth_req: PlainOAuth2Request, *, error: str | None = None,
     return _page("Sign in", body, status, headers)
 
 
+_STATUS_TEXT = {
+    302: "Redirect to the client's redirect_uri: the code, or an RFC 6749 error, each with "
+         "iss (RFC 9207)",
+    400: "RFC 6749 error body (invalid_request, invalid_grant, unsupported_grant_type, "
+         "authorization_pending, slow_down, expired_token ...); on the HTML pages, a "
+         "sign-in link or device code that is not valid",
+    401: "invalid_client; on the HTML forms, a wrong username or password",
+    413: "PAYLOAD_TOO_LARGE: the body is over 8 MB",
+    429: "RATE_LIMITED (too many requests), or on the HTML forms too many failed sign-ins; "
+         "Retry-After says for how long",
+    500: "INTERNAL: the stub failed; retry later",
+}
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses``: the route's own statuses, the rate limit's 429 and 500, and
+    413 for a route that reads a body."""
+    return {code: {"description": _STATUS_TEXT[code]} for code in sorted({*codes, 429, 500})}
+
+
 def build_router() -> APIRouter:
     router = APIRouter(tags=["oauth"])
 
-    @router.get("/.well-known/oauth-authorization-server")
+    @router.get("/.well-known/oauth-authorization-server", responses=_responses())
     async def metadata(request: Request) -> JSONResponse:
         return JSONResponse(_service(request).metadata())
 
-    @router.get("/oauth/jwks.json")
+    @router.get("/oauth/jwks.json", responses=_responses())
     async def jwks(request: Request) -> JSONResponse:
         return JSONResponse(_service(request).keys.jwks(),
                             headers={"Cache-Control": "public, max-age=60"})
 
-    @router.get("/oauth/authorize", response_model=None)
+    @router.get("/oauth/authorize", response_model=None, responses=_responses(302, 400))
     async def authorize_form(request: Request) -> Response:
         service = _service(request)
         oauth_req = await _oauth_request(request)
         try:
-            await run_in_threadpool(service.server.get_consent_grant, oauth_req)
+            await run_in_threadpool(_consent_grant, service, oauth_req)
         except OAuth2Error as error:
             return _authorize_error(service, oauth_req, error)
         return _login_form(oauth_req)
 
-    @router.post("/oauth/authorize", response_model=None)
+    @router.post("/oauth/authorize", response_model=None, status_code=302,
+                 responses=_responses(400, 401, 413))
     async def authorize_submit(request: Request) -> Response:
         service = _service(request)
         oauth_req = await _oauth_request(request)
         try:
-            grant = await run_in_threadpool(service.server.get_consent_grant, oauth_req)
+            grant = await run_in_threadpool(_consent_grant, service, oauth_req)
         except OAuth2Error as error:
             return _authorize_error(service, oauth_req, error)
         username = oauth_req.form.get("username", "")
@@ -217,39 +284,33 @@ def build_router() -> APIRouter:
                                          oauth_req, user, grant)
         return _to_response(_with_iss(result, service.issuer))
 
-    @router.post("/oauth/token", response_model=None)
+    @router.post("/oauth/token", response_model=None, responses=_responses(400, 401, 413))
     async def token(request: Request) -> Response:
-        service = _service(request)
-        oauth_req = await _oauth_request(request)
-        return _to_response(await run_in_threadpool(service.server.create_token_response,
-                                                    oauth_req))
+        return await _endpoint(request, _service(request).server.create_token_response)
 
-    @router.post("/oauth/device_authorization", response_model=None)
+    @router.post("/oauth/device_authorization", response_model=None,
+                 responses=_responses(400, 401, 413))
     async def device_authorization(request: Request) -> Response:
-        service = _service(request)
-        oauth_req = await _oauth_request(request)
-        return _to_response(await run_in_threadpool(
-            service.server.create_endpoint_response, "device_authorization", oauth_req))
+        return await _endpoint(request, partial(_service(request).server
+                                                .create_endpoint_response,
+                                                "device_authorization"))
 
-    @router.post("/oauth/revoke", response_model=None)
+    @router.post("/oauth/revoke", response_model=None, responses=_responses(400, 401, 413))
     async def revoke(request: Request) -> Response:
-        service = _service(request)
-        oauth_req = await _oauth_request(request)
-        return _to_response(await run_in_threadpool(
-            service.server.create_endpoint_response, "revocation", oauth_req))
+        return await _endpoint(request, partial(_service(request).server
+                                                .create_endpoint_response, "revocation"))
 
-    @router.post("/oauth/introspect", response_model=None)
+    @router.post("/oauth/introspect", response_model=None,
+                 responses=_responses(400, 401, 413))
     async def introspect(request: Request) -> Response:
-        service = _service(request)
-        oauth_req = await _oauth_request(request)
-        return _to_response(await run_in_threadpool(
-            service.server.create_endpoint_response, "introspection", oauth_req))
+        return await _endpoint(request, partial(_service(request).server
+                                                .create_endpoint_response, "introspection"))
 
-    @router.get("/oauth/device", response_model=None)
+    @router.get("/oauth/device", response_model=None, responses=_responses())
     async def device_form(request: Request, user_code: str = "") -> Response:
         return _device_form(user_code=user_code)
 
-    @router.post("/oauth/device", response_model=None)
+    @router.post("/oauth/device", response_model=None, responses=_responses(400, 401, 413))
     async def device_submit(request: Request) -> Response:
         service = _service(request)
         form = await request.form()

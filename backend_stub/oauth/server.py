@@ -18,7 +18,7 @@ import secrets
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -49,6 +49,7 @@ from backend_stub.oauth.access_tokens import (
     IssuedAccessToken,
     TokenValidator,
 )
+from backend_stub.oauth.client_auth import authenticate_client
 from backend_stub.oauth.store import (
     CodeRecord,
     DeviceRecord,
@@ -60,12 +61,13 @@ from backend_stub.oauth.store import (
 log = logging.getLogger("backend_stub.oauth")
 
 APP_CLIENT_ID = "governor-app"
-SCOPES = ("governance:read", "governance:write", "veto:execute")
+SCOPES = ("governance:read", "governance:write", "veto:execute", "agents:submit")
 APP_SCHEME_REDIRECT = "com.waooaw.governor:/callback"
 _LOOPBACK_REDIRECT = re.compile(r"^http://127\.0\.0\.1:(\d{1,5})/callback$")
 CODE_TTL_S = 60
 DEVICE_CODE_TTL_S = 600
 DEVICE_POLL_INTERVAL_S = 5
+KNOWN_HINTS = ("access_token", "refresh_token")
 
 
 def is_registered_redirect(uri: str) -> bool:
@@ -84,6 +86,9 @@ class Client(ClientMixin):
     grant_types: frozenset[str]
     auth_methods: frozenset[str]
     endpoints: frozenset[str]
+    # The resource server may introspect any client's tokens (RFC 7662 §2.1); other
+    # clients only their own.
+    introspects_all: bool = False
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -119,10 +124,11 @@ def make_clients(introspection_client_id: str, introspection_secret: str) -> dic
         frozenset({"none"}),
         frozenset({"token", "revocation", "device_authorization"}),
     )
+    # It is issued no tokens, so it has nothing to revoke (RFC 7009 §2.1).
     resource_server = Client(
         introspection_client_id, introspection_secret, frozenset(),
         frozenset({"client_secret_basic", "client_secret_post"}),
-        frozenset({"introspection", "revocation"}),
+        frozenset({"introspection"}), introspects_all=True,
     )
     return {app.client_id: app, resource_server.client_id: resource_server}
 
@@ -192,7 +198,8 @@ class TokenRef:
     family_id: str | None = None
 
     def check_client(self, client: Client) -> bool:
-        return client.client_id == self.client_id or "introspection" in client.endpoints
+        """Whether ``client`` is the one this token was issued to (RFC 7009 §2.1)."""
+        return client.client_id == self.client_id
 
     def get_scope(self) -> str:
         return self.scope
@@ -234,6 +241,12 @@ class GovernanceAuthorizationServer(AuthorizationServer):
     # Authlib's integration points
     def query_client(self, client_id: str) -> Client | None:
         return self.clients.get(client_id)
+
+    def authenticate_client(self, request: PlainOAuth2Request, methods: Sequence[str],
+                            endpoint: str = "token") -> Client:
+        # One method per request, tried alone (client_auth.py); never Authlib's fallback
+        # from a failed secret to the public "none" method.
+        return cast(Client, authenticate_client(self.query_client, request, methods, endpoint))
 
     def create_oauth2_request(self, request: PlainOAuth2Request) -> PlainOAuth2Request:
         return request
@@ -318,6 +331,8 @@ class GovernanceAuthorizationServer(AuthorizationServer):
     def lookup_token(self, token: str, hint: str | None) -> TokenRef | None:
         """A refresh token (by hash) or an access token (by signature), for RFC 7009/7662."""
         now = self.now()
+        if hint not in KNOWN_HINTS:
+            hint = None  # an unknown hint is ignored (RFC 7009 §2.2, RFC 7662 §2.1)
         if hint != "access_token":
             rec = self.store.get_refresh_token(token)
             if rec is not None:
@@ -504,6 +519,20 @@ class GovernanceRevocationEndpoint(RevocationEndpoint):
     CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
     server: GovernanceAuthorizationServer
 
+    def check_params(self, request: PlainOAuth2Request, client: Client) -> None:
+        if not request.form.get("token"):
+            raise InvalidRequestError("Send the token to revoke in the 'token' parameter.")
+
+    def authenticate_token(self, request: PlainOAuth2Request, client: Client
+                           ) -> TokenRef | None:
+        """A token issued to another client is left alone and answered like an unknown one
+        (200): the caller learns nothing about it (RFC 7009 §2.1, §2.2)."""
+        self.check_params(request, client)
+        token = self.query_token(request.form["token"], request.form.get("token_type_hint"))
+        if token is None or not token.check_client(client):
+            return None
+        return token
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> TokenRef | None:
         return self.server.lookup_token(token_string, token_type_hint)
 
@@ -518,8 +547,14 @@ class GovernanceIntrospectionEndpoint(IntrospectionEndpoint):
     def query_token(self, token_string: str, token_type_hint: str | None) -> TokenRef | None:
         return self.server.lookup_token(token_string, token_type_hint)
 
+    def check_params(self, request: PlainOAuth2Request, client: Client) -> None:
+        if not request.form.get("token"):
+            raise InvalidRequestError("Send the token to introspect in the 'token' parameter.")
+
     def check_permission(self, token: TokenRef, client: Client, request: Any) -> bool:
-        return "introspection" in client.endpoints
+        """The resource server introspects every token; another client only its own, and
+        another client's token is ``{"active": false}`` to it (RFC 7662 §2.2)."""
+        return client.introspects_all or token.check_client(client)
 
     def introspect_token(self, token: TokenRef) -> dict[str, Any]:
         payload: dict[str, Any] = {

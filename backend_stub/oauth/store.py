@@ -126,11 +126,25 @@ class OAuthStore:
         return _user(row) if row else None
 
     def add_user(self, username: str, password_hash: str, scopes: Iterable[str]) -> None:
+        # No conflict target: the row is unique by username and by sub (the same value
+        # here), and of replicas starting together one may meet the other's row on the
+        # sub's index first (PostgreSQL raised there; found in CI's replicated tests).
         self._exec(
             "INSERT INTO oauth_users (username, sub, password_hash, scopes) "
-            "VALUES (:u, :u, :h, :s) ON CONFLICT (username) DO NOTHING",
+            "VALUES (:u, :u, :h, :s) ON CONFLICT DO NOTHING",
             u=username, h=password_hash, s=" ".join(sorted(scopes)),
         )
+
+    # --- generated client secrets ------------------------------------------------------
+    def client_secret(self, client_id: str, candidate: str) -> str:
+        """The stored secret of ``client_id``; ``candidate`` is stored first when there is
+        none. Of several processes starting together, the first insert wins for all."""
+        self._exec("INSERT INTO oauth_client_secrets (client_id, secret) VALUES (:c, :s) "
+                   "ON CONFLICT (client_id) DO NOTHING", c=client_id, s=candidate)
+        row = self._one("SELECT secret FROM oauth_client_secrets WHERE client_id = :c",
+                        c=client_id)
+        assert row is not None  # inserted just above
+        return str(row["secret"])
 
     # --- signing keys ------------------------------------------------------------------
     def load_keys(self) -> list[KeyRecord]:

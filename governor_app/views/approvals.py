@@ -8,18 +8,21 @@ from typing import Any
 
 import flet as ft
 
+from governor_app import addresses, state
 from governor_app import format as fmt
-from governor_app import state
 from governor_app.views.common import (
     action_button,
     empty,
     heading,
     icon_button,
     labelled,
+    not_found,
+    pull_to_refresh,
     section,
     text_field,
 )
-from governor_app.views.shell import Shell
+from governor_app.views.screen import Screen as Shell
+from sync.facade import ApprovalFilter
 
 TOPICS = ("approvals", "outbox")
 # Rows built per page: a screen and a half on a desktop, two on a phone. Each change of
@@ -29,9 +32,23 @@ PAGE_ROWS = 20
 LOAD_AHEAD_PX = 400
 
 
-def build_list(shell: Shell) -> ft.Control:
+def _memory(shell: Shell) -> dict[str, Any]:
+    """The list's filter, search and length, kept while the governor goes elsewhere."""
     mem: dict[str, Any] = shell.memory.setdefault("approvals", {"filter": "pending",
                                                                 "query": ""})
+    return mem
+
+
+def open_filtered(shell: Shell, filter: ApprovalFilter) -> None:
+    """Open the list showing ``filter`` (a dashboard figure leads here), search cleared."""
+    mem = _memory(shell)
+    mem.update(filter=filter, query="")
+    mem.pop("limit", None)
+    shell.go("/approvals")
+
+
+def build_list(shell: Shell) -> ft.Control:
+    mem = _memory(shell)
 
     def current() -> state.ApprovalListView:
         return state.approval_list_view(shell.client, mem["filter"], mem["query"],
@@ -40,9 +57,7 @@ def build_list(shell: Shell) -> ft.Control:
     shown: list[state.ApprovalListView] = [current()]
 
     def new_list() -> ft.ListView:
-        listed = ft.ListView(expand=True, spacing=4, scroll_interval=100)
-        listed.on_scroll = on_scroll
-        return listed
+        return ft.ListView(expand=True, spacing=4, scroll_interval=100)
 
     # The list control; replaced by a new one (scrolled to the top) when the list starts
     # again while scrolled down.
@@ -98,7 +113,7 @@ def build_list(shell: Shell) -> ft.Control:
             offset[0] = 0.0
             tiles.clear()  # the old list's controls stay with it
             rows[0] = new_list()
-            page_column.controls[-1] = rows[0]
+            page_column.controls[-1] = pull_to_refresh(shell, rows[0], on_scroll)
         refresh_rows()
 
     def on_scroll(e: ft.OnScrollEvent) -> None:
@@ -112,27 +127,32 @@ def build_list(shell: Shell) -> ft.Control:
         mem["query"] = e.control.value or ""
         start_again()
 
-    def on_filter(e: Any) -> None:
-        selected = e.control.selected
-        value = next(iter(selected)) if selected else "all"
+    def on_filter(value: ApprovalFilter) -> None:
         mem["filter"] = value
+        filters.controls = filter_buttons()
         start_again()
+
+    def filter_buttons() -> list[ft.Control]:
+        # Buttons that wrap onto a second line on a narrow phone: a segmented button
+        # in a scrolling row showed "Decided" as a sliver at 390 px.
+        return [ft.Semantics(selected=key == mem["filter"], content=(
+            ft.FilledButton(label, icon=ft.Icons.CHECK, on_click=lambda e, k=key: on_filter(k))
+            if key == mem["filter"] else
+            ft.OutlinedButton(label, on_click=lambda e, k=key: on_filter(k))))
+            for key, label in state.FILTERS]
 
     rows.append(new_list())
     search = text_field(shell, "Search requests", value=mem["query"], on_change=on_search,
                         prefix_icon=ft.Icons.SEARCH)
     shell.shortcuts["/"] = lambda: shell.spawn(search.focus())
     shell.shortcuts["slash"] = shell.shortcuts["/"]
-    filters = ft.SegmentedButton(
-        selected=[mem["filter"]], allow_empty_selection=False, allow_multiple_selection=False,
-        show_selected_icon=False, on_change=on_filter,
-        segments=[ft.Segment(value=key, label=ft.Text(label)) for key, label in state.FILTERS])
+    filters = ft.Row(filter_buttons(), wrap=True, spacing=6, run_spacing=6)
     fill(shown[0])
     # A change in the client re-reads the rows shown, in place (the search keeps focus).
     shell.refreshers.append(refresh_rows)
-    page_column = ft.Column([heading("Approvals"), ft.Row([filters], scroll=ft.ScrollMode.AUTO),
+    page_column = ft.Column([heading("Approvals"), filters,
                              search, labelled("approvals-shown", "Requests shown", count),
-                             rows[0]], expand=True, spacing=8)
+                             pull_to_refresh(shell, rows[0], on_scroll)], expand=True, spacing=8)
     return page_column
 
 
@@ -152,7 +172,7 @@ def approval_tile(shell: Shell, row: state.ApprovalRow) -> ft.Control:
         trailing = countdown
     tile = ft.Semantics(identifier=f"approval-{row.id}", content=ft.ListTile(
         title=ft.Text(row.title), subtitle=ft.Text(f"{row.status} · {row.subtitle}", size=12),
-        trailing=trailing, on_click=lambda e: shell.go(f"/approvals/{row.id}"), dense=True))
+        trailing=trailing, on_click=lambda e: shell.go(addresses.approval(row.id)), dense=True))
     tile.data = countdown
     return tile
 
@@ -165,15 +185,44 @@ def _countdown_of(shell: Shell, row: state.ApprovalRow, tile: ft.Control
     return tile.data, lambda: fmt.countdown_short(deadline, shell.now())
 
 
+def _refused(shell: Shell, approval_id: str) -> list[ft.Control]:
+    """The governor's own decisions on this request that the server refused: what
+    happened, why, and only the steps the app can take from here."""
+    out: list[ft.Control] = []
+    for row in state.refused_decisions(shell.client, approval_id, shell.now()):
+        def again(e: object, entry_id: str = row.id, title: str = row.title) -> None:
+            shell.decide(lambda: shell.client.decide_again(entry_id),
+                         f"{title}: queued again on the request as it is now.")
+
+        def discard(e: object, entry_id: str = row.id, title: str = row.title) -> None:
+            shell.decide(lambda: shell.client.discard(entry_id), f"{title}: discarded.")
+
+        buttons: list[ft.Control] = []
+        if row.can_decide_again:
+            buttons.append(action_button("Decide again", again, primary=True))
+        if row.can_discard:
+            buttons.append(action_button("Discard", discard))
+        words = f"Your decision was refused: {row.title}. {row.error}"
+        out.append(labelled("approval-refused", words, ft.Container(ft.Column([
+            ft.Text(f"Refused by the server: {row.title}", weight=ft.FontWeight.BOLD,
+                    color=ft.Colors.RED_800),
+            ft.Text(row.error or "", color=ft.Colors.BLACK),
+            ft.Row(buttons, wrap=True, spacing=6)], spacing=4, tight=True),
+            bgcolor=ft.Colors.RED_50, padding=8, border_radius=8)))
+    return out
+
+
 def build_detail(shell: Shell, approval_id: str) -> ft.Control:
     detail = shell.client.approval(approval_id)
     shell.signature = lambda: (shell.client.approval(approval_id),
-                               "veto-hold" in shell.memory)
+                               "veto-hold" in shell.memory,
+                               shell.client.receipt(approval_id),
+                               state.refused_decisions(shell.client, approval_id,
+                                                       shell.now()))
     back = icon_button(ft.Icons.ARROW_BACK, "Back to approvals",
                          on_click=lambda e: shell.go("/approvals"))
     if detail is None:
-        return ft.Column([ft.Row([back]), empty(
-            f"Request {approval_id!r} is not on this device. Sync, then open it again.")])
+        return not_found(shell, f"Request {approval_id!r}", "/approvals", "Go to approvals")
     v = state.approval_detail_view(detail, shell.account, shell.now())
 
     status_line: list[ft.Control] = [labelled("approval-status", f"Status: {v.status}",
@@ -193,12 +242,14 @@ def build_detail(shell: Shell, approval_id: str) -> ft.Control:
     if hold is not None and hold["approval_id"] == approval_id:
         left = ft.Text()
         window: state.UndoWindow = hold["window"]
-        left.value = f"Veto leaves this device in {window.left(shell.now()):.0f} s"
-        shell.tickers.append((left, lambda: f"Veto leaves this device in "
+        what: str = hold["what"]  # "Veto", "Approval": from this screen or a banner
+        left.value = f"{what} leaves this device in {window.left(shell.now()):.0f} s"
+        shell.tickers.append((left, lambda: f"{what} leaves this device in "
                                             f"{window.left(shell.now()):.0f} s"))
-        undo_bar.append(labelled("veto-undo-bar", "Veto held on this device", ft.Container(
+        undo_bar.append(labelled("veto-undo-bar", f"{what} held on this device", ft.Container(
             ft.Row([ft.Icon(ft.Icons.TIMER), ft.Container(left, expand=True),
-                    action_button("Undo veto", lambda e: shell.undo_veto(), primary=True)]),
+                    action_button(f"Undo {what.lower()}", lambda e: shell.undo_decision(),
+                                  primary=True)]),
             bgcolor=ft.Colors.AMBER_100, padding=8, border_radius=8)))
 
     actions: list[ft.Control] = []
@@ -211,9 +262,9 @@ def build_detail(shell: Shell, approval_id: str) -> ft.Control:
                                      lambda e: request_changes_dialog(shell, v.id),
                                      icon=ft.Icons.EDIT_NOTE))
     if v.actions.veto:
-        actions.append(action_button("Veto", lambda e: shell.go(f"/approvals/{v.id}/veto"),
+        actions.append(action_button("Veto", lambda e: shell.go(addresses.veto(v.id)),
                                      danger=True, icon=ft.Icons.BLOCK))
-        shell.shortcuts["v"] = lambda: shell.go(f"/approvals/{v.id}/veto")
+        shell.shortcuts["v"] = lambda: shell.go(addresses.veto(v.id))
     if v.actions.reason:
         actions.append(labelled("actions-unavailable", v.actions.reason,
                                 ft.Text(v.actions.reason, italic=True)))
@@ -221,37 +272,73 @@ def build_detail(shell: Shell, approval_id: str) -> ft.Control:
     timeline = [_stage(s) for s in v.timeline]
     budget: list[ft.Control] = [ft.Row([ft.Text(k, expand=True), ft.Text(val)])
                                 for k, val in v.budget] or [ft.Text("No budget stated.")]
-    caps: list[ft.Control] = [ft.Row([
-        ft.Icon(ft.Icons.WARNING_AMBER if c.dangerous else ft.Icons.LOCK_OPEN,
-                color=ft.Colors.RED_700 if c.dangerous else None, size=18),
-                    ft.Text(c.label, color=ft.Colors.RED_700 if c.dangerous else None,
-                            weight=ft.FontWeight.BOLD if c.dangerous else None, expand=True,
-                            selectable=True)])
-            for c in v.capabilities] or [ft.Text("No capabilities requested.")]
+    caps: list[ft.Control] = [_capability(c) for c in v.capabilities] or [
+        ft.Text("No capabilities requested.")]
     wasm = [ft.Text(v.wasm_summary, weight=ft.FontWeight.BOLD),
             *[ft.Text(line, size=12) for line in v.wasm_lines],
             *[ft.Text(f"Issue: {i}", color=ft.Colors.RED_700, size=12) for i in v.wasm_issues]]
     seeds: list[ft.Control] = [ft.Column([
         ft.Text(f"{m.seed_id} {m.title} — score {m.score}", weight=ft.FontWeight.BOLD),
-        *[ft.Text(f"✓ {c}", size=12) for c in m.met],
-        *[ft.Text(f"✗ {c}", size=12, color=ft.Colors.RED_700) for c in m.failed]],
+        *[_condition(c, met=True) for c in m.met],
+        *[_condition(c, met=False) for c in m.failed]],
         spacing=2) for m in v.seed_matches] or [ft.Text("No precedent seed matches.")]
 
-    return ft.ListView([
+    scrolling = ft.ListView([
         ft.Row([back, ft.Text(v.title, size=20, weight=ft.FontWeight.BOLD, expand=True)]),
         labelled("approval-detail", f"Request {v.id}", ft.Text(
             f"{v.id} · requested by {v.requester} · {v.industry} · agent {v.agent_id}",
             size=12)),
         ft.Row(status_line, wrap=True, spacing=12),
-        *undo_bar,
-        ft.Row(actions, wrap=True, spacing=8),
+        *_refused(shell, approval_id),
         *([ft.Text(v.decided, italic=True)] if v.decided else []),
+        *_receipt(shell, approval_id),
         section("Pipeline", *timeline, key="pipeline"),
         section(f"Capabilities ({v.dangerous_count} dangerous)", *caps, key="capabilities"),
         section("WASM report", *wasm, key="wasm-report"),
         section("Budget", *budget),
         section("Precedent seed matches", *seeds, key="seed-matches"),
     ], spacing=8, expand=True)
+    # The decision (and its undo) sits below the scrolling detail, not in it: on a phone a
+    # request with many grants runs screens long, and the governor who read to its end
+    # must not scroll back up to act on it.
+    decision = [*undo_bar, ft.Row(actions, wrap=True, spacing=8, run_spacing=4)] \
+        if actions or undo_bar else []
+    if not decision:
+        return scrolling
+    return ft.Column([scrolling, ft.Semantics(
+        identifier="decision-bar", container=True, content=ft.Container(
+            ft.Column(decision, spacing=6, tight=True),
+            padding=ft.Padding.only(top=8),
+            border=ft.Border.only(top=ft.BorderSide(1, ft.Colors.OUTLINE_VARIANT))))],
+        spacing=0, expand=True)
+
+
+def _capability(c: state.CapabilityRow) -> ft.Control:
+    """A grant; a dangerous one says why, one line per reason."""
+    row = ft.Row([
+        ft.Icon(ft.Icons.WARNING_AMBER if c.dangerous else ft.Icons.LOCK_OPEN,
+                color=ft.Colors.RED_700 if c.dangerous else None, size=18),
+        ft.Text(c.label, color=ft.Colors.RED_700 if c.dangerous else None,
+                weight=ft.FontWeight.BOLD if c.dangerous else None, expand=True,
+                selectable=True)])
+    if not c.reasons:
+        return row
+    why = [ft.Text(f"Why: {r}", size=12, color=ft.Colors.RED_700) for r in c.reasons]
+    return labelled(f"capability-{c.capability}", f"{c.label}. Why: {' '.join(c.reasons)}",
+                    ft.Column([row, *why], spacing=2))
+
+
+def _receipt(shell: Shell, approval_id: str) -> list[ft.Control]:
+    line = state.receipt_line(shell.client.receipt(approval_id))
+    if line is None:
+        return []
+    text, tone = line
+    icon, color = {"ok": (ft.Icons.VERIFIED, ft.Colors.GREEN_700),
+                   "bad": (ft.Icons.GPP_BAD, ft.Colors.RED_700)}.get(
+        tone, (ft.Icons.HOURGLASS_EMPTY, None))
+    return [labelled("receipt-status", text, ft.Row(
+        [ft.Icon(icon, color=color, size=18),
+         ft.Text(text, size=12, color=color, expand=True, selectable=True)]))]
 
 
 def _stage(s: state.StageRow) -> ft.Control:
@@ -262,13 +349,16 @@ def _stage(s: state.StageRow) -> ft.Control:
                                        ft.Text(f"{s.status} {s.when}".strip(), size=12)])]
     if s.notes:
         lines.append(ft.Text(s.notes, size=12, italic=True))
+    lines += [ft.Text(line, size=12, selectable=True) for line in s.evidence]
     return labelled(f"stage-{s.stage}", f"{s.label}: {s.status}", ft.Row(
         [ft.Icon(icon, color=color), ft.Column(lines, spacing=0, expand=True)],
         vertical_alignment=ft.CrossAxisAlignment.START))
 
 
 def approve_dialog(shell: Shell, approval_id: str) -> None:
-    comment = text_field(shell, "Comment (optional)", multiline=True, max_length=2000)
+    # The focus lands in the dialog's first field: the governor types at once.
+    comment = text_field(shell, "Comment (optional)", multiline=True, max_length=state.MAX_REASON,
+                         autofocus=True)
 
     def confirm(e: object) -> None:
         shell.close_dialog()
@@ -284,7 +374,8 @@ def approve_dialog(shell: Shell, approval_id: str) -> None:
 
 def request_changes_dialog(shell: Shell, approval_id: str) -> None:
     error = ft.Text("", color=ft.Colors.RED_700)
-    reason = text_field(shell, "Reason (required)", multiline=True, max_length=2000)
+    reason = text_field(shell, "Reason (required)", multiline=True, max_length=state.MAX_REASON,
+                        autofocus=True)
 
     def confirm(e: object) -> None:
         if not (reason.value or "").strip():
@@ -300,3 +391,13 @@ def request_changes_dialog(shell: Shell, approval_id: str) -> None:
         content=ft.Column([reason, error], tight=True),
         actions=[ft.TextButton("Cancel", on_click=lambda e: shell.close_dialog()),
                  ft.FilledButton("Send change request", on_click=confirm)]))
+
+
+def _condition(text: str, *, met: bool) -> ft.Control:
+    """A seed condition the request meets or fails. An icon, not a ✓/✗ character: the
+    app's font (Roboto) has neither, and the web client cannot fetch a fallback offline."""
+    color = None if met else ft.Colors.RED_700
+    return ft.Semantics(label=f"{'Met' if met else 'Not met'}: {text}", container=True,
+                        exclude_semantics=True, content=ft.Row([
+        ft.Icon(ft.Icons.CHECK if met else ft.Icons.CLOSE, size=14, color=color),
+        ft.Text(text, size=12, color=color, expand=True)], spacing=4))

@@ -15,16 +15,17 @@ from typing import Any
 
 import flet as ft
 
-from governor_app import state
+from governor_app import addresses, state
 from governor_app.push import (
-    VISIBLE_BANNERS,
+    ApprovePrompt,
     BannerView,
     PushService,
     VetoAnswer,
     VetoPrompt,
+    visible_banners,
 )
 from governor_app.views.common import icon_button, text_field
-from governor_app.views.shell import Shell
+from governor_app.views.screen import Screen as Shell
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,20 @@ class BannerStack:
 
     # --- lifecycle -------------------------------------------------------------------------
     def mount(self) -> ft.Control:
-        self._unsubscribe = self.push.subscribe(self._on_change)
-        self._unregister = self.push.register(self)
-        self.render()
+        self.attach()
         return self.host
 
+    def attach(self) -> None:
+        """Follow the push center and answer its OS notifications; again when the tab
+        comes back (a reload re-attaches the page to its session)."""
+        if self._unsubscribe is None:
+            self._unsubscribe = self.push.subscribe(self._on_change)
+            self._unregister = self.push.register(self)
+        self.render()
+
     def close(self) -> None:
+        """The tab went (closed, or reloading): a notification's action must not be
+        answered by a page nobody sees."""
         for undo in (self._unsubscribe, self._unregister):
             if undo is not None:
                 undo()
@@ -85,9 +94,9 @@ class BannerStack:
         if not views:
             host.content = None
             return True
-        cards: list[ft.Control] = [self._card(i, v) for i, v in
-                                   enumerate(views[:VISIBLE_BANNERS])]
-        hidden = len(views) - VISIBLE_BANNERS
+        shown = visible_banners(phone)
+        cards: list[ft.Control] = [self._card(i, v) for i, v in enumerate(views[:shown])]
+        hidden = len(views) - shown
         if hidden > 0:
             cards.append(ft.Semantics(identifier="push-banner-more", container=True,
                                       content=ft.Container(ft.Row([
@@ -118,10 +127,10 @@ class BannerStack:
             ft.Row([icon, ft.Text(view.title, weight=ft.FontWeight.BOLD, expand=True,
                                   color=ft.Colors.BLACK), close],
                    vertical_alignment=ft.CrossAxisAlignment.CENTER),
-            ft.Text(view.body, size=13, color=ft.Colors.BLACK),
+            *([ft.Text(view.body, size=13, color=ft.Colors.BLACK)] if view.body else []),
             *([ft.Text(view.reference, size=11, color=ft.Colors.GREY_800)]
               if view.reference and view.reference not in view.body else []),
-            ft.Row(buttons, wrap=True, spacing=6),
+            *([ft.Row(buttons, wrap=True, spacing=6)] if buttons else []),
         ], spacing=4, tight=True)
         return ft.Semantics(
             identifier=f"push-banner-{index}", container=True, label=view.label,
@@ -153,25 +162,49 @@ class BannerStack:
     def open(self, route: str) -> None:
         self.shell.go(route)
 
-    async def hold_veto(self, approval_id: str, seconds: float) -> bool:
-        """The undo window of a veto confirmed from a banner: a snack bar with "Undo veto"
-        for ``seconds``; True when it ran out (queue the veto), False when taken back."""
-        taken_back: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def hold(self, approval_id: str, what: str, seconds: float) -> bool:
+        """The undo window of a decision confirmed from a banner: the request screen's
+        own (the request is shown with "Undo" and the time left)."""
+        return await self.shell.hold_decision(approval_id, what, seconds)
 
-        def undo() -> None:
-            if not taken_back.done():
-                taken_back.set_result(True)
+    async def confirm_approval(self, prompt: ApprovePrompt) -> bool:
+        """The request's danger flags, and "Approve anyway" or "Cancel"."""
+        shell = self.shell
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-        self.shell.snack(f"Veto of {approval_id} is held on this device for "
-                         f"{seconds:.0f} s before it is queued.", action="Undo veto",
-                         on_action=undo, seconds=seconds)
+        def resolve(value: bool) -> None:
+            if not answer.done():
+                answer.set_result(value)
+
+        def open_request(e: Any) -> None:  # a closer look instead: nothing is queued
+            resolve(False)
+            self.open(addresses.approval(prompt.approval_id))
+
+        flags = "\n".join(f"• {flag}" for flag in prompt.flags)
+        dialog = ft.AlertDialog(
+            modal=True, title=ft.Text(f"Approve {prompt.approval_id}?"),
+            content=ft.Column([
+                ft.Text(prompt.alert.body),
+                ft.Semantics(identifier="approve-dialog-flags", container=True,
+                             label=f"Look first: {flags}", content=ft.Column([
+                                 ft.Text("Look first:", weight=ft.FontWeight.BOLD),
+                                 *[ft.Text(f, color=ft.Colors.RED_700)
+                                   for f in prompt.flags]], spacing=2, tight=True))],
+                tight=True, spacing=8, width=380),
+            scrollable=True,
+            actions=[ft.TextButton("Cancel", on_click=lambda e: resolve(False)),
+                     ft.TextButton("Open request", on_click=open_request),
+                     ft.FilledButton("Approve anyway", on_click=lambda e: resolve(True))],
+            on_dismiss=lambda e: resolve(False))
+        shell.dialog(dialog)
         with contextlib.suppress(Exception):
-            self.shell.page.update()
+            shell.page.update()
         try:
-            await asyncio.wait_for(asyncio.shield(taken_back), seconds)
-        except TimeoutError:
-            return True
-        return False
+            return await answer
+        finally:
+            with contextlib.suppress(Exception):
+                shell.page.pop_dialog()
+                shell.page.update()
 
     async def ask_veto(self, prompt: VetoPrompt) -> VetoAnswer | None:
         """The veto dialog; ``None`` when cancelled or dismissed."""

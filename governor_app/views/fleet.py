@@ -5,8 +5,8 @@ from __future__ import annotations
 import flet as ft
 
 from governor_app import state
-from governor_app.views.common import empty, heading
-from governor_app.views.shell import Shell
+from governor_app.views.common import empty, heading, pull_to_refresh
+from governor_app.views.screen import Screen as Shell
 
 AGENT_TOPICS = ("agents",)
 VIOLATION_TOPICS = ("violations",)
@@ -23,7 +23,8 @@ def build_agents(shell: Shell) -> ft.Control:
              *([ft.Text(c, size=12, selectable=True) for c in r.capabilities]
                or [ft.Text("None", size=12)])], spacing=2), padding=ft.Padding.only(left=16))]))
         for r in rows] or [empty("No agents on this device yet.")]
-    return ft.Column([heading("Agents"), ft.ListView(tiles, expand=True)], expand=True)
+    return ft.Column([heading("Agents"),
+                      pull_to_refresh(shell, ft.ListView(tiles, expand=True))], expand=True)
 
 
 def build_violations(shell: Shell) -> ft.Control:
@@ -37,4 +38,5 @@ def build_violations(shell: Shell) -> ft.Control:
             controls=[ft.Container(ft.Text(r.description, selectable=True),
                                    padding=ft.Padding.only(left=16, bottom=8))]))
         for r in rows] or [empty("No violations recorded.")]
-    return ft.Column([heading("Violations"), ft.ListView(tiles, expand=True)], expand=True)
+    return ft.Column([heading("Violations"),
+                      pull_to_refresh(shell, ft.ListView(tiles, expand=True))], expand=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import flet as ft
 
-from governor_app import state
+from governor_app import addresses, state
 from governor_app.views.approvals import approve_dialog
-from governor_app.views.common import action_button, empty, heading, labelled
-from governor_app.views.shell import Shell
+from governor_app.views.common import action_button, empty, heading, labelled, pull_to_refresh
+from governor_app.views.screen import Screen as Shell
 from sync.models import ApprovalStatus
 
 TOPICS = ("notifications", "approvals", "outbox")
@@ -23,7 +23,7 @@ def build(shell: Shell) -> ft.Control:
     def open_row(row: state.NotificationRow) -> None:
         shell.client.mark_read(row.id)
         if row.approval_id:
-            shell.go(f"/approvals/{row.approval_id}")
+            shell.go(addresses.approval(row.approval_id))
         else:
             shell.go(shell.route)
 
@@ -49,7 +49,7 @@ def build(shell: Shell) -> ft.Control:
 
             def on_veto(e: object) -> None:
                 shell.client.mark_read(row.id)
-                shell.go(f"/approvals/{approval_id}/veto")
+                shell.go(addresses.veto(approval_id))
 
             if actions.approve:
                 buttons.append(action_button("Approve", on_approve))
@@ -84,4 +84,4 @@ def build(shell: Shell) -> ft.Control:
                                                icon=ft.Icons.DONE_ALL, disabled=unread == 0)),
         labelled("notifications-unread", f"{unread} unread",
                  ft.Text(f"{unread} unread", size=12)),
-        ft.ListView(body, expand=True, spacing=2)], expand=True)
+        pull_to_refresh(shell, ft.ListView(body, expand=True, spacing=2))], expand=True)

@@ -7,17 +7,25 @@ from typing import Any
 
 import flet as ft
 
+from governor_app import addresses, state
 from governor_app import format as fmt
-from governor_app import state
-from governor_app.views.common import action_button, empty, heading, labelled, section
-from governor_app.views.shell import Shell
+from governor_app.views.common import (
+    action_button,
+    empty,
+    heading,
+    labelled,
+    pull_to_refresh,
+    section,
+)
+from governor_app.views.screen import Screen as Shell
 
 TOPICS = ("outbox", "status")
 
 
 def _status_key(shell: Shell) -> object:
     st = shell.client.status()
-    return (st.online, st.pending_count, st.last_error, st.uploading)
+    return (st.online, st.pending_count, st.last_error, st.uploading,
+            st.other_accounts_count)
 
 
 def build(shell: Shell) -> ft.Control:
@@ -51,13 +59,19 @@ def build(shell: Shell) -> ft.Control:
         if row.error and row.approval_id:  # refused: the request may be decided anew
             approval_id = row.approval_id
             buttons.append(action_button("Open request",
-                                         lambda e: shell.go(f"/approvals/{approval_id}")))
+                                         lambda e: shell.go(addresses.approval(approval_id))))
         if row.can_discard:
             buttons.append(action_button("Discard", discard))
         lines: list[ft.Control] = [ft.Text(row.title, weight=ft.FontWeight.BOLD),
                                    ft.Text(f"{row.state} · {row.subtitle}", size=12)]
         if row.error:
             lines.append(ft.Text(row.error, color=ft.Colors.RED_700))
+        if row.changed:
+            said_changed = "Changed since you decided: " + "; ".join(row.changed)
+            lines.append(labelled(f"outbox-changed-{row.id}", said_changed, ft.Column(
+                [ft.Text("Changed since you decided:",
+                         size=12, weight=ft.FontWeight.BOLD),
+                 *[ft.Text(line, size=12) for line in row.changed]], spacing=0)))
         if row.held_reason:
             lines.append(ft.Text(row.held_reason, italic=True))
         lines.append(ft.Row(buttons, wrap=True, spacing=6))
@@ -71,6 +85,9 @@ def build(shell: Shell) -> ft.Control:
         if rows:
             sections.append(section(f"{title} ({len(rows)})", *[row_control(r) for r in rows],
                                     key=f"outbox-{key}"))
+    others = state.others_line(status)
+    if others:
+        sections.append(labelled("outbox-others", others, ft.Text(others, italic=True)))
     if not sections:
         sections = [empty("Nothing waits: every decision made on this device has been "
                           "delivered.")]
@@ -95,4 +112,4 @@ def build(shell: Shell) -> ft.Control:
         labelled("sync-last-error", f"Last error: {error}",
                  ft.Text(f"Last error: {error}", size=12,
                          color=ft.Colors.RED_700 if status.last_error else None)),
-        ft.ListView(sections, expand=True, spacing=8)], expand=True)
+        pull_to_refresh(shell, ft.ListView(sections, expand=True, spacing=8))], expand=True)

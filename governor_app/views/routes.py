@@ -1,11 +1,11 @@
-"""The one route table: path -> (screen builder, topics that re-render it)."""
+"""The one route table: path -> (screen builder, topics that re-render it); ``app.py``
+hands ``resolve`` to each session's shell."""
 
 from __future__ import annotations
 
 from functools import partial
 
-import flet as ft
-
+from governor_app import addresses
 from governor_app.views import (
     approvals,
     dashboard,
@@ -17,45 +17,40 @@ from governor_app.views import (
     signin,
     veto,
 )
-from governor_app.views.common import empty, heading
-from governor_app.views.shell import Builder, Shell
-
-
-def _todo(title: str) -> Builder:
-    def build(shell: Shell) -> ft.Control:
-        return ft.Column([heading(title), empty(f"{title} will be shown here.")])
-    return build
+from governor_app.views.common import not_found
+from governor_app.views.screen import Builder
 
 
 def resolve(route: str) -> tuple[Builder, tuple[str, ...]]:
-    parts = [p for p in route.split("/") if p]
-    head = parts[0] if parts else "dashboard"
-    if head == "sign-in":
+    address = addresses.parse(route)
+    screen, object_id = address.screen, address.id or ""
+    if screen == "sign-in":
         return signin.build, signin.TOPICS
-    if head == "dashboard":
+    if screen == "dashboard":
         return dashboard.build, dashboard.TOPICS
-    if head == "approvals":
-        if len(parts) == 1:
-            return approvals.build_list, approvals.TOPICS
-        if len(parts) == 3 and parts[2] == "veto":
-            return partial(veto.build, approval_id=parts[1]), veto.TOPICS
-        return partial(approvals.build_detail, approval_id=parts[1]), approvals.TOPICS
-    if head == "seeds":
-        if len(parts) == 1:
-            return seeds.build_list, seeds.TOPICS
-        if parts[1] == "new":
-            return seeds.build_wizard, ()
-        return partial(seeds.build_detail, seed_id=parts[1]), seeds.TOPICS
-    if head == "agents":
+    if screen == "approvals":
+        return approvals.build_list, approvals.TOPICS
+    if screen == "veto":
+        return partial(veto.build, approval_id=object_id), veto.TOPICS
+    if screen == "approval":
+        return partial(approvals.build_detail, approval_id=object_id), approvals.TOPICS
+    if screen == "seeds":
+        return seeds.build_list, seeds.TOPICS
+    if screen == addresses.SEED_WIZARD:
+        return seeds.build_wizard, ()
+    if screen == "seed":
+        return partial(seeds.build_detail, seed_id=object_id), seeds.TOPICS
+    if screen == "agents":
         return fleet.build_agents, fleet.AGENT_TOPICS
-    if head == "violations":
+    if screen == "violations":
         return fleet.build_violations, fleet.VIOLATION_TOPICS
-    if head == "notifications":
+    if screen == "notifications":
         return notifications.build, notifications.TOPICS
-    if head == "outbox":
+    if screen == "outbox":
         return outbox.build, outbox.TOPICS
-    if head == "settings":
+    if screen == "settings":
         return settings.build, settings.TOPICS
-    if head == "more":
+    if screen == "more":
         return settings.build_more, ()
-    return _todo(head.title()), ()
+    return partial(not_found, what=f"The page {address.path!r}", back=addresses.HOME,
+                   back_label="Go to the dashboard"), ()

@@ -5,6 +5,7 @@ menu (phone)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import flet as ft
@@ -15,7 +16,8 @@ from governor_app.settings_change import (
     running_interval,
 )
 from governor_app.views.common import action_button, heading, labelled, text_field
-from governor_app.views.shell import DESTINATIONS, Shell
+from governor_app.views.screen import DESTINATIONS
+from governor_app.views.screen import Screen as Shell
 
 TOPICS = ("auth",)
 
@@ -33,8 +35,10 @@ def build(shell: Shell) -> ft.Control:
             shell.memory["settings-draft"] = draft
         return handler
 
+    saved_values = asdict(prefs)
+
     def current(name: str) -> Any:
-        return draft.get(name, getattr(prefs, name))
+        return draft.get(name, saved_values[name])
 
     def save(e: object) -> None:
         try:
@@ -80,12 +84,20 @@ def build(shell: Shell) -> ft.Control:
     else:
         channels.value = "In-app banner: inactive (this app runs without push)"
     current_server = shell.server_url or "(the profile's)"
-    account = shell.account
-    who = (f"Signed in as {account.username} ({', '.join(sorted(account.scopes))})"
-           if account else "Not signed in")
+    who = _who(shell)
+    account_text = ft.Text(who)
+    account_line = labelled("settings-account", who, account_text)
+
+    def refresh_account() -> None:
+        # An account change (a refresh that changed the scopes) shows in place: rebuilding
+        # the form would take the focus and the keys in flight from a field being typed in
+        # (found in CI: a Server URL typed, the form rebuilt, then saved without it).
+        account_line.label = account_text.value = _who(shell)
+
+    shell.refreshers.append(refresh_account)
     form = ft.ListView([
         heading("Settings"),
-        labelled("settings-account", who, ft.Text(who)),
+        account_line,
         action_button("Sign out", lambda e: shell.spawn(shell.sign_out()),
                       icon=ft.Icons.LOGOUT),
         ft.Divider(),
@@ -124,6 +136,12 @@ def build(shell: Shell) -> ft.Control:
     return ft.Column([form, errors,
                       action_button("Save settings", save, primary=True, icon=ft.Icons.SAVE)],
                      expand=True)
+
+
+def _who(shell: Shell) -> str:
+    account = shell.account
+    return (f"Signed in as {account.username} ({', '.join(sorted(account.scopes))})"
+            if account else "Not signed in")
 
 
 def _phone_os(page: ft.Page) -> bool:

@@ -1,8 +1,10 @@
 """The frame around every screen: navigation (bar on a phone, rail on a desktop), the
 connection banner, the account menu, keyboard shortcuts, and re-rendering on change.
 
-Screens are functions ``build(shell) -> ft.Control`` registered in ``ROUTES``; they read
-view models from ``governor_app.state`` and call back into the shell to act.
+Screens are functions ``build(screen) -> ft.Control`` written against the ``Screen``
+protocol (``views/screen.py``), which ``Shell`` implements; the route table is handed in
+(``routes``), so this module imports no screen. Screens read view models from
+``governor_app.state`` and call back into the frame to act.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import flet as ft
 
-from governor_app import state
+from governor_app import addresses, state
 from governor_app.preferences import PreferenceStore, should_alert
+from governor_app.views.screen import DESTINATIONS, MORE, Destination, Routes
+from sync import rules
 from sync.facade import GovernorClient, Topic
-from sync.models import SCOPE_VETO, SCOPE_WRITE, Account
+from sync.models import Account, DecisionAction
 
 if TYPE_CHECKING:
     from governor_app.push import PushService
@@ -32,37 +35,18 @@ log = logging.getLogger(__name__)
 PHONE_MAX_WIDTH = 720
 
 
-@dataclass(frozen=True)
-class Destination:
-    route: str
-    label: str
-    icon: ft.IconData
-    on_phone_bar: bool
-
-
-DESTINATIONS: tuple[Destination, ...] = (
-    Destination("/dashboard", "Dashboard", ft.Icons.DASHBOARD_OUTLINED, True),
-    Destination("/approvals", "Approvals", ft.Icons.FACT_CHECK_OUTLINED, True),
-    Destination("/seeds", "Seeds", ft.Icons.SPA_OUTLINED, True),
-    Destination("/notifications", "Notifications", ft.Icons.NOTIFICATIONS_OUTLINED, True),
-    Destination("/agents", "Agents", ft.Icons.SMART_TOY_OUTLINED, False),
-    Destination("/violations", "Violations", ft.Icons.GPP_MAYBE_OUTLINED, False),
-    Destination("/outbox", "Outbox", ft.Icons.OUTBOX_OUTLINED, False),
-    Destination("/settings", "Settings", ft.Icons.SETTINGS_OUTLINED, False),
-)
-MORE = Destination("/more", "More", ft.Icons.MORE_HORIZ, True)
-
-Builder = Callable[["Shell"], ft.Control]
-
-
 class Shell:
-    """One session's UI. ``route`` is the screen shown; ``go`` changes it."""
+    """One session's UI, the ``Screen`` every screen is built for. ``route`` is the
+    screen shown; ``go`` changes it; ``routes`` (the route table, handed in) says which
+    builder draws it."""
 
-    def __init__(self, page: ft.Page, client: GovernorClient, *,
+    def __init__(self, page: ft.Page, client: GovernorClient, *, routes: Routes,
                  clock: Callable[[], datetime], step_up_for_veto: bool = False,
-                 undo_seconds: float = 5.0, preferences: PreferenceStore | None = None,
+                 undo_seconds: float = rules.UNDO_SECONDS,
+                 preferences: PreferenceStore | None = None,
                  server_url: str = "", push: PushService | None = None) -> None:
         self.page = page
+        self.routes = routes
         # The process's push notifications (None: the client has none, as in view tests).
         self.push = push
         self.banners: BannerStack | None = None
@@ -72,12 +56,19 @@ class Shell:
         self.clock = clock
         self.step_up_for_veto = step_up_for_veto
         self.undo_seconds = undo_seconds
-        self.route = "/dashboard"
+        self.route = addresses.HOME
+        # The address opened while signed out: shown once signed in.
+        self.wanted: str | None = None
+        # The addresses shown before this one, oldest first: the in-app "Go back".
+        self.history: list[str] = []
+        # What the browser's address bar holds (pushed by ``go`` or reported by it).
+        self._address = "/"
         # Per-screen memory that survives re-renders (filters, form drafts).
         self.memory: dict[str, Any] = {}
         # Live texts (countdowns, ages) refreshed every second without a re-render.
         self.tickers: list[tuple[ft.Text, Callable[[], str]]] = []
         self.shortcuts: dict[str, Callable[[], Any]] = {}
+        self._dialogs: list[ft.AlertDialog] = []  # opened by ``dialog``: Esc closes the top
         # A screen with a field being typed in refreshes its rows in place instead of being
         # rebuilt (a rebuild would take the focus away mid-word).
         self.refreshers: list[Callable[[], None]] = []
@@ -101,6 +92,9 @@ class Shell:
         self._pending_topics: set[Topic] = set()
         self._render_scheduled = False
         self._closed = False
+        # The tab is away (reloading, or closed until the session expires): nothing is
+        # drawn for it; ``_on_connect`` draws it whole.
+        self._away = False
         self.typing = False  # a text field has focus: shortcuts are off
         self.file_picker: ft.FilePicker | None = None
 
@@ -108,19 +102,35 @@ class Shell:
     async def mount(self) -> None:
         page = self.page
         page.title = "WAOOAW Governor"
-        page.theme = ft.Theme(color_scheme_seed="#1F4E99")
-        page.dark_theme = ft.Theme(color_scheme_seed="#1F4E99")
+        # Bar labels a size smaller than Material's 12: at 12, "Notifications" broke over
+        # two lines in a fifth of a 360 px phone.
+        bar = ft.NavigationBarTheme(label_text_style=ft.TextStyle(size=11))
+        page.theme = ft.Theme(color_scheme_seed="#1F4E99", navigation_bar_theme=bar)
+        page.dark_theme = ft.Theme(color_scheme_seed="#1F4E99", navigation_bar_theme=bar)
         self.apply_theme()
         page.padding = 0
         page.on_resize = self._on_resize
         page.on_keyboard_event = self._on_key
+        # A reload disconnects the page and re-attaches it to this same session (Flet
+        # keeps the session for an hour; ``main`` does not run again): the shell pauses
+        # while the tab is away and catches up when it is back. Only the session's end
+        # tears it down.
         page.on_close = self._on_close
-        page.on_disconnect = self._on_close
+        page.on_disconnect = self._on_disconnect
+        page.on_connect = self._on_connect
+        # The address bar: typed or linked addresses, and the browser's Back and Forward.
+        page.on_route_change = self._on_route_change
+        page.on_view_pop = self._on_view_pop
         self._unsubscribe = self.client.subscribe(self._on_client_change)
         self._seen_notifications = {n.id for n in self.client.notifications()}
         account = self.client.account()
+        opened = page.route or "/"
+        self._address = opened
         if account is None and not self.client.status().signed_in:
-            self.route = "/sign-in"
+            self.wanted = addresses.after_sign_in(opened)
+            self.route = addresses.SIGN_IN
+        else:
+            self.route = addresses.after_sign_in(_normal(opened))
         frame = ft.Column([self._banner, self._nav_host], spacing=0, expand=True)
         layers: list[ft.Control] = [ft.Container(frame, left=0, top=0, right=0, bottom=0)]
         if self.push is not None:
@@ -132,6 +142,24 @@ class Shell:
         self._render()  # before add: the first screen goes out in the page's first message
         page.add(ft.SafeArea(content=ft.Stack(layers, expand=True), expand=True))
         self._tick_task = asyncio.create_task(self._tick())
+
+    def _on_disconnect(self, e: Any = None) -> None:
+        self._away = True
+        if self.banners is not None:
+            self.banners.close()
+
+    def _on_connect(self, e: Any = None) -> None:
+        """The tab is back (a reload): draw what changed while it was away, and follow
+        the client again."""
+        if self._closed:
+            return
+        self._away = False
+        self._seen_notifications = {n.id for n in self.client.notifications()}
+        self._render()
+        if self.banners is not None:
+            self.banners.attach()
+        with contextlib.suppress(Exception):
+            self.page.update()
 
     def _on_close(self, e: Any = None) -> None:
         self._closed = True
@@ -148,7 +176,8 @@ class Shell:
 
     # --- facts the screens use ---------------------------------------------------------
     def now(self) -> datetime:
-        return self.clock()
+        """The server's time (countdowns, windows, ages): the device clock may be wrong."""
+        return self.client.server_now()
 
     @property
     def account(self) -> Account | None:
@@ -160,11 +189,11 @@ class Shell:
 
     @property
     def can_decide(self) -> bool:
-        return self.can(SCOPE_WRITE)
+        return rules.may(self.account, DecisionAction.APPROVE)
 
     @property
     def can_veto(self) -> bool:
-        return self.can(SCOPE_VETO)
+        return rules.may(self.account, DecisionAction.VETO)
 
     @property
     def is_phone(self) -> bool:
@@ -173,6 +202,27 @@ class Shell:
 
     # --- navigation --------------------------------------------------------------------
     def go(self, route: str) -> None:
+        """Show ``route`` and put it in the address bar (one browser history entry per
+        new address; re-rendering the screen shown adds none)."""
+        route = _normal(route)
+        if route != self.route and self.route != addresses.SIGN_IN:
+            self.history.append(self.route)
+            del self.history[:-50]
+        self._show(route)
+        self._push_address(route)
+
+    def back(self, fallback: str) -> None:
+        """The app's own Back: the address shown before this one, else ``fallback``."""
+        target = self.history.pop() if self.history else fallback
+        self._show(target)
+        self._push_address(target)
+
+    def signed_in(self) -> None:
+        """Sign-in done: open the address the governor was going to (else the dashboard)."""
+        wanted, self.wanted = addresses.after_sign_in(self.wanted), None
+        self.go(wanted)
+
+    def _show(self, route: str) -> None:
         # A field that disappears with its screen never reports losing the focus.
         self.typing = False
         self.route = route
@@ -181,8 +231,38 @@ class Shell:
         self._render()
         self.page.update()
 
-    def back(self, fallback: str) -> None:
-        self.go(fallback)
+    def _push_address(self, route: str) -> None:
+        if route == self._address:
+            return
+        self._address = route
+        with contextlib.suppress(RuntimeError):  # no running loop: a session being torn down
+            self.page.navigate(route)
+
+    def _on_route_change(self, e: ft.RouteChangeEvent) -> None:
+        """The address bar changed under the app: a typed address, or Back / Forward."""
+        route = e.route or "/"
+        if route == self._address:
+            return  # the echo of our own ``go``
+        self._address = route
+        target = _normal(route)
+        if self.account is None and not self.client.status().signed_in:
+            if addresses.parse(target).screen != "sign-in":
+                self.wanted = target
+            target = addresses.SIGN_IN
+        elif addresses.parse(target).screen == "sign-in":
+            target = addresses.HOME
+        if target == self.route:
+            return
+        # Back walks the browser's history; the in-app trail follows it.
+        if self.history and self.history[-1] == target:
+            self.history.pop()
+        else:
+            self.history.append(self.route)
+        self._show(target)
+
+    def _on_view_pop(self, e: ft.ViewPopEvent) -> None:
+        """The phone's back gesture: one step back in the app's own history."""
+        self.back(addresses.HOME)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run a coroutine on the page's loop; errors become a snack bar, not a crash."""
@@ -205,7 +285,21 @@ class Shell:
         self.page.show_dialog(bar)
 
     def dialog(self, dlg: ft.AlertDialog) -> None:
+        self._dialogs = [d for d in self._dialogs if d.open]
+        self._dialogs.append(dlg)
         self.page.show_dialog(dlg)
+
+    def dismiss_top_dialog(self) -> bool:
+        """Esc: close the dialog on top, as its Cancel would (its ``on_dismiss`` runs);
+        whether there was one."""
+        top = next((d for d in reversed(self._dialogs) if d.open), None)
+        if top is None:
+            return False
+        self._dialogs.remove(top)
+        top.open = False
+        self.typing = False  # a field closed with the dialog never reports the blur
+        top.update()
+        return True
 
     def close_dialog(self) -> None:
         with contextlib.suppress(Exception):
@@ -230,38 +324,65 @@ class Shell:
 
     def hold_veto(self, approval_id: str, queue: Callable[[], Any]) -> None:
         """Keep a confirmed veto on the device for the undo window, then queue it."""
-        window = state.UndoWindow(self.now(), self.undo_seconds)
-        self.memory["veto-hold"] = {"approval_id": approval_id, "window": window,
-                                    "queue": queue}
+        def then(held: asyncio.Future[bool]) -> None:
+            if not held.cancelled() and held.result():
+                self.decide(queue, f"Veto of {approval_id} queued; it is sent as soon "
+                                   "as the server is reachable.")
+        self.hold_decision(approval_id, "Veto", self.undo_seconds,
+                           undo_to=addresses.veto(approval_id)).add_done_callback(then)
 
-        async def wait_then_queue() -> None:
+    def hold_decision(self, approval_id: str, what: str, seconds: float, *,
+                      undo_to: str | None = None) -> asyncio.Future[bool]:
+        """The undo window of every decision, from the request screen or a banner: the
+        request is shown with "Undo" and the time left; the answer is True once the window
+        ran out (queue it) and False when taken back (then ``undo_to`` is opened, if
+        given: the veto form, as it was)."""
+        loop = asyncio.get_running_loop()
+        window = state.UndoWindow(self.now(), seconds)
+        answer: asyncio.Future[bool] = loop.create_future()
+        hold = {"approval_id": approval_id, "window": window, "what": what,
+                "undo_to": undo_to, "answer": answer}
+        previous = self.memory.get("veto-hold")
+        if previous is not None and previous["window"].cancel():
+            previous["answer"].set_result(False)  # one hold at a time: the older goes
+        self.memory["veto-hold"] = hold
+
+        async def wait() -> None:
             while not window.cancelled:
                 if window.due(self.now()):
                     window.committed = True
-                    self.memory.pop("veto-hold", None)
-                    self.decide(queue, f"Veto of {approval_id} queued; it is sent as soon "
-                                       "as the server is reachable.")
+                    if self.memory.get("veto-hold") is hold:
+                        self.memory.pop("veto-hold", None)
+                    if not answer.done():
+                        answer.set_result(True)
                     return
-                await asyncio.sleep(0.2)
+                # Woken when it should be due (no polling); the loop checks again.
+                await asyncio.sleep(max(window.left(self.now()), 0.05))
 
-        asyncio.get_running_loop().create_task(wait_then_queue())
-        self.go(f"/approvals/{approval_id}")
+        hold["task"] = loop.create_task(wait())
+        self.go(addresses.approval(approval_id))
+        return answer
 
-    def undo_veto(self) -> None:
+    def undo_decision(self) -> None:
+        """"Undo" in the request screen's bar: take the held decision back."""
         hold = self.memory.get("veto-hold")
         if hold is None or not hold["window"].cancel():
-            self.snack("Too late to undo: the veto has already been queued.")
+            self.snack("Too late to undo: the decision has already been queued.")
             self.page.update()
             return
         self.memory.pop("veto-hold", None)
-        self.snack(f"Veto of {hold['approval_id']} taken back; nothing was sent.")
-        self.go(f"/approvals/{hold['approval_id']}/veto")
+        if not hold["answer"].done():
+            hold["answer"].set_result(False)
+        self.snack(f"{hold['what']} of {hold['approval_id']} taken back; nothing was sent.")
+        if hold["undo_to"]:
+            self.go(hold["undo_to"])
+        else:
+            self._render()
+            self.page.update()
 
     # --- rendering ---------------------------------------------------------------------
     def _render(self) -> None:
-        from governor_app.views.routes import resolve
-
-        builder, topics = resolve(self.route)
+        builder, topics = self.routes(self.route)
         self._screen_topics = topics
         self.tickers = []
         self.refreshers = []
@@ -309,12 +430,7 @@ class Shell:
         return f"{conn.label}. {conn.synced}. {conn.detail or ''}"
 
     def _badges(self) -> dict[str, int]:
-        unread = sum(1 for n in self.client.notifications() if not n.read)
-        dash = self.client.dashboard()
-        pending = dash.dashboard.pending_approvals if dash else 0
-        outbox = self.client.status().pending_count
-        return {"/approvals": pending, "/notifications": unread, "/outbox": outbox,
-                "/more": outbox}
+        return state.badges(self.client)
 
     def _icon(self, dest: Destination, badges: dict[str, int]) -> ft.Control:
         count = badges.get(dest.route, 0)
@@ -341,7 +457,7 @@ class Shell:
         if top_key != self._top_key or self._top.content is None:
             self._top_key = top_key
             self._top.content = self._app_bar()
-        current = self.route.split("/")[1] if self.route != "/" else "dashboard"
+        current = addresses.parse(self.route).section.lstrip("/")
         nav_key = (mode, tuple(sorted(badges.items())), current)
         if nav_key == self._nav_key:
             return
@@ -412,13 +528,20 @@ class Shell:
                                expand=True), chip, menu])
 
     async def sign_out(self) -> None:
+        account = self.client.account()
+        kept = self.client.status()  # this account's outbox, counted while it is served
         await self.client.sign_out()
         self.go("/sign-in")
+        if account is not None:  # what stays on the device, and who can see it
+            self.snack(state.sign_out_words(account.username, kept), seconds=10)
+        # The next account starts at its own dashboard, with no Back into this one's.
+        self.history = []
+        self.wanted = None
 
     # --- change notifications ----------------------------------------------------------
     def _on_client_change(self, topic: Topic) -> None:
         # The engine may call from any thread; hop onto the page's loop and coalesce.
-        if self._closed:
+        if self._closed or self._away:
             return
         with contextlib.suppress(Exception):
             self.page.run_task(self._changed, topic)
@@ -431,11 +554,15 @@ class Shell:
         await asyncio.sleep(0)  # let a burst of topics arrive first
         topics, self._pending_topics = self._pending_topics, set()
         self._render_scheduled = False
-        if self._closed:
+        if self._closed or self._away:
             return
         if "notifications" in topics:
             self._alert_new_notifications()
         if "auth" in topics and self.account is None and self.route != "/sign-in":
+            # Signed out under the app (expiry, another server): the next sign-in, maybe
+            # by another account, starts at the dashboard, with no Back into this one.
+            self.wanted = None
+            self.history = []
             self.route = "/sign-in"
             self._render()
         elif topics & set(self._screen_topics) and not self._unchanged():
@@ -473,7 +600,8 @@ class Shell:
         for n in fresh:
             if should_alert(self.preferences.value, n, state.is_urgent(n), local_now):
                 approval = n.data.get("approval_id")
-                on_action = partial(self.go, f"/approvals/{approval}") if approval else None
+                on_action = partial(self.go, addresses.approval(approval)) if approval \
+                    else None
                 self.snack(state.notification_title(n), action="Open" if approval else None,
                            on_action=on_action)
                 break  # one interruption per burst; the centre lists the rest
@@ -481,6 +609,8 @@ class Shell:
     async def _tick(self) -> None:
         while not self._closed:
             await asyncio.sleep(1)
+            if self._away:
+                continue
             tickers = list(self.tickers)
             if self._banner_ticker is not None:
                 tickers.append(self._banner_ticker)
@@ -503,9 +633,16 @@ class Shell:
             self.page.update()
 
     def _on_key(self, e: ft.KeyboardEvent) -> None:
+        if e.key == "Escape" and self.dismiss_top_dialog():  # typing in it too, any size
+            return
         if e.ctrl or e.alt or e.meta or self.typing or self.is_phone:
             return
         handler = self.shortcuts.get(e.key.lower())
         if handler is not None:
             handler()
             self.page.update()
+
+
+def _normal(route: str) -> str:
+    """One address per screen: ``/`` is the dashboard's ``/dashboard``."""
+    return addresses.HOME if addresses.parse(route).screen == "dashboard" else route

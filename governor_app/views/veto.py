@@ -10,10 +10,18 @@ from typing import Any
 
 import flet as ft
 
+from governor_app import addresses, state
 from governor_app import format as fmt
-from governor_app import state
-from governor_app.views.common import action_button, empty, icon_button, labelled, text_field
-from governor_app.views.shell import Shell
+from governor_app.views.common import (
+    action_button,
+    empty,
+    icon_button,
+    labelled,
+    not_found,
+    text_field,
+)
+from governor_app.views.field_errors import FieldErrors
+from governor_app.views.screen import Screen as Shell
 
 TOPICS = ()  # a form being written is never re-rendered under the governor's fingers
 
@@ -25,10 +33,9 @@ def _ignore_event(fn: Callable[[int], None], index: int, e: object) -> None:
 def build(shell: Shell, approval_id: str) -> ft.Control:
     detail = shell.client.approval(approval_id)
     back = icon_button(ft.Icons.ARROW_BACK, "Back to the request",
-                         on_click=lambda e: shell.go(f"/approvals/{approval_id}"))
+                         on_click=lambda e: shell.go(addresses.approval(approval_id)))
     if detail is None:
-        return ft.Column([ft.Row([back]), empty(f"Request {approval_id!r} is not on this "
-                                                "device. Sync, then open it again.")])
+        return not_found(shell, f"Request {approval_id!r}", "/approvals", "Go to approvals")
     actions = state.allowed_actions(detail, shell.account, shell.now())
     if not actions.veto:
         return ft.Column([ft.Row([back]), empty(actions.reason or "No veto is possible.")])
@@ -44,10 +51,12 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
         countdown.value = "Pending approval: a veto now stops it before any window opens"
         countdown.size = 14
 
-    errors = ft.Column([], spacing=2)
+    errors = FieldErrors(shell, "veto", form.visible_errors)
     counter = ft.Text(form.counter, size=12)
     files = ft.Column([], spacing=2)
-    step_up = text_field(shell, "Your password (step-up check)", password=True) \
+    step_up = text_field(shell, "Your password (step-up check)", password=True,
+                         on_change=errors.changed(form.shown.edited, ["step_up"],
+                                                  lambda e: None)) \
         if shell.step_up_for_veto else None
 
     def show_files() -> None:
@@ -92,9 +101,9 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
 
     def submit(e: object) -> None:
         problems = form.errors()
-        errors.controls = [ft.Text(p, color=ft.Colors.RED_700) for p in problems.values()]
+        form.shown.meet(problems)
+        errors.refresh()
         if problems:
-            shell.page.update()
             return
         shell.dialog(ft.AlertDialog(
             modal=True, title=ft.Text(f"Veto {approval_id}?"),
@@ -112,46 +121,50 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
             try:
                 ok = await shell.client.confirm_identity(step_up.value or "")
             except Exception as exc:  # offline with no verifier kept: say so
-                errors.controls = [ft.Text(str(exc), color=ft.Colors.RED_700)]
-                shell.page.update()
+                form.shown.refuse("step_up", str(exc))
+                errors.refresh()
                 return
             if not ok:
-                errors.controls = [ft.Text("The step-up check failed: type your password "
-                                           "again to veto.", color=ft.Colors.RED_700)]
-                shell.page.update()
+                form.shown.refuse("step_up", "The step-up check failed: type your password "
+                                             "again to veto.")
+                errors.refresh()
                 return
         category = form.category or state.VetoCategory.OTHER
         reason, attachments = form.reason, list(form.attachments)
-        forms.pop(approval_id, None)
 
         def queue() -> object:
-            return shell.client.veto(approval_id, category, reason, attachments or None)
+            entry = shell.client.veto(approval_id, category, reason, attachments or None)
+            # Queued: the form is done. Until then an undo opens it again as it was
+            # (category, reason, attachments).
+            forms.pop(approval_id, None)
+            return entry
 
-        shell.memory.setdefault("veto-undo-forms", {})[approval_id] = form
         shell.hold_veto(approval_id, queue)
 
     show_files()
     category = ft.RadioGroup(
-        value=form.category.value if form.category else None, on_change=on_category,
+        value=form.category.value if form.category else None,
+        on_change=errors.changed(form.shown.edited, ["category"], on_category),
         content=ft.Column([ft.Radio(value=c.value, label=label)
                            for c, label in state.CATEGORIES], spacing=0))
     reason = text_field(shell, "Reason for the veto", value=form.reason, multiline=True,
-                        on_change=on_reason)
+                        on_change=errors.changed(form.shown.edited, ["reason"], on_reason))
     body: list[ft.Control] = [
         ft.Row([back, ft.Text(f"Veto {approval_id}", size=20, weight=ft.FontWeight.BOLD)]),
         ft.Text(state.agent_name(detail.agent)),
         labelled("veto-deadline", "Time left to veto", countdown),
         ft.Text("Category", weight=ft.FontWeight.BOLD),
         category,
+        errors.slot("category"),
         reason,
+        errors.slot("reason"),
         labelled("reason-counter", "Characters used", counter),
         ft.Text("Attachments", weight=ft.FontWeight.BOLD),
         ft.Semantics(identifier="veto-attachments", container=True, content=files),
         action_button("Add attachment", pick, icon=ft.Icons.ATTACH_FILE),
     ]
     if step_up is not None:
-        body.append(step_up)
-    body.append(errors)
+        body += [step_up, errors.slot("step_up")]
     # The veto button stays in view below the scrolling form.
     return ft.Column([ft.ListView(body, spacing=8, expand=True),
                       action_button("Veto this request", submit, danger=True,

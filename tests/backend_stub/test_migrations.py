@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from pathlib import Path
+
+from sqlalchemy import inspect, text
 
 from backend_stub.db import Database
-from backend_stub.domain.migrations import MIGRATIONS
+from backend_stub.domain.migrations import MIGRATIONS, UNREAD_INDEXES
 
 
 def test_migrations_run_once_each_and_build_every_table(stub_db_url: str) -> None:
@@ -14,8 +16,11 @@ def test_migrations_run_once_each_and_build_every_table(stub_db_url: str) -> Non
         tables = set(inspect(db.engine).get_table_names())
         assert {"agents", "approval_requests", "decisions", "seeds", "violations", "events",
                 "idempotency_keys", "tombstones", "counters"} <= tables
-        indexes = {ix["name"] for ix in inspect(db.engine).get_indexes("decisions")}
-        assert {"idx_decisions_device", "idx_decisions_sub"} <= indexes
+        indexes = {ix["name"] for table in ("decisions", "events")
+                   for ix in inspect(db.engine).get_indexes(table)}
+        # What a decision batch's rows need (by request, the event ids) and nothing more.
+        assert "ix_decisions_approval_id" in indexes
+        assert not indexes & set(UNREAD_INDEXES)
     finally:
         db.dispose()
 
@@ -26,8 +31,89 @@ def test_a_later_migration_finds_what_an_older_database_lacks(stub_db_url: str) 
         db.migrate(MIGRATIONS[:1])
         before = {ix["name"] for ix in inspect(db.engine).get_indexes("events")}
         assert "idx_events_correlation" not in before
-        assert db.migrate(MIGRATIONS) == [m.name for m in MIGRATIONS[1:]]
+        assert db.migrate(MIGRATIONS[:3]) == [m.name for m in MIGRATIONS[1:3]]
         indexes = {ix["name"] for ix in inspect(db.engine).get_indexes("events")}
         assert "idx_events_correlation" in indexes
     finally:
         db.dispose()
+
+
+def test_an_older_database_loses_the_indexes_nothing_reads(stub_db_url: str) -> None:
+    """A database migrated before the unread indexes were dropped (every one of them
+    built, ``ix_events_type`` by an older ``0001``) has none of them afterwards."""
+    db = Database(stub_db_url)
+    try:
+        db.migrate(MIGRATIONS[:-1])
+        with db.engine.begin() as conn:
+            conn.execute(text("CREATE INDEX ix_events_type ON events (type)"))
+        built = {ix["name"] for table in ("decisions", "events")
+                 for ix in inspect(db.engine).get_indexes(table)}
+        assert set(UNREAD_INDEXES) <= built
+        assert db.migrate(MIGRATIONS) == ["domain_0005_drop_unread_indexes"]
+        left = {ix["name"] for table in ("decisions", "events")
+                for ix in inspect(db.engine).get_indexes(table)}
+        assert not left & set(UNREAD_INDEXES)
+        assert "ix_decisions_approval_id" in left
+    finally:
+        db.dispose()
+
+
+def test_stubs_starting_together_on_one_database_migrate_once(stub_db_url: str) -> None:
+    """Four processes' worth of engines migrating at the same moment: each migration runs
+    once, nobody fails, and every one finds the schema complete afterwards."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    databases = [Database(stub_db_url) for _ in range(4)]
+    barrier = threading.Barrier(len(databases))
+
+    def start(db: Database) -> list[str]:
+        barrier.wait()
+        return db.migrate(MIGRATIONS)
+
+    try:
+        with ThreadPoolExecutor(len(databases)) as pool:
+            applied = list(pool.map(start, databases))
+        assert sorted(name for names in applied for name in names) == sorted(
+            m.name for m in MIGRATIONS)
+        for db in databases:
+            assert db.applied_migrations() == [m.name for m in MIGRATIONS]
+    finally:
+        for db in databases:
+            db.dispose()
+
+
+def test_engines_opening_one_new_sqlite_file_together_all_switch_it_to_wal(
+        tmp_path: Path) -> None:
+    """SQLite answers "database is locked" at once (no busy wait) to a connection asking for
+    WAL while another is switching the same new file; four replicas starting together hit
+    it about one time in four (CI). Each must wait for the switch instead."""
+    import threading
+
+    from sqlalchemy import text
+
+    from backend_stub.db import make_engine
+
+    failures: list[str] = []
+    for round_ in range(40):
+        url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
+        barrier = threading.Barrier(4)
+
+        def open_one(url: str = url, barrier: threading.Barrier = barrier) -> None:
+            engine = make_engine(url)
+            barrier.wait()
+            try:
+                with engine.connect() as conn:
+                    mode = conn.execute(text("PRAGMA journal_mode")).scalar_one()
+                    assert str(mode).lower() == "wal"
+            except Exception as exc:  # collected: an assert in a thread is lost
+                failures.append(repr(exc))
+            finally:
+                engine.dispose()
+
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []

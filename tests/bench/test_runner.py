@@ -52,3 +52,22 @@ def test_runner_writes_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert runner.main(["--only", "fake", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["results"][0]["figures"] == {"x": 1}
+    assert report["mode"] == "full" and report["short"] is False
+    assert report["commit"] and "load_start" in report and "load_end" in report
+    assert out.with_suffix(".md").read_text().startswith(f"Run {report['date']}, commit ")
+
+
+def test_a_short_run_writes_its_own_report(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The short mode's report never lands in latest.json, the full run's."""
+    import bench.__main__ as runner
+
+    (tmp_path / "fake.py").write_text(
+        'import json, os\nprint(json.dumps({"bench": "fake", "figures": {"short": '
+        'os.environ["BENCH_SHORT"]}, "ok": True}))\n')
+    monkeypatch.setattr(runner, "HERE", tmp_path)
+    assert runner.main(["--short", "--only", "fake"]) == 0
+    assert not (tmp_path / "results" / "latest.json").exists()
+    report = json.loads((tmp_path / "results" / "latest-short.json").read_text())
+    assert report["mode"] == "short" and report["results"][0]["figures"] == {"short": "1"}
+    assert "short mode" in (tmp_path / "results" / "latest-short.md").read_text()

@@ -73,9 +73,17 @@ def test_the_list_shows_a_page_and_scrolling_loads_the_next(
     seen = scroll_list_until_all_shown(page)
     assert set(seen) <= {20, 40, 60, 70}, seen  # whole pages of 20 are added
     assert "more below" not in by_id(page, "approvals-shown").first.inner_text()
-    for _ in range(6):  # to the end of the list: the oldest request, no button after it
+    # To the end of the list: the oldest request, no button after it. Scroll until it is
+    # there (six fixed wheel turns could all land before the list had grown under load).
+    oldest = by_id(page, "approval-REQ-0070")
+    for _ in range(30):
         page.mouse.wheel(0, 1000)
-    by_id(page, "approval-REQ-0070").wait_for()
+        try:
+            oldest.wait_for(timeout=2_000)
+            break
+        except Exception:  # Playwright's TimeoutError: not there yet, scroll on
+            continue
+    oldest.wait_for()
     assert button(page, "Show more").count() == 0
 
     # A search or a filter change starts again from one page, at the top, though the list

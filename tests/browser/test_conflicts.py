@@ -19,6 +19,7 @@ from tests.browser.harness import (
     AppProcess,
     button,
     by_id,
+    choose,
     nav,
     open_app,
     sign_in,
@@ -30,9 +31,18 @@ from tests.support.stub_process import StubProcess
 NO_PERIODIC_SYNC = {"GOVERNOR_SYNC_INTERVAL": "3600"}  # the cache stays as first synced
 
 
-def first_id(page: Page, kind: str, starts: str) -> str:
-    rows = page.locator(f'[flt-semantics-identifier^="{kind}-{starts}"]')
+def first_id(page: Page, kind: str, starts: str, *, every_says: str | None = None) -> str:
+    """The first row's id; with ``every_says``, once every row shown says it (a filter
+    just chosen has reached the list: rows of the list before it are not picked)."""
+    selector = f'[flt-semantics-identifier^="{kind}-{starts}"]'
+    rows = page.locator(selector)
     rows.first.wait_for()
+    if every_says is not None:
+        page.wait_for_function(
+            """([sel, text]) => { const rows = [...document.querySelectorAll(sel)];
+                 return rows.length > 0 && rows.every(r =>
+                   ((r.getAttribute('aria-label') || '') + ' ' + r.innerText).includes(text));
+               }""", arg=[selector, every_says])
     return (rows.first.get_attribute("flt-semantics-identifier") or "").removeprefix(
         f"{kind}-")
 
@@ -56,7 +66,7 @@ def approve_on_another_device(server_url: str, data_dir: Path, approval_id: str)
 
 def veto(page: Page, reason: str) -> None:
     button(page, "Veto").click()
-    page.get_by_role("radio", name="Constitutional").click()
+    choose(page, "Constitutional")
     type_into(page, "Reason for the veto", reason)
     type_into(page, "Your password (step-up check)", "governor")
     button(page, "Veto this request").click()
@@ -89,7 +99,9 @@ def test_a_lost_race_is_shown_and_decided_again(
     nav(page, "Outbox")
     wait_for_text(page, "outbox-rejected", "decided elsewhere first", RECONNECT_MS)
 
-    button(page, "Open request").click()
+    # The refusal's urgent banner offers "Open request" too: this is the outbox's.
+    by_id(page, "outbox-rejected").get_by_role("button", name="Open request",
+                                               exact=True).click()
     wait_for_text(page, "approval-detail", approval_id)
     veto(page, "Approved elsewhere too fast: the budget is unbounded.")
     by_id(page, "veto-undo-bar").wait_for()
@@ -98,6 +110,26 @@ def test_a_lost_race_is_shown_and_decided_again(
     nav(page, "Outbox")
     button(page, "Discard").click()
     by_id(page, "outbox-rejected").wait_for(state="detached")  # the refusal is gone
+
+
+def veto_offline_in_window(page: Page, stub: StubProcess) -> str:
+    """Veto a request in its veto window with the stub stopped; returns its id once the
+    veto is queued (past the undo window). Offline, because online push would tell the
+    device of the deployment within a fraction of a second, and the race between that and
+    the veto made the tests that close the window flaky."""
+    nav(page, "Approvals")
+    button(page, "In veto window").click()
+    approval_id = first_id(page, "approval", "REQ", every_says="veto window")
+    stub.stop()
+    wait_for_text(page, "connection-state", "Offline")
+    by_id(page, f"approval-{approval_id}").click()
+    button(page, "Veto").click()
+    choose(page, "Constitutional")
+    type_into(page, "Reason for the veto", "Too late, but on record.")
+    button(page, "Veto this request").click()
+    button(page, "Confirm veto").click()
+    wait_for_text(page, "approval-pending", "Veto queued")
+    return approval_id
 
 
 # The reconnection waits for the engine's breaker (up to minutes), by design.
@@ -109,22 +141,7 @@ def test_a_veto_past_its_deadline_is_shown_as_refused(
     app = app_against(demo_stub.url, GOVERNOR_STEP_UP_FOR_VETO="false")
     page = open_app(browser, app.url, DESKTOP)
     sign_in(page, "governor", "governor")
-    nav(page, "Approvals")
-    button(page, "In veto window").click()
-    approval_id = first_id(page, "approval", "REQ")
-
-    # Vetoed offline, and the window closes before the device is back: online, push would
-    # tell the device of the deployment within a fraction of a second, and the race
-    # between that and the veto made this test flaky.
-    demo_stub.stop()
-    wait_for_text(page, "connection-state", "Offline")
-    by_id(page, f"approval-{approval_id}").click()
-    button(page, "Veto").click()
-    page.get_by_role("radio", name="Constitutional").click()
-    type_into(page, "Reason for the veto", "Too late, but on record.")
-    button(page, "Veto this request").click()
-    button(page, "Confirm veto").click()
-    wait_for_text(page, "approval-pending", "Veto queued")  # after the undo window
+    approval_id = veto_offline_in_window(page, demo_stub)
     demo_stub.start()
     # The server's time passes every veto window (the device waits out its backoff).
     with demo_stub.client() as http:

@@ -1,7 +1,10 @@
-"""Go offline, veto with an attachment, see it pending, come back online, see it applied."""
+"""Go offline, veto with an attachment, see it pending, come back online, see it applied:
+in the app, with a verified receipt, and on the stub (its audit trail holds the veto, once,
+with the file)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,14 +15,17 @@ from tests.browser.harness import (
     PHONE,
     RECONNECT_MS,
     AppProcess,
+    attach_file,
     button,
     by_id,
+    choose,
     nav,
     open_app,
     sign_in,
     type_into,
     wait_for_text,
 )
+from tests.support.server_state import read_server
 from tests.support.stub_process import StubProcess
 
 
@@ -51,14 +57,12 @@ def test_veto_offline_with_an_attachment_is_applied_when_the_stub_returns(
 
     by_id(page, f"approval-{approval_id}").click()
     button(page, "Veto").click()
-    page.get_by_role("radio", name="Safety").click()
-    type_into(page, "Reason for the veto", "Dangerous exec import; see the attached review.")
+    choose(page, "Safety")
+    reason = "Dangerous exec import; see the attached review."
+    type_into(page, "Reason for the veto", reason)
     wait_for_text(page, "reason-counter", "47 / 2000")
     evidence = tmp_path / "review.txt"
-    evidence.write_text("exec import found in the module", encoding="utf-8")
-    with page.expect_file_chooser() as chooser:
-        button(page, "Add attachment").click()
-    chooser.value.set_files(str(evidence))
+    attach_file(page, evidence, "exec import found in the module")
     wait_for_text(page, "veto-attachments", "review.txt (31 B)")
     wait_for_text(page, "veto-attachments", "Up to 5 files, 5.0 MB in all.")
 
@@ -81,3 +85,17 @@ def test_veto_offline_with_an_attachment_is_applied_when_the_stub_returns(
     by_id(page, f"approval-{approval_id}").click()
     wait_for_text(page, "approval-status", "Vetoed")
     assert by_id(page, "approval-pending").count() == 0
+
+    # The stub holds it, not only the app's label: one veto, the reason, the file.
+    server = read_server(f"sqlite:///{demo_stub.data_dir / 'governance.db'}")
+    vetoes = [d for d in server.decisions
+              if d.approval_id == approval_id and d.action == "veto"]
+    assert len(vetoes) == 1, vetoes
+    veto = vetoes[0]
+    assert (veto.category, veto.reason) == ("safety", reason)
+    assert veto.key is not None and veto.device_id is not None
+    assert veto.attachments == (hashlib.sha256(evidence.read_bytes()).hexdigest(),)
+    assert server.approvals[approval_id].status == "vetoed"
+    assert server.approvals[approval_id].decided_by == veto.sub
+    # Decided offline, applied later: the server's receipt, checked on the device.
+    wait_for_text(page, "receipt-status", "Receipt verified: Veto signed by the server")

@@ -10,19 +10,29 @@ judge (``harness.judge``) at the end of every run.
   while it uploads through the faulty proxy, restarted until its queue drains; the stub is
   killed and restarted now and then.
 
-Knobs (environment): ``CHAOS_FAULTS`` (default 200), ``CHAOS_KILLS`` (default 50),
-``CHAOS_SEED``, ``CHAOS_REPORT`` (a JSON file for the counts).
+On the replicated topology (``tests/chaos/replicated.py``) a stub kill is a replica's,
+clock jumps move every replica, and its disruptions (Redis restarted, a replica cut from
+PostgreSQL) run beside uploads in both tests.
+
+Each runs on every topology in ``TOPOLOGIES``; the judge (``harness.judge``) compares
+content, and the report counts faults that matter (a delay the client waits out does not),
+faults by kind and kills, per topology.
+
+Knobs (environment): ``CHAOS_FAULTS`` (default 200 that matter), ``CHAOS_KILLS`` (default
+50), ``CHAOS_SEED``, ``CHAOS_REPORT`` (a JSON file for the counts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +40,42 @@ import pytest
 
 from sync.engine import SyncEngine
 from sync.errors import InvalidDecision, SignInRequired, SyncError
-from sync.models import OutboxState, VetoCategory
+from sync.models import Attachment, OutboxState, VetoCategory
 from sync.store import LocalStore
 from tests.chaos.harness import (
+    CLIENT_TIMEOUT,
     ROOT,
     ChaosWorld,
+    Intent,
+    SingleStub,
+    Topology,
     audit_log_gaps,
     env_int,
+    intents,
     judge,
     queue_decisions,
     seed,
     signed_in_engine,
     write_report,
 )
+from tests.chaos.replicated import Replicated
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[ChaosWorld]:
+# Every topology the chaos tier runs on: name to a factory given a fresh folder.
+TOPOLOGIES: dict[str, Callable[[Path], Topology]] = {"single-sqlite": SingleStub,
+                                                     "replicated-postgres": Replicated}
+# What a topology needs beyond the stub itself (markers select or leave it out).
+NEEDS: dict[str, list[pytest.MarkDecorator]] = {
+    "replicated-postgres": [pytest.mark.postgres, pytest.mark.redis]}
+
+
+@pytest.fixture(params=[pytest.param(name, marks=NEEDS.get(name, []), id=name)
+                        for name in TOPOLOGIES])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ChaosWorld]:
     # A short access-token life: sessions renew many times during a run, through the proxy.
-    w = ChaosWorld.start(tmp_path / "stub", access_token_ttl=120)
+    w = ChaosWorld.start(TOPOLOGIES[request.param](tmp_path / "stub"), access_token_ttl=120)
     try:
         yield w
     finally:
@@ -82,8 +107,15 @@ async def _drive(engine: SyncEngine, counts: dict[str, int], attempts: int) -> N
             return
 
 
-def _decide_through_the_engine(engine: SyncEngine, rng: random.Random, made: list[str],
-                               n: int) -> None:
+def _evidence(rng: random.Random) -> list[Attachment]:
+    """Zero to two small files, so the judge compares attachment digests too."""
+    return [Attachment(name=f"evidence-{i}.txt", content_type="text/plain",
+                       data_base64=base64.b64encode(rng.randbytes(rng.randrange(1, 2048)))
+                       .decode()) for i in range(rng.randrange(3))]
+
+
+def _decide_through_the_engine(engine: SyncEngine, rng: random.Random,
+                               made: dict[str, Intent], n: int) -> None:
     """The governor deciding on what the cached lists show (the app's own path)."""
     for _ in range(n):
         pending = engine.approvals("pending")
@@ -91,7 +123,8 @@ def _decide_through_the_engine(engine: SyncEngine, rng: random.Random, made: lis
         try:
             if window and rng.random() < 0.4:
                 target = rng.choice(window)
-                entry = engine.veto(target.id, VetoCategory.SAFETY, "chaos: unsafe egress")
+                entry = engine.veto(target.id, VetoCategory.SAFETY, "chaos: unsafe egress",
+                                    attachments=_evidence(rng))
             elif pending:
                 target = rng.choice(pending)
                 if rng.random() < 0.6:
@@ -104,7 +137,7 @@ def _decide_through_the_engine(engine: SyncEngine, rng: random.Random, made: lis
             continue  # already decided locally: the app would not offer the button
         except SignInRequired:
             return  # the session ended under the faults: the app asks to sign in first
-        made.append(entry.id)
+        made.update(intents(engine.store, [entry.id]))
 
 
 @pytest.mark.timeout(900)
@@ -113,8 +146,7 @@ def test_faults_through_the_proxy_lose_nothing_and_double_nothing(
     target_faults = env_int("CHAOS_FAULTS", 200)
     rng = random.Random(seed())
     counts = {"uploads": 0, "sign_ins_again": 0, "sign_in_failures": 0, "rounds": 0,
-              "token_expiry_jumps": 0, "window_closing_jumps": 0, "stub_kills": 0,
-              "downloads_failed": 0}
+              "token_expiry_jumps": 0, "window_closing_jumps": 0, "downloads_failed": 0}
     world.new_pending(30)
 
     async def scenario() -> dict[str, Any]:
@@ -124,9 +156,11 @@ def test_faults_through_the_proxy_lose_nothing_and_double_nothing(
         account = engine.account()
         assert account is not None
         sub, device = account.sub, engine.device_id
-        made: list[str] = []
+        made: dict[str, Intent] = {}
+        disruptions = sorted(world.topology.disruptions())
         world.proxy.random_faults(0.3, seed=seed())
-        while world.proxy.total_injected < target_faults and counts["rounds"] < 400:
+        while (world.proxy.faults_that_matter(CLIENT_TIMEOUT) < target_faults
+               and counts["rounds"] < 400):
             counts["rounds"] += 1
             r = counts["rounds"]
             await asyncio.to_thread(world.new_pending, 2)
@@ -139,7 +173,8 @@ def test_faults_through_the_proxy_lose_nothing_and_double_nothing(
             # window, and must come back as shown rejections, never as silence.
             approvals = engine.store.approval_summaries()
             if approvals:
-                made += queue_decisions(engine.store, approvals, sub, device, 3, rng, f"r{r}")
+                made.update(intents(engine.store, queue_decisions(
+                    engine.store, approvals, sub, device, 3, rng, f"r{r}")))
             side: list[Any] = []
             if r % 5 == 0:  # the access token dies between two batches of one upload
                 side.append(asyncio.to_thread(world.jump_clock, 16 * 60))
@@ -149,7 +184,9 @@ def test_faults_through_the_proxy_lose_nothing_and_double_nothing(
                 counts["window_closing_jumps"] += 1
             if r % 9 == 0:  # kill -9 mid-upload, back on the same port and data
                 side.append(asyncio.to_thread(world.kill_and_restart_stub))
-                counts["stub_kills"] += 1
+            if disruptions and r % 4 == 2:  # Redis restarted, a replica cut from its database
+                side.append(asyncio.to_thread(world.disrupt,
+                                              disruptions[(r // 4) % len(disruptions)]))
             await asyncio.gather(_drive(engine, counts, 6), *side)
         world.proxy.heal()
         for _ in range(20):
@@ -158,13 +195,12 @@ def test_faults_through_the_proxy_lose_nothing_and_double_nothing(
             if not status.pending_count and not status.held_count:
                 break
         status = engine.status()
-        audit = world.audit()
-        verdict = judge(engine.store, made, audit, sub=sub, device_id=device)
-        gaps = audit_log_gaps([str(r["idempotency_key"]) for r in audit
-                               if r["device_id"] == device], world.security_audit_keys())
-        figures = {"faults_injected": world.proxy.total_injected,
+        server = world.server()
+        verdict = judge(engine.store, made, server, world.proxy.answers)
+        gaps = audit_log_gaps([str(d.key) for d in server.decisions if d.device_id == device],
+                              world.security_audit_keys())
+        figures = {**world.figures(CLIENT_TIMEOUT),
                    "security_audit_log_gaps": len(gaps), "gap_examples": gaps[:3],
-                   "faults_by_kind": dict(world.proxy.injected),
                    "decisions": len(made), **verdict.as_dict(), **counts,
                    "rejected_shown": status.rejected_count}
         await engine.stop()
@@ -172,9 +208,9 @@ def test_faults_through_the_proxy_lose_nothing_and_double_nothing(
         return figures
 
     figures = asyncio.run(scenario())
-    write_report("proxy faults", figures)
+    write_report(f"proxy faults [{world.topology.name}]", figures)
     assert not figures["problems"], figures
-    assert figures["faults_injected"] >= target_faults, figures
+    assert figures["faults_that_matter"] >= target_faults, figures
     assert figures["applied"] + figures["rejected"] == figures["decisions"], figures
     # Every rejection is shown: the status counts it and each one has its code.
     assert figures["rejected_shown"] == figures["rejected"], figures
@@ -211,11 +247,14 @@ def test_kill_9_of_client_and_stub_under_faults_loses_nothing(
 
     approvals, sub, device = asyncio.run(prepare())
     store = LocalStore(data / "governor.db")
-    made = queue_decisions(store, approvals, sub, device, 300, rng, "k0")
+    made = intents(store, queue_decisions(store, approvals, sub, device, 300, rng, "k0"))
     store.close()
     world.proxy.random_faults(0.15, seed=seed() + 1)
 
-    kills = drained_early = stub_kills = clock_jumps = 0
+    kills = drained_early = clock_jumps = 0
+    disruptions = sorted(world.topology.disruptions())
+    background = ThreadPoolExecutor(1, thread_name_prefix="disruption")
+    disrupting: Future[None] | None = None
     started = time.monotonic()
     while kills < target_kills:
         assert time.monotonic() - started < 700, f"only {kills} kills in 700 s"
@@ -231,7 +270,13 @@ def test_kill_9_of_client_and_stub_under_faults_loses_nothing(
         child.wait(30)
         if kills and kills % 10 == 0 and child.returncode == -signal.SIGKILL:
             world.kill_and_restart_stub()
-            stub_kills += 1
+        if (disruptions and kills % 5 == 3 and child.returncode == -signal.SIGKILL
+                and (disrupting is None or disrupting.done())):
+            # Under the next client's upload: Redis restarted, or a replica cut off.
+            if disrupting is not None:
+                disrupting.result()  # raises what went wrong in the last one
+            disrupting = background.submit(world.disrupt,
+                                           disruptions[(kills // 5) % len(disruptions)])
         if kills and kills % 17 == 0 and child.returncode == -signal.SIGKILL:
             world.jump_clock(16 * 60)  # the kept access token is now expired
             clock_jumps += 1
@@ -241,10 +286,14 @@ def test_kill_9_of_client_and_stub_under_faults_loses_nothing(
             drained_early += 1
             world.new_pending(10)
             store = LocalStore(data / "governor.db")
-            made += queue_decisions(store, store.approval_summaries(), sub, device, 30, rng,
-                                    f"k{kills}-{drained_early}")
+            made.update(intents(store, queue_decisions(
+                store, store.approval_summaries(), sub, device, 30, rng,
+                f"k{kills}-{drained_early}")))
             store.close()
 
+    background.shutdown()
+    if disrupting is not None:
+        disrupting.result()
     world.proxy.heal()
     finished = subprocess.run(
         [sys.executable, "-m", "tests.chaos.client_worker", world.url, str(data), "50"],
@@ -253,20 +302,19 @@ def test_kill_9_of_client_and_stub_under_faults_loses_nothing(
 
     store = LocalStore(data / "governor.db")
     try:
-        audit = world.audit()
-        verdict = judge(store, made, audit, sub=sub, device_id=device)
+        server = world.server()
+        verdict = judge(store, made, server, world.proxy.answers)
         rejected_rows = store.counts().get("rejected", 0)
     finally:
         store.close()
-    gaps = audit_log_gaps([str(r["idempotency_key"]) for r in audit
-                           if r["device_id"] == device], world.security_audit_keys())
-    figures = {"security_audit_log_gaps": len(gaps), "gap_examples": gaps[:3],
-               "client_kills": kills, "stub_kills": stub_kills, "clock_jumps": clock_jumps,
-               "drained_before_kill": drained_early,
-               "faults_injected": world.proxy.total_injected,
-               "faults_by_kind": dict(world.proxy.injected), "decisions": len(made),
+    gaps = audit_log_gaps([str(d.key) for d in server.decisions if d.device_id == device],
+                          world.security_audit_keys())
+    figures = {**world.figures(CLIENT_TIMEOUT),
+               "security_audit_log_gaps": len(gaps), "gap_examples": gaps[:3],
+               "client_kills": kills, "clock_jumps": clock_jumps,
+               "drained_before_kill": drained_early, "decisions": len(made),
                **verdict.as_dict(), "rejected_in_outbox": rejected_rows}
-    write_report("kill -9", figures)
+    write_report(f"kill -9 [{world.topology.name}]", figures)
     assert not verdict.problems, figures
     assert kills >= target_kills, figures
     assert verdict.applied > 0 and verdict.rejected > 0, figures

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -241,15 +242,16 @@ def test_the_stub_sends_heartbeats_at_the_configured_interval(tmp_path: Path) ->
     async def main() -> None:
         auth = await signed_in(stub.url)
         headers = {"Authorization": f"Bearer {await auth.access_token()}"}
-        beats = 0
+        stamps: list[datetime] = []
         async with httpx.AsyncClient(base_url=stub.url, timeout=10) as client, \
                 client.stream("GET", "/v1/mobile/events", headers=headers) as response:
             async for line in response.aiter_lines():
-                if line == ": heartbeat":
-                    beats += 1
-                    if beats == 3:
+                if line.startswith(": heartbeat "):  # each carries the stub's time
+                    stamps.append(datetime.fromisoformat(line.removeprefix(": heartbeat ")))
+                    if len(stamps) == 3:
                         break
-        assert beats == 3
+        assert len(stamps) == 3 and stamps == sorted(stamps)
+        assert all(s.tzinfo is not None for s in stamps)
         await auth.aclose()
 
     try:

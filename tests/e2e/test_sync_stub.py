@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import random
 import signal
@@ -20,7 +21,7 @@ import pytest
 
 from sync.auth import Authenticator
 from sync.engine import SyncEngine
-from sync.models import DecisionAction, OutboxState, SeedDraft, VetoCategory
+from sync.models import Attachment, DecisionAction, OutboxState, SeedDraft, VetoCategory
 from sync.settings import GovernorSettings
 from sync.store import LocalStore
 from sync.tokens import EncryptedFileVault, MemoryVault
@@ -86,6 +87,49 @@ def test_decide_offline_then_upload_exactly_once(fast_stub: StubProcess,
         await engine.upload()
         assert audit(fast_stub) == applied
         assert all(e.state == OutboxState.APPLIED for e in engine.outbox())
+        await engine.stop()
+
+    asyncio.run(scenario())
+
+
+def test_no_reason_comment_or_evidence_is_in_the_device_database_in_clear(
+        fast_stub: StubProcess, tmp_path: Path) -> None:
+    """Decide with a distinctive reason, comment and attachment, let the real stub apply
+    them, sync the requests, dashboard and notifications back, then read the database,
+    its WAL and shared memory as bytes: none of it is there."""
+    reason = "routes payroll exports to paste-bin-e2e-51c7"
+    comment = "cleared with the auditor Ms Varga-e2e-0b9d"
+    name = "varga-evidence-e2e-77a1.pdf"
+    evidence = b"%PDF-1.7 evidence for the e2e seal test 3f08"
+
+    async def scenario() -> None:
+        engine = await engine_for(fast_stub, tmp_path / "client")
+        await engine.sync_now()
+        pending = engine.approvals("pending")[0].id
+        window = engine.approvals("veto_window")[0].id
+        engine.approve(pending, comment=comment)
+        engine.veto(window, VetoCategory.SAFETY, reason, [Attachment(
+            name=name, content_type="application/pdf",
+            data_base64=base64.b64encode(evidence).decode())])
+        await engine.sync_now()  # sent and applied, then everything downloaded again
+        assert not engine.outbox({OutboxState.QUEUED, OutboxState.SENDING})
+        # The secrets came back in the server's data, and the app reads them.
+        vetoed = engine.approval(window)
+        assert vetoed is not None and vetoed.status.value == "vetoed"
+        assert any(reason in (stage.notes or "") for stage in vetoed.pipeline)
+        approved = engine.approval(pending)
+        assert approved is not None
+        assert any(comment in (stage.notes or "") for stage in approved.pipeline)
+        dashboard = engine.dashboard()
+        assert dashboard is not None
+        assert reason in [v.get("reason") for v in dashboard.dashboard.recent_vetoes]
+        assert engine.notifications()
+        raw = b"".join(p.read_bytes()
+                       for p in (tmp_path / "client").glob("governor.db*"))
+        assert (tmp_path / "client" / "governor.db-wal").exists()
+        for secret in (reason, comment, name, reason[:20], comment[:20]):
+            assert secret.encode() not in raw, secret
+        assert evidence not in raw and base64.b64encode(evidence) not in raw
         await engine.stop()
 
     asyncio.run(scenario())

@@ -64,8 +64,14 @@ def test_stateful_sequences_keep_the_contract(app: FastAPI) -> None:
     base = schema.as_state_machine()
     seen: Counter[tuple[str, str, int]] = Counter()
     refused: list[str] = []  # a valid token refused (schemathesis also sends none, on purpose)
+    followed: Counter[str] = Counter()  # links whose values reached the next call
 
     class Workflow(base):  # type: ignore[valid-type, misc]
+        def step(self, input: Any) -> Any:
+            if input.transition is not None and input.is_applied:
+                followed[input.transition.id] += 1
+            return super().step(input)
+
         def before_call(self, case: Any) -> None:
             super().before_call(case)
             # A fresh key per call: a generated key drawn twice would replay the first
@@ -109,8 +115,11 @@ def test_stateful_sequences_keep_the_contract(app: FastAPI) -> None:
     # tests/backend_stub/api read and decide every demo request explicitly.
     linked = sum(n for (_, p, status), n in seen.items()
                  if p.startswith("/v1/mobile/approvals/{approval_id}") and status in (200, 409))
-    print(f"stateful run: {sum(seen.values())} calls, {linked} through approval links")
+    print(f"stateful run: {sum(seen.values())} calls, {linked} through approval links, "
+          f"{sum(followed.values())} calls along links: {dict(followed)}")
     assert not refused, refused
+    # A run that followed no link tested single calls only: it is not the stateful run.
+    assert followed, f"no link followed in {sum(seen.values())} calls"
 
 
 @pytest.mark.parametrize("body", [b"\xff\xfe", b"{", b"\xc3("])

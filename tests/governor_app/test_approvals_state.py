@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from governor_app import state
-from governor_app.testing import FakeGovernorClient, demo_approval
+from sync.fakes import FakeGovernorClient, demo_approval
 from sync.models import (
     SCOPE_READ,
     SCOPE_VETO,
@@ -11,6 +11,7 @@ from sync.models import (
     Account,
     ApprovalStatus,
     DecisionAction,
+    PipelineStage,
 )
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -59,6 +60,19 @@ def test_detail_timeline_capabilities_wasm_and_matches() -> None:
     assert genesis.done and genesis.notes and "Genesis" in genesis.notes
     assert v.capabilities[0].dangerous and v.capabilities[0].label.endswith("(dangerous)")
     assert v.dangerous_count == 1
+    assert v.capabilities[0].reasons == ("Makes the system call 'exec' outside the sandbox.",)
+    assert v.capabilities[1].reasons == ()
+
+
+def test_a_cached_detail_without_reasons_still_shows_its_grants() -> None:
+    # Details cached before the server sent reasons: the grants show, with no reasons.
+    cached = demo_approval(0, NOW).model_dump(mode="json")
+    cached["capabilities"] = [{"capability": "system_call:exec", "dangerous": True},
+                              {"capability": "custom:x", "dangerous": False, "reasons": None}]
+    a = type(demo_approval(0, NOW)).model_validate(cached)
+    v = state.approval_detail_view(a, GOVERNOR, NOW)
+    assert [(c.capability, c.dangerous, c.reasons) for c in v.capabilities] == [
+        ("system_call:exec", True, ()), ("custom:x", False, ())]
     assert "1 issue" in v.wasm_summary and v.wasm_issues
     assert v.seed_matches[0].score == "82 %" and v.seed_matches[0].failed
 
@@ -104,3 +118,58 @@ def test_the_fake_client_counts_what_it_lists() -> None:
         assert client.approval_count(filter) == len(client.approvals(filter, limit=1000))
     assert client.approval_count("all", "REQ-0003") == 1
     assert client.approval_count("all", "no such thing") == 0
+
+
+def test_the_timeline_shows_the_certificate_and_the_reviews() -> None:
+    a = demo_approval(0, NOW).model_copy(update={"pipeline": [
+        PipelineStage.model_validate({
+            "stage": "genesis_certification", "status": "passed", "notes": "Certified.",
+            "certificate": {"id": "GC-1", "issuer": "http://stub", "subject_agent": "AGT-7",
+                            "issued_at": "2026-11-21T11:00:00Z",
+                            "expires_at": "2027-11-21T11:00:00Z", "module_sha256": "ab" * 32,
+                            "signature": {"alg": "RS256", "kid": "k1", "jws": "a.b.c"}}}),
+        PipelineStage.model_validate({
+            "stage": "architect_review", "status": "passed",
+            "review": {"reviewer": "Aiko Tanaka", "verdict": "escalate",
+                       "reviewed_at": "2026-11-21T11:30:00Z", "findings": [
+                           {"severity": "concern", "message": "system_call:exec"}]}}),
+        PipelineStage(stage="ethics_review", status="in_progress")]})
+    rows = {s.stage: s for s in state.approval_detail_view(a, GOVERNOR, NOW).timeline}
+    assert rows["genesis_certification"].evidence == (
+        "Certificate GC-1 from http://stub for agent AGT-7",
+        "Issued 21 Nov 11:00 UTC, expires 21 Nov 11:00 UTC",
+        f"Module SHA-256 {'ab' * 32}", "Signed with key k1")
+    assert rows["architect_review"].evidence == (
+        "Reviewer Aiko Tanaka: Escalate · 21 Nov 11:30 UTC", "Concern: system_call:exec")
+    assert rows["ethics_review"].evidence == () and rows["submitted"].evidence == ()
+
+
+def test_a_cached_stage_from_before_the_evidence_still_loads() -> None:
+    old = PipelineStage.model_validate_json(
+        '{"stage": "genesis_certification", "status": "passed", "completed_at": null, '
+        '"notes": "Genesis certified the agent."}')
+    assert old.certificate is None and old.review is None
+    unsigned = PipelineStage.model_validate({"stage": "genesis_certification",
+                                             "status": "passed",
+                                             "certificate": {"id": "GC-2", "signature": None}})
+    row = state.approval_detail_view(
+        demo_approval(0, NOW).model_copy(update={"pipeline": [unsigned]}), GOVERNOR, NOW)
+    assert row.timeline[1].evidence[-1] == "Not signed"
+
+
+def test_the_request_says_what_became_of_the_governors_own_refused_decision() -> None:
+    client = FakeGovernorClient(now=lambda: NOW)
+    assert state.refused_decisions(client, "REQ-0001", NOW) == ()
+    mine = client.approve("REQ-0001")
+    client.reject(mine.id, "ALREADY_DECIDED", "Approved by alice first.",
+                  {"decided_by": "alice"})
+    client.approve("REQ-0007")  # another request's decision is not this one's
+    [row] = state.refused_decisions(client, "REQ-0001", NOW)
+    assert row.title == "Approve REQ-0001" and row.can_discard
+    assert row.error is not None and "decided elsewhere first" in row.error
+    assert "Decided by alice." in row.error
+    # The outbox badge counts it until it is discarded.
+    assert client.status().rejected_count == 1
+    # Another account signed in on the device sees none of it.
+    client._account = client._make_account("auditor")
+    assert state.refused_decisions(client, "REQ-0001", NOW) == ()

@@ -102,3 +102,63 @@ def test_saved_settings_apply_unless_a_flag_or_variable_names_them(tmp_path: Pat
     assert (flagged.server_url, flagged.sync_interval) == ("http://127.0.0.1:8/", 60)
     assert cli.app_profile(no_file, store, env={"GOVERNOR_SERVER_URL": "http://127.0.0.1:7"}
                            ).server_url == "http://127.0.0.1:7"
+
+
+class _RecordingStub:
+    made: list[tuple[Path, int, float | None]] = []
+
+    def __init__(self, data_dir: Path, port: int, activity: float | None = None) -> None:
+        self.made.append((data_dir, port, activity))
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("argv", "activity"), [
+    ([], None), (["--activity"], cli.DEMO_ACTIVITY_S), (["--activity", "2.5"], 2.5)])
+def test_demo_activity_reaches_the_stub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                        argv: list[str], activity: float | None) -> None:
+    _RecordingStub.made = []
+    monkeypatch.setattr(cli, "StubChild", _RecordingStub)
+    monkeypatch.setattr(cli, "run_app", lambda *a, **k: None)
+    assert cli.main(["demo", "--web", "--data-dir", str(tmp_path), *argv]) == 0
+    assert [made[2] for made in _RecordingStub.made] == [activity]
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "soon"])
+def test_demo_activity_needs_a_positive_number(bad: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--activity", bad])
+    assert "is not a number of seconds above 0" in capsys.readouterr().err
+
+
+def test_a_stub_started_with_activity_acts_on_its_own(tmp_path: Path) -> None:
+    stub = cli.StubChild(tmp_path, cli._free_port(), activity=0.2)
+    stub.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                "demo activity:" in line for line in stub.output):
+            time.sleep(0.05)
+        assert any("demo activity:" in line for line in stub.output), "".join(stub.output)
+    finally:
+        stub.stop()
+
+
+def test_receipts_verify_checks_what_the_local_database_keeps(tmp_path: Path) -> None:
+    from governor_app.cli import verify_receipts
+    from sync.store import LocalStore
+
+    out: list[str] = []
+    err: list[str] = []
+    assert verify_receipts(tmp_path / "none", out.append, err.append) == 2
+    assert "no local database" in err[0] and "--data-dir" in err[0]
+    LocalStore(tmp_path / "governor.db").close()  # a device that decided nothing yet
+    assert verify_receipts(tmp_path, out.append, err.append) == 0
+    assert out == ["0 receipt(s) verified, 0 invalid, 0 awaiting the server, against 0 "
+                   "cached signing key(s)."]

@@ -6,10 +6,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from governor_app import state
-from governor_app.testing import FakeGovernorClient
+from sync.fakes import FakeGovernorClient
 from sync.models import (
     Agent,
+    Conflict,
     DecisionAction,
+    FieldChange,
     Notification,
     OutboxEntry,
     OutboxState,
@@ -56,7 +58,9 @@ def test_outbox_sections_and_a_rejected_veto_in_words() -> None:
     rejected = sections["rejected"][0]
     assert rejected.title == "Veto REQ-0002"
     assert rejected.error and "veto window closed before" in rejected.error
-    assert "2026-11-21T11:00:00Z" in rejected.error
+    # The deadline in words on the device's clock, not the server's ISO string.
+    assert "Deadline was 1 h 0 min ago, 21 Nov " in rejected.error
+    assert "2026-11-21T11:00:00Z" not in rejected.error
     assert rejected.can_discard and not rejected.can_decide_again
 
 
@@ -96,6 +100,17 @@ def test_a_conflict_can_be_decided_again() -> None:
     assert again.id != row.id
     asyncio.run(client.sync_now())
     assert client.approval("REQ-0001").status == "vetoed"  # type: ignore[union-attr]
+
+
+def test_a_version_conflict_row_lists_each_changed_field() -> None:
+    entry = OutboxEntry(id="E1", seq=1, kind="decision", approval_id="REQ-1",
+                        action=DecisionAction.APPROVE, state=OutboxState.REJECTED,
+                        created_at=NOW, error_code="VERSION_CONFLICT", error_message="")
+    conflict = Conflict(entry=entry, code="VERSION_CONFLICT", message="", changed=[
+        FieldChange(field="stage", seen="architect_review", now="ethics_review")])
+    row = state.outbox_row(entry, NOW, conflict)
+    assert row.changed == ("Stage: was architect_review, now ethics_review",)
+    assert row.error and row.error.startswith("The request changed after you decided.")
 
 
 def test_agents_and_violations_rows() -> None:

@@ -46,3 +46,11 @@ def test_preferences_validate_and_persist(tmp_path: Path) -> None:
     assert PreferenceStore(tmp_path / "prefs.json").value.theme == "dark"
     (tmp_path / "prefs.json").write_text("{not json", encoding="utf-8")
     assert PreferenceStore(tmp_path / "prefs.json").value == Preferences()
+
+
+def test_plain_http_to_another_machine_is_refused_at_save() -> None:
+    remote = Preferences(server_url="http://governance.example.com")
+    assert "https://" in remote.errors()["server_url"]
+    for fine in ("https://governance.example.com", "http://127.0.0.1:8000",
+                 "http://localhost:9", ""):
+        assert "server_url" not in Preferences(server_url=fine).errors()

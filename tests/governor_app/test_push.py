@@ -14,47 +14,38 @@ import pytest
 from governor_app.preferences import Preferences, PreferenceStore
 from governor_app.push import (
     NOTIFICATIONS_OFF,
+    ApprovePrompt,
     PushService,
     VetoAnswer,
     VetoPrompt,
     banner_view,
+    danger_flags,
     quiet_hours_from,
     route_for,
+    visible_banners,
 )
-from governor_app.testing import FakeGovernorClient
+from sync.alerts import (
+    NO_QUIET_HOURS,
+    Alert,
+    QuietHours,
+    Urgency,
+    alert_for,
+)
 from sync.errors import InvalidDecision, ServerUnreachable
+from sync.fakes import FakeGovernorClient
 from sync.models import DecisionAction, OutboxEntry, VetoCategory
-from sync.notify import NO_QUIET_HOURS, Alert, NotificationCenter, QuietHours, alert_for
+from sync.notify import (
+    NotificationCenter,
+)
 from sync.push import (
     AGENT_VIOLATED,
     APPROVAL_PENDING,
     BUDGET_THRESHOLD,
     PushEvent,
-    PushStatus,
 )
+from tests.sync.push_fixtures import IdleListener
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-class FakeListener:
-    """Stands in for ``sync.push.PushListener``: no network, runs until stopped."""
-
-    def __init__(self) -> None:
-        self.sink = object()
-        self.status = PushStatus()
-        self.stopped = asyncio.Event()
-
-    def on_event(self, callback: Any) -> Callable[[], None]:
-        return lambda: None
-
-    def on_status(self, callback: Any) -> Callable[[], None]:
-        return lambda: None
-
-    async def run(self) -> None:
-        await self.stopped.wait()
-
-    def stop(self) -> None:
-        self.stopped.set()
 
 
 class Factory:
@@ -67,7 +58,7 @@ class Factory:
         self.start_fails = start_fails
 
     def __call__(self, client: Any, step_up: Any, *, open_approval: Any,
-                 quiet_hours: QuietHours) -> NotificationCenter:
+                 quiet_hours: QuietHours, before_approve: Any) -> NotificationCenter:
         if self.fail is not None:
             raise self.fail
         start_fails = self.start_fails
@@ -78,8 +69,9 @@ class Factory:
                     raise start_fails
                 await super().start()
 
-        center = Center(FakeListener(), client, step_up, open_approval=open_approval,
-                        quiet_hours=quiet_hours, now=lambda: NOW)
+        center = Center(IdleListener(), client, step_up, open_approval=open_approval,
+                        quiet_hours=quiet_hours, now=lambda: NOW,
+                        before_approve=before_approve)
         self.made.append(center)
         return center
 
@@ -87,19 +79,28 @@ class Factory:
 class Presenter:
     """A session's banner UI: answers veto prompts from a script, records navigation."""
 
-    def __init__(self, *answers: VetoAnswer | None, take_back: bool = False) -> None:
+    def __init__(self, *answers: VetoAnswer | None, take_back: bool = False,
+                 approve_anyway: bool = True) -> None:
         self.answers = list(answers)
         self.prompts: list[VetoPrompt] = []
         self.opened: list[str] = []
         self.take_back = take_back  # what the governor does in the undo window
         self.held: list[tuple[str, float]] = []
+        self.approve_anyway = approve_anyway  # the answer to the danger flags
+        self.approve_prompts: list[ApprovePrompt] = []
+        self.holds: list[str] = []  # what was held: "Veto", "Approval"
 
     async def ask_veto(self, prompt: VetoPrompt) -> VetoAnswer | None:
         self.prompts.append(prompt)
         return self.answers.pop(0)
 
-    async def hold_veto(self, approval_id: str, seconds: float) -> bool:
+    async def confirm_approval(self, prompt: ApprovePrompt) -> bool:
+        self.approve_prompts.append(prompt)
+        return self.approve_anyway
+
+    async def hold(self, approval_id: str, what: str, seconds: float) -> bool:
         self.held.append((approval_id, seconds))
+        self.holds.append(what)
         return not self.take_back
 
     def open(self, route: str) -> None:
@@ -271,7 +272,8 @@ def test_approve_from_a_banner_queues_it_marks_it_read_and_removes_the_banner() 
         assert outcome.done and outcome.message == "Approval of REQ-0001 queued."
         [entry] = client.outbox()
         assert (entry.approval_id, entry.action) == ("REQ-0001", DecisionAction.APPROVE)
-        assert service.banners() == []
+        assert [(b.title, b.buttons) for b in service.banners()] == [
+            ("Approval of REQ-0001 queued.", ())]  # in its place, until it goes by itself
         assert next(n for n in client.notifications() if n.id == "N-1").read
     run(body)
 
@@ -336,7 +338,7 @@ def test_veto_asks_for_the_password_and_queues_only_once_it_is_right() -> None:
         [entry] = vetoes(client)
         assert entry.payload["category"] == "safety"
         assert entry.payload["reason"] == "Unsafe exec."
-        assert service.banners() == []
+        assert [b.title for b in service.banners()] == ["Veto of REQ-0001 queued."]
         # Held for the undo window only once confirmed (not after the wrong password).
         assert presenter.held == [("REQ-0001", 5.0)]
     run(body)
@@ -494,7 +496,8 @@ def test_quiet_hours_apply_at_once_and_release_what_they_held() -> None:
         await show(service, urgent)
         assert [b.alert_id for b in service.banners()] == ["50"]  # breaks through
         await service.apply_preferences(quiet_now.with_(quiet_hours=False))
-        assert [b.alert_id for b in service.banners()] == ["41", "50"]
+        # Released, it goes under the urgent one: that stays in sight.
+        assert [b.alert_id for b in service.banners()] == ["50", "41"]
     run(body)
 
 
@@ -555,8 +558,8 @@ def test_the_settings_screen_lists_every_channel_and_why() -> None:
 def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
         tmp_path: Path) -> None:
     from governor_app.push import engine_center
-    from governor_app.startup import Snapshot, StartingClient
     from sync.api import FakeAuthenticator
+    from sync.cold_start import Snapshot, StartingClient
     from sync.engine import SyncEngine
     from sync.models import SyncStatus
     from sync.settings import GovernorSettings
@@ -584,8 +587,136 @@ def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
             await client.sync_now()  # needs the engine: built and handed over
             await service.drain()
             assert service.running and service.center is not None
-            assert service.center.listener.sink.engine is not None
+            listener: Any = service.center.listener
+            assert isinstance(listener.sink, SyncEngine)  # the engine takes the events
         finally:
             await service.stop()
             await client.stop()
     asyncio.run(main())
+
+
+# --- one-tap actions that are safe ----------------------------------------------------------
+
+def test_danger_flags_come_from_the_servers_judgments_in_the_request() -> None:
+    fake = FakeGovernorClient(now=lambda: NOW)
+    risky = fake.approval("REQ-0001")
+    assert risky is not None
+    assert danger_flags(risky) == ("Dangerous grant: system_call:exec",)
+    broken = risky.model_copy(update={
+        "wasm_report": risky.wasm_report.model_copy(update={"valid": False}),
+        "seed_matches": []})
+    assert danger_flags(broken) == ("Dangerous grant: system_call:exec",
+                                    "The WASM module is invalid.",
+                                    "No precedent seed matches it.")
+    safe = risky.model_copy(update={"capabilities": [
+        {"capability": "file_read:/data/customers", "dangerous": False}]})
+    assert danger_flags(safe) == ()
+    [unknown] = danger_flags(None)
+    assert "not on this device" in unknown
+    # Cached from its notification only: no checks known, so it is not called safe.
+    assert danger_flags(safe.model_copy(update={"pipeline": []})) == (unknown,)
+
+
+def test_a_banner_approve_shows_the_flags_then_holds_it_for_the_undo_window() -> None:
+    presenter = Presenter()
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("N-1", "REQ-0001"))
+        outcome = await service.act("N-1", "approve", presenter)
+        assert outcome.done and outcome.message == "Approval of REQ-0001 queued."
+        [prompt] = presenter.approve_prompts
+        assert (prompt.approval_id, prompt.flags) == (
+            "REQ-0001", ("Dangerous grant: system_call:exec",))
+        assert presenter.holds == ["Approval"] and presenter.held == [("REQ-0001", 5.0)]
+        assert [e.action for e in client.outbox()] == [DecisionAction.APPROVE]
+    run(body)
+
+
+def test_a_banner_approve_cancelled_at_the_flags_queues_nothing_and_keeps_the_banner(
+        ) -> None:
+    presenter = Presenter(approve_anyway=False)
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("N-1", "REQ-0001"))
+        outcome = await service.act("N-1", "approve", presenter)
+        assert not outcome.done and client.outbox() == []
+        assert outcome.message == ("Approval not queued: you cancelled after seeing its "
+                                   "warnings; nothing was queued.")
+        assert presenter.holds == []  # never held: nothing to undo
+        assert [b.alert_id for b in service.banners()] == ["N-1"]
+    run(body)
+
+
+def test_a_banner_approve_without_flags_asks_nothing_but_can_be_taken_back() -> None:
+    fake = FakeGovernorClient(now=lambda: NOW)
+    detail = fake.approval("REQ-0001")
+    assert detail is not None
+    fake._approvals["REQ-0001"] = detail.model_copy(update={"capabilities": []})
+    presenter = Presenter(take_back=True)
+
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("N-1", "REQ-0001"))
+        outcome = await service.act("N-1", "approve", presenter)
+        assert presenter.approve_prompts == [] and presenter.holds == ["Approval"]
+        assert not outcome.done and client.outbox() == []
+        assert outcome.message == ("Approval not queued: you took it back within the 5 s "
+                                   "undo window; nothing was queued.")
+    run(body, client=fake)
+
+
+def test_an_os_notification_approve_of_a_flagged_request_needs_the_app_open() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending("N-1", "REQ-0001"))
+        outcome = await service.act("N-1", "approve")  # no session: an OS notification
+        assert not outcome.done and client.outbox() == []
+        assert outcome.message == ("Approval not queued: open the app to approve: this "
+                                   "request has warnings to look at first.")
+    run(body)
+
+
+def test_on_a_phone_one_banner_is_drawn_and_the_rest_are_behind_more() -> None:
+    assert visible_banners(phone=True) == 1
+    assert visible_banners(phone=False) == 3
+
+
+def test_a_banner_that_only_reports_reads_as_one_sentence() -> None:
+    view = banner_view(Alert(id="1#done", event_type="governor.banner.outcome",
+                             title="Approval of REQ-0001 queued.", body="",
+                             urgency=Urgency.LOW, created_at=NOW, actions=()))
+    assert view.label == "Approval of REQ-0001 queued." and view.buttons == ()
+
+
+# --- failures that speak ---------------------------------------------------------------------
+
+def test_a_refusal_of_the_governors_own_decision_becomes_an_urgent_banner() -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        veto = client.veto("REQ-0002", VetoCategory.SAFETY, "Unsafe.")
+        client.reject(veto.id, "VETO_WINDOW_CLOSED", "The veto window closed at 11:00.")
+        assert service.center is not None
+        await service.center.drain()
+        [banner] = service.banners()
+        assert banner.urgent and banner.title == "Veto refused"
+        assert banner.body == ("Your veto of REQ-0002 was not applied: the veto window "
+                               "closed. The veto window closed at 11:00.")
+        assert [b.label for b in banner.buttons] == ["Open request"]
+        presenter = Presenter()
+        outcome = await service.act(banner.alert_id, "open", presenter)
+        assert outcome.done and presenter.opened == ["/approvals/REQ-0002"]
+    run(body)
+
+
+# --- what the account may do ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("who", "buttons"), [
+    ("governor", ["approve", "veto"]), ("auditor", ["open"])])
+def test_a_banner_offers_only_what_the_signed_in_account_may_do(who: str,
+                                                                buttons: list[str]) -> None:
+    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+        await show(service, pending())
+        [banner] = service.banners()
+        assert [b.action_id for b in banner.buttons] == buttons
+        if who == "auditor":  # nothing to press that would ask a password, then refuse
+            outcome = await service.act(banner.alert_id, "veto")
+            assert not outcome.done and "no action 'veto'" in outcome.message
+            assert client.outbox() == []
+    run(body, client=FakeGovernorClient(signed_in_as=who, now=lambda: NOW))

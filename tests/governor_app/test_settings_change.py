@@ -16,8 +16,8 @@ from governor_app.settings_change import (
     apply_sync_interval,
     running_interval,
 )
-from governor_app.testing import FakeGovernorClient
 from sync.engine import SYNC_JOB_ID, SyncEngine
+from sync.fakes import FakeGovernorClient
 from sync.settings import GovernorSettings
 from tests.sync.conftest import GOVERNOR, FakeAuthenticator
 
@@ -112,20 +112,26 @@ def test_a_client_without_periodic_sync_keeps_the_interval_for_the_next_start(
     assert not apply_sync_interval(fake, 7) and running_interval(fake, 30) == 30
 
 
-def test_a_public_setter_is_preferred_when_the_client_has_one() -> None:
-    class Client:
+def test_the_interval_goes_through_the_clients_own_setter() -> None:
+    class Client(FakeGovernorClient):
         def __init__(self) -> None:
+            super().__init__()
             self.seconds: float = 0
 
-        def set_sync_interval(self, seconds: float) -> None:
+        def sync_interval(self) -> float:
+            return self.seconds
+
+        def set_sync_interval(self, seconds: float) -> bool:
             self.seconds = seconds
+            return True
 
     client = Client()
     assert apply_sync_interval(client, 12) and client.seconds == 12
+    assert running_interval(client, 99) == 12
 
 
 def test_the_engine_behind_the_cold_start_client_is_rescheduled(tmp_path: Path) -> None:
-    from governor_app.startup import StartingClient
+    from sync.cold_start import StartingClient
 
     async def main() -> None:
         client = StartingClient(lambda: engine(tmp_path, 30), None, "http://127.0.0.1:9")
@@ -139,7 +145,7 @@ def test_the_engine_behind_the_cold_start_client_is_rescheduled(tmp_path: Path) 
 
 
 def test_a_setter_that_fails_leaves_the_interval_for_the_next_start() -> None:
-    class Client:
+    class Client(FakeGovernorClient):
         def set_sync_interval(self, seconds: float) -> bool:
             raise RuntimeError("scheduler gone")
 

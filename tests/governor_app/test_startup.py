@@ -11,14 +11,9 @@ from typing import Any
 
 import pytest
 
-from governor_app.startup import (
-    SNAPSHOT_NAME,
-    WRITE_DELAY_S,
-    Snapshot,
-    StartingClient,
-    flet_names_used,
-)
-from governor_app.testing import FakeGovernorClient
+from governor_app.startup import flet_names_used
+from sync.cold_start import SNAPSHOT_NAME, WRITE_DELAY_S, Snapshot, StartingClient
+from sync.fakes import FakeGovernorClient
 
 SERVER = "http://127.0.0.1:8000"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -77,7 +72,7 @@ def test_first_screen_reads_the_snapshot_then_the_engine_takes_over(tmp_path: Pa
         await client.start()
         client.subscribe(topics.append)
         assert threads == [] and client.starting
-        assert not hasattr(client, "step_up_password")  # the engine's own attributes wait
+        assert client.why_no_push() == "starts with the app, in a moment"
         account = client.account()
         assert account is not None and account.username == "governor"
         status = client.status()
@@ -94,8 +89,7 @@ def test_first_screen_reads_the_snapshot_then_the_engine_takes_over(tmp_path: Pa
         assert threads == ["engine-build"] and engine.started == 1
         assert {"auth", "status"} <= set(topics)
         assert client.status().online  # the engine answers now
-        assert client.step_up_password == "governor"
-        assert client._seq is engine._seq  # private names too (the settings screen)
+        assert client.why_no_push() == engine.why_no_push()  # the engine's answer now
         await client.stop()
 
     asyncio.run(main())
@@ -188,3 +182,25 @@ def test_prewarm_names_come_from_the_first_screen() -> None:
     names = flet_names_used()
     assert {"NavigationRail", "Card", "ResponsiveRow", "Semantics", "TextField"} <= names
     assert "SegmentedButton" not in names  # the approvals list: imported when opened
+
+
+def test_server_time_is_the_device_clock_until_the_engine_answers_it(tmp_path: Path) -> None:
+    path = tmp_path / SNAPSHOT_NAME
+    server_now = NOW + timedelta(hours=1)  # the engine knows the server is an hour ahead
+    engine = Engine(now=lambda: server_now)
+    keep_snapshot(path, engine)
+    build, _ = builder(engine)
+    client = StartingClient(build, path, SERVER, clock=lambda: NOW, after_first_screen=0.01)
+
+    async def main() -> None:
+        await client.start()
+        assert client.server_now() == NOW  # nothing measured before the engine exists
+        client.dashboard()  # the first screen: the engine is built after it
+        for _ in range(1000):
+            if not client.starting:
+                break
+            await asyncio.sleep(0.01)
+        assert client.server_now() == server_now
+        await client.stop()
+
+    asyncio.run(main())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -83,3 +84,28 @@ class StubProcess:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10)
+
+
+async def access_token(url: str, username: str = "governor") -> str:
+    """An access token of a demo account (its password is its name) on the stub at
+    ``url``, signed in as the app does."""
+    from sync.auth import Authenticator
+    from sync.tokens import MemoryVault
+
+    auth = Authenticator(url, vault=MemoryVault())
+    try:
+        await auth.sign_in_with_password(username, username)
+        return await auth.access_token()
+    finally:
+        await auth.aclose()
+
+
+@contextlib.contextmanager
+def unthrottled_stub(data_dir: Path) -> Iterator[StubProcess]:
+    """A demo stub with its rate limits off (a module of tests makes many requests),
+    stopped afterwards."""
+    proc = StubProcess(data_dir, env={"GOVSTUB_DISABLE_RATE_LIMIT": "true"}).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

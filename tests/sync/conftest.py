@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -15,6 +15,7 @@ from sync.fake_server import FakeServer
 from sync.models import Account
 from sync.settings import GovernorSettings
 from sync.store import LocalStore
+from tests.support.stub_process import StubProcess, unthrottled_stub
 
 T = TypeVar("T")
 
@@ -59,3 +60,11 @@ def world() -> World:
     w = World()
     w.seed_world()
     return w
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubProcess]:
+    """One demo stub for the module (each test makes its own requests): the
+    behaviour suites of the client and of the server run over it."""
+    with unthrottled_stub(tmp_path_factory.mktemp("stub")) as proc:
+        yield proc

@@ -51,6 +51,29 @@ def event_message(n: int, type_: str = "governance.approval.pending",
                          "user_id": None}}
 
 
+class IdleListener:
+    """Stands in for ``sync.push.PushListener``: no network, runs until stopped."""
+
+    def __init__(self) -> None:
+        from sync.push import PushStatus
+
+        self.sink = object()
+        self.status = PushStatus()
+        self.stopped = asyncio.Event()
+
+    def on_event(self, callback: Any) -> Callable[[], None]:
+        return lambda: None
+
+    def on_status(self, callback: Any) -> Callable[[], None]:
+        return lambda: None
+
+    async def run(self) -> None:
+        await self.stopped.wait()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
 class PushServer:
     def __init__(self, *, heartbeat: float = 15.0, poll: float = 0.05,
                  secret: bytes = SECRET) -> None:

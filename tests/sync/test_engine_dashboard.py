@@ -72,3 +72,23 @@ def test_dashboard_offline_is_read_from_the_cache_and_shown_stale_with_its_age()
 
 def test_no_dashboard_before_the_first_sync() -> None:
     assert _engine(lambda r: httpx.Response(500), FakeClock()).dashboard() is None
+
+
+def test_fleet_compliance_is_cached_offline_with_the_rest(tmp_path: Any) -> None:
+    compliance = {"window_days": 30,
+                  "seed_match_rate": {"value": 0.7, "target": 0.6, "direction": "above",
+                                      "met": True, "matched": 7, "requests": 10},
+                  "veto_rate": {"value": 0.1, "target": 0.05, "direction": "below",
+                                "met": False, "vetoed": 1, "decided": 10}}
+    store = LocalStore(tmp_path / "cache.db")
+    online = _engine(lambda r: httpx.Response(
+        200, json={"data": {**DASHBOARD, "compliance": compliance}, "meta": {}}),
+        FakeClock(), store)
+    _run(online.refresh_dashboard())
+    offline = _engine(lambda r: httpx.Response(503), FakeClock(), store)
+    cached = _run(offline.refresh_dashboard())
+    assert cached is not None and cached.dashboard.compliance is not None
+    assert cached.dashboard.compliance.model_dump() == {
+        "window_days": 30,
+        "seed_match_rate": {"value": 0.7, "target": 0.6, "direction": "above", "met": True},
+        "veto_rate": {"value": 0.1, "target": 0.05, "direction": "below", "met": False}}

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from sync.api import FakeAuthenticator
+from sync.engine import SyncEngine
 from sync.errors import SyncError
 from sync.models import OutboxState
 from sync.settings import GovernorSettings
-from tests.sync.conftest import World, run
+from sync.store import LocalStore
+from tests.sync.conftest import GOVERNOR, World, run
 
 
 def test_seeds_sync_as_deltas_with_tombstones(world: World) -> None:
@@ -284,14 +288,19 @@ def test_an_unchanged_list_without_etag_is_not_written_again(world: World) -> No
     assert "approvals" in seen and world.engine.approval("APR-NEW") is not None
 
 
-def test_a_long_seed_delta_is_paged_stored_as_it_comes_and_resumable(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def _paged_seeds(world: World, monkeypatch: pytest.MonkeyPatch, ids: range) -> None:
+    """Seeds ``GEN-i`` on the server, served two a page and stored every two rows."""
     from sync import download
 
     monkeypatch.setattr(download, "PAGE", 2)
     monkeypatch.setattr(download, "FLUSH_ROWS", 2)
-    for i in range(7):
+    for i in ids:
         world.server.add_seed(f"GEN-{i}", f"Seed {i}")
+
+
+def test_a_long_seed_delta_is_paged_stored_as_it_comes_and_resumable(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    _paged_seeds(world, monkeypatch, range(7))
     run(world.engine.download())
     assert world.store.seed_count() == 7
     assert world.store.cursor("seeds").cursor == str(world.server.seed_version)
@@ -365,3 +374,118 @@ def test_an_engine_pointed_at_another_server_starts_from_an_empty_cache(world: W
     assert other.approvals() == [] and other.status().pending_count == 0
     held = other.outbox()[0]
     assert held.state is OutboxState.HELD and "http://127.0.0.1:9" in (held.error_message or "")
+
+
+def test_the_servers_seed_schema_is_kept_for_offline_use_and_asked_for_daily(
+        world: World) -> None:
+    from backend_stub.api.schemas import seed_schema
+
+    assert world.engine.seed_schema() is None  # a server without the route: no rules
+    world.server.seed_schema = seed_schema()
+    run(world.engine.download())
+    kept = world.engine.seed_schema()
+    assert kept is not None and kept.body == seed_schema()
+    asked = len([r for r in world.server.requests if r.endswith("/seeds/schema")])
+    run(world.engine.download())  # within the day: not asked again
+    assert len([r for r in world.server.requests if r.endswith("/seeds/schema")]) == asked
+    world.server.offline = True
+    world.clock.advance(2 * 86400)
+    run(world.engine.download())  # offline and a day old: the kept rules still answer
+    assert world.engine.seed_schema() == kept
+    world.server.offline = False
+    run(world.engine.download())  # a day old: asked again, a 304, kept as it was
+    assert len([r for r in world.server.requests if r.endswith("/seeds/schema")]) == asked + 1
+    refreshed = world.engine.seed_schema()
+    assert refreshed is not None and refreshed.body == kept.body
+    assert refreshed.fetched_at > kept.fetched_at
+
+
+def test_the_seed_schema_is_dropped_with_the_rest_of_a_servers_cache(world: World) -> None:
+    from backend_stub.api.schemas import seed_schema
+
+    world.server.seed_schema = seed_schema()
+    run(world.engine.download())
+    world.store.bind_server("http://127.0.0.1:9")
+    assert world.engine.seed_schema() is not None
+    world.store.bind_server("http://other.example")
+    assert world.engine.seed_schema() is None
+
+
+def test_building_an_engine_that_syncs_imports_its_scheduler(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app builds the engine in a worker thread and starts it on the event loop: the
+    scheduler's import belongs to the build, so ``start()`` does not hold the loop."""
+    for name in [n for n in sys.modules if n.startswith("apscheduler")]:
+        monkeypatch.delitem(sys.modules, name)
+    SyncEngine(GovernorSettings(server_url="http://127.0.0.1:9", sync_interval=60),
+               authenticator=FakeAuthenticator(GOVERNOR), store=LocalStore())
+    assert "apscheduler.schedulers.asyncio" in sys.modules
+
+
+@pytest.mark.parametrize("page", [[{"title": "no id"}], ["GEN-9"], {"id": "GEN-9"}])
+def test_a_malformed_seed_page_is_refused_and_loses_nothing_stored(
+        world: World, monkeypatch: pytest.MonkeyPatch, page: object) -> None:
+    _paged_seeds(world, monkeypatch, range(3))
+    run(world.engine.download())
+    cursor = world.store.cursor("seeds").cursor
+    for i in range(3, 8):
+        world.server.add_seed(f"GEN-{i}", f"Seed {i}")
+    original = world.server._route
+    calls = {"n": 0}
+
+    def route(request, fault):  # type: ignore[no-untyped-def]
+        response = original(request, fault)
+        if request.url.path.endswith("/seeds"):
+            calls["n"] += 1
+            if calls["n"] == 3:  # after a flush of the first two pages
+                import httpx
+                body = response.json()
+                return httpx.Response(200, json={**body, "data": page})
+        return response
+
+    world.server._route = route  # type: ignore[method-assign]
+    assert run(world.engine.download()) is False
+    error = world.engine.status().last_error or ""
+    assert "seeds page" in error and "Sync again" in error
+    assert world.store.cursor("seeds").cursor == cursor
+    # The two pages before it were stored as they came (the second one's write was on
+    # its way in the worker thread when the third page was refused, and finished).
+    assert {s.id for s in world.engine.seeds()} == {f"GEN-{i}" for i in range(7)}
+    world.server._route = original  # type: ignore[method-assign]
+    assert run(world.engine.download()) is True
+    assert world.store.seed_count() == 8
+
+
+def test_a_delta_cancelled_while_a_write_is_on_its_way_lets_it_finish_and_keeps_its_cursor(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    _paged_seeds(world, monkeypatch, range(6))
+    before = world.store.cursor("seeds").cursor
+    writing, release = threading.Event(), threading.Event()
+    upsert = world.store.upsert_seeds
+
+    def slow_upsert(seeds):  # type: ignore[no-untyped-def]
+        writing.set()
+        release.wait(10)
+        return upsert(seeds)
+
+    monkeypatch.setattr(world.store, "upsert_seeds", slow_upsert)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(world.engine.downloader.seeds())
+        while not writing.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        await asyncio.sleep(0.01)
+        assert not task.done()  # it waits for the write in the worker thread
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    assert world.store.seed_count() == 2  # the write on its way, and nothing after it
+    assert world.store.cursor("seeds").cursor == before
+    monkeypatch.setattr(world.store, "upsert_seeds", upsert)
+    run(world.engine.download())
+    assert world.store.seed_count() == 6

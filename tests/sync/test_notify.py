@@ -8,26 +8,28 @@ from typing import Any
 
 import pytest
 
-from sync.models import DecisionAction, OutboxEntry, OutboxState, VetoCategory
-from sync.notify import (
+from sync.alerts import (
     NO_QUIET_HOURS,
     ActionId,
     ActionResult,
     Alert,
-    CompositeNotifier,
-    Delivery,
-    DesktopNotifier,
-    InAppNotifier,
-    NotificationActions,
-    NotificationDispatcher,
     NotifierInfo,
     QuietHours,
     Urgency,
     VetoConfirmation,
     alert_for,
     default_veto_category,
-    password_step_up,
     urgency_of,
+)
+from sync.models import DecisionAction, OutboxEntry, OutboxState, VetoCategory
+from sync.notify import (
+    CompositeNotifier,
+    Delivery,
+    DesktopNotifier,
+    InAppNotifier,
+    NotificationActions,
+    NotificationDispatcher,
+    password_step_up,
 )
 from sync.push import PushEvent
 
@@ -136,6 +138,7 @@ class Recorder:
     def __init__(self) -> None:
         self.shown: list[str] = []
         self.withdrawn: list[str] = []
+        self.handler: Any = None
 
     def info(self) -> list[NotifierInfo]:
         return [NotifierInfo("recorder", True, "test")]
@@ -145,6 +148,9 @@ class Recorder:
 
     async def withdraw(self, alert_id: str) -> None:
         self.withdrawn.append(alert_id)
+
+    def set_action_handler(self, handler: Any) -> None:
+        self.handler = handler
 
 
 class Clock:
@@ -247,8 +253,9 @@ def test_banners_are_observable_newest_first_and_bounded() -> None:
         for i in range(1, 5):
             await inapp.show(alert_for(event("governance.approval.pending", str(i))))
         assert [b.id for b in inapp.banners()] == ["4", "3", "2"]
+        # Shown again, it is updated where it is: nothing moves under a finger.
         await inapp.show(alert_for(event("governance.approval.pending", "3")))
-        assert [b.id for b in inapp.banners()] == ["3", "4", "2"]
+        assert [b.id for b in inapp.banners()] == ["4", "3", "2"]
         await inapp.withdraw("4")
         inapp.dismiss("nope")  # nothing changes, nobody is told
         assert [b.id for b in inapp.banners()] == ["3", "2"]
@@ -271,7 +278,9 @@ def test_approve_from_a_banner_queues_through_the_outbox_and_clears_the_banner()
         assert isinstance(result, ActionResult) and result.done
         assert result.entry is not None and result.entry.state is OutboxState.QUEUED
         assert client.calls == [("approve", "APR-1", None)] and asked == []
-        assert inapp.banners() == []
+        # In its place, what became of it: no buttons, and it goes by itself.
+        [note] = inapp.banners()
+        assert (note.title, note.actions) == ("Approval of APR-1 queued.", ())
 
     asyncio.run(main())
 
@@ -646,3 +655,32 @@ def test_a_decision_the_client_refuses_keeps_the_banner_and_says_why() -> None:
         assert [b.id for b in inapp.banners()] == ["1"]
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(("scopes", "offered"), [
+    (frozenset({"governance:read"}), ["open"]),
+    # Open stays whenever an action is taken away: the request can still be looked at.
+    (frozenset({"governance:read", "governance:write"}), ["approve", "open"]),
+    (frozenset({"governance:read", "veto:execute"}), ["veto", "open"]),
+    (frozenset({"governance:read", "governance:write", "veto:execute"}), ["approve", "veto"])])
+def test_an_alert_offers_only_the_actions_the_account_may_take(
+        scopes: frozenset[str], offered: list[str]) -> None:
+    from sync.alerts import permitted
+    from sync.models import Account
+
+    alert = alert_for(PENDING)
+    who = Account(sub="s", username="someone", scopes=scopes)
+    assert [a.id.value for a in permitted(alert, who).actions] == offered
+    assert [a.id.value for a in permitted(alert, None).actions] == ["open"]
+    opened = alert_for(event("governance.agent.violated", agent_name="Scout"))
+    assert permitted(opened, None) is opened  # Open only: nothing to take away
+
+
+def test_every_channel_of_a_composite_gets_the_action_handler() -> None:
+    first, second = Recorder(), Recorder()
+
+    async def handler(alert: Alert, action_id: str) -> ActionResult:
+        return ActionResult(action_id, True)
+
+    CompositeNotifier([first, second]).set_action_handler(handler)
+    assert first.handler is handler and second.handler is handler

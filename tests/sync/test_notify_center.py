@@ -11,13 +11,22 @@ from typing import Any
 import httpx
 import pytest
 
-from sync.models import DecisionAction, OutboxEntry, OutboxState, VetoCategory
-from sync.notify import (
+from sync.alerts import (
     Alert,
-    DesktopNotifier,
-    NotificationCenter,
     QuietHours,
     VetoConfirmation,
+)
+from sync.models import (
+    Account,
+    DecisionAction,
+    Notification,
+    OutboxEntry,
+    OutboxState,
+    VetoCategory,
+)
+from sync.notify import (
+    DesktopNotifier,
+    NotificationCenter,
 )
 from sync.push import Backoff, InMemoryEventSink, PushListener
 from tests.sync.push_fixtures import PushServer, wait_until
@@ -34,9 +43,14 @@ class EngineSink(InMemoryEventSink):
         self.opened += 1
 
 
+GOVERNOR = Account(sub="sub-governor", username="governor",
+                   scopes=frozenset({"governance:read", "governance:write", "veto:execute"}))
+
+
 class Client:
     def __init__(self) -> None:
         self.entries: list[OutboxEntry] = []
+        self.read: list[str] = []
 
     def _add(self, approval_id: str, action: DecisionAction) -> OutboxEntry:
         entry = OutboxEntry(id=f"entry-{len(self.entries) + 1}", seq=len(self.entries) + 1,
@@ -53,7 +67,22 @@ class Client:
         return self._add(approval_id, DecisionAction.VETO)
 
     def outbox(self, states: Any = None) -> list[OutboxEntry]:
-        return list(self.entries)
+        return [e for e in self.entries if states is None or e.state in states]
+
+    async def sync_now(self) -> None:
+        return None
+
+    def subscribe(self, listener: Any) -> Any:
+        return lambda: None
+
+    def notifications(self) -> list[Notification]:
+        return []
+
+    def mark_read(self, notification_id: str) -> None:
+        self.read.append(notification_id)
+
+    def account(self) -> Account | None:
+        return GOVERNOR
 
 
 @pytest.fixture
@@ -78,7 +107,8 @@ def center_for(server: PushServer, client: Client, **kwargs: Any
     http = httpx.AsyncClient(base_url=server.url)
     sink = EngineSink()
     listener = PushListener(http, token, sink, backoff=Backoff(base=0.01, cap=0.05))
-    return NotificationCenter(listener, client, step_up, **kwargs), sink, http
+    return NotificationCenter(listener, client, step_up, stream_opened=sink.event_stream_opened,
+                              **kwargs), sink, http
 
 
 def test_an_event_becomes_a_banner_whose_buttons_queue_decisions(server: PushServer) -> None:
@@ -100,7 +130,9 @@ def test_an_event_becomes_a_banner_whose_buttons_queue_decisions(server: PushSer
         assert newest.title == "Approval needed" and newest.approval_id == "APR-2"
         result = await center.inapp.act(newest.id, "veto")
         assert result.done and client.entries[0].action is DecisionAction.VETO
-        assert [b.approval_id for b in center.inapp.banners()] == ["APR-1"]
+        # The banner acted on gives its place to what became of it: nothing slides up.
+        assert [(b.title, b.approval_id) for b in center.inapp.banners()] == \
+            [("Veto of APR-2 queued.", None), ("Approval needed", "APR-1")]
 
         # This device's own veto comes back as "decided": no "decided elsewhere" banner.
         server.emit(3, "governance.approval.decided", causation_id="entry-1",
@@ -111,7 +143,7 @@ def test_an_event_becomes_a_banner_whose_buttons_queue_decisions(server: PushSer
         await wait_until(lambda: len(sink.events) == 4, what="four events stored")
         await center.wiring.drain()
         assert [(b.title, b.approval_id) for b in center.inapp.banners()] == \
-            [("Decided elsewhere", "APR-1")]
+            [("Decided elsewhere", "APR-1"), ("Veto of APR-2 queued.", None)]
         await center.stop()
         await http.aclose()
 

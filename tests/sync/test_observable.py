@@ -39,3 +39,35 @@ def test_a_listener_may_unsubscribe_while_it_is_called() -> None:
     listeners.emit()
     listeners.emit()
     assert calls == ["once", "always", "always"]
+
+
+def test_spawn_on_runs_the_task_from_the_loops_thread_or_another_and_forgets_it_done(
+        ) -> None:
+    import asyncio
+    import threading
+
+    from sync.observable import spawn_on
+
+    ran: list[str] = []
+    tasks: set[asyncio.Task[object]] = set()
+
+    async def work(name: str) -> None:
+        ran.append(name)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        spawn_on(loop, lambda: work("same thread"), tasks)
+        other = threading.Thread(target=spawn_on,
+                                 args=(loop, lambda: work("other thread"), tasks))
+        other.start()
+        await asyncio.to_thread(other.join)
+        while len(ran) < 2 or tasks:
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert sorted(ran) == ["other thread", "same thread"] and tasks == set()
+    closed = asyncio.new_event_loop()
+    closed.close()
+    spawn_on(closed, lambda: work("never"), tasks)  # nothing, no error
+    spawn_on(None, lambda: work("never"), tasks)
+    assert "never" not in ran and tasks == set()

@@ -201,6 +201,22 @@ def test_version_conflict_can_be_decided_again_on_the_fresh_version(world: World
     assert world.store.entry(again.id).state == OutboxState.APPLIED  # type: ignore[union-attr]
 
 
+def test_a_version_conflict_names_the_fields_that_changed_since_the_decision(
+        world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    record = world.server.approvals["APR-0"]
+    record.update(version=record["version"] + 1, requester="finance-team",
+                  pipeline=[{"stage": "security_review", "status": "passed"}])
+    run(world.engine.upload())
+    run(world.engine.download())
+    conflict = world.engine.conflict(entry.id)
+    assert conflict is not None and conflict.code == "VERSION_CONFLICT"
+    assert [(c.field, c.seen, c.now) for c in conflict.changed] == [
+        ("pipeline", "none", "security_review passed"), ("requester", "ops", "finance-team")]
+    world.engine.discard(entry.id)
+    assert world.store.seen(entry.id) is None  # kept with its entry, gone with it
+
+
 def test_veto_after_approval_elsewhere_can_be_decided_again(world: World) -> None:
     entry = world.engine.request_changes("APR-0", "no")
     world.server.decide_elsewhere("APR-0", "approved")
@@ -328,7 +344,10 @@ def test_entries_of_another_account_are_held_until_it_returns(world: World) -> N
     run(world.engine.upload())
     assert world.store.entry(entry.id).state == OutboxState.HELD  # type: ignore[union-attr]
     assert world.server.audit == []
-    assert world.engine.status().held_count == 1
+    # The account signed in now neither sees nor counts it; it only learns that something
+    # another account left waits on this device.
+    assert world.engine.outbox() == [] and world.engine.status().held_count == 0
+    assert world.engine.status().other_accounts_count == 1
     run(world.engine.sign_in_with_password("governor", "governor"))
     run(world.engine.upload())
     assert world.server.applied_count(entry.id) == 1

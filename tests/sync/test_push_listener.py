@@ -161,6 +161,9 @@ def test_a_silent_stream_is_taken_as_dead_and_reopened() -> None:
 
         async def body() -> None:
             await wait_until(lambda: listener.status.failures >= 1, what="the watchdog")
+            # The stream opened again before the event: emitted earlier, it can come by
+            # the reconnect's gap fill instead, with no second stream (seen under load).
+            await wait_until(lambda: srv.connections >= 2, what="a second stream")
             srv.emit(1)
             await wait_until(lambda: len(sink.events) == 1, what="event after reconnect")
 
@@ -518,3 +521,42 @@ def test_made_up_key_ids_do_not_flood_the_key_endpoint() -> None:
     listener, _, _ = mock_listener(handler)
     run_until(listener, lambda: listener.intake.counts.forged >= 20)
     assert len(key_calls) <= 2  # the first key, and at most one refetch a minute
+
+
+def test_a_heartbeat_that_carries_the_server_time_tells_it() -> None:
+    from datetime import UTC, datetime
+
+    stamps: list[datetime] = []
+    handler, _ = routes(lambda _: b": heartbeat 2026-01-01T13:00:00.000Z\n\n"
+                        b": heartbeat\n\n: heartbeat not-a-time\n\n" + sse(("1", signed(1))))
+    listener, sink, _ = mock_listener(handler, server_time=stamps.append)
+    run_until(listener, lambda: len(sink.events) == 1 and bool(stamps))
+    # A bare or unreadable heartbeat still keeps the stream alive, and tells nothing.
+    assert set(stamps) == {datetime(2026, 1, 1, 13, tzinfo=UTC)}
+
+
+def test_wake_reconnects_at_once_instead_of_after_the_backoff() -> None:
+    handler, calls = routes(lambda _: sse(("1", signed(1))))
+
+    async def never(_: float) -> None:
+        await asyncio.Event().wait()
+
+    client = httpx.AsyncClient(base_url="http://stub.test",
+                               transport=httpx.MockTransport(handler))
+    sink = InMemoryEventSink()
+    listener = PushListener(client, token, sink, sleep=never)
+
+    async def main() -> None:
+        task = asyncio.create_task(listener.run())
+        try:
+            await wait_until(lambda: calls.count("/v1/mobile/events") == 1
+                             and not listener.status.connected, what="the first stream")
+            listener.wake()
+            await wait_until(lambda: calls.count("/v1/mobile/events") == 2,
+                             what="a reconnect without waiting")
+        finally:
+            listener.stop()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert len(sink.events) == 1  # the same event again is not stored twice

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,8 @@ from sync import seed_rank
 from sync import store as store_module
 from sync.errors import StoreError
 from sync.models import Attachment, DecisionAction, OutboxState
-from sync.store import MIGRATIONS, LocalStore, fts_query
+from sync.sealing import OutboxSealer, new_device_key
+from sync.store import MIGRATIONS, LocalStore, Outcome, fts_query
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -41,7 +43,8 @@ def test_the_migrated_schema_matches_the_sqlmodel_tables() -> None:
                       store_module.DashboardRow, store_module.ApprovalRow,
                       store_module.SeedRow, store_module.AgentRow, store_module.ViolationRow,
                       store_module.NotificationRow, store_module.SyncCursor,
-                      store_module.OutboxRow, store_module.AttachmentRow):
+                      store_module.OutboxRow, store_module.AttachmentRow,
+                      store_module.ReceiptRow, store_module.SigningKeyRow):
             table = model.__table__  # type: ignore[union-attr]
             cols = {r[1] for r in conn.exec_driver_sql(f"PRAGMA table_info({table.name})")}
             assert cols == {c.name for c in table.columns}, table.name
@@ -124,7 +127,7 @@ def test_an_enqueue_that_fails_leaves_nothing_behind() -> None:
         store.enqueue(entry_id="e1", kind="decision", payload={}, created_at=NOW,
                       attachments=[Attachment(name="a", content_type="t", data_base64="")])
     assert len(store.entries()) == 1
-    assert store.get_meta("next_seq") == "2"
+    assert store.enqueue(entry_id="e2", kind="decision", payload={}, created_at=NOW).seq == 2
 
 
 def test_an_older_answer_never_overwrites_a_newer_approval() -> None:
@@ -250,3 +253,240 @@ def test_a_store_bound_to_another_server_drops_its_cache_and_holds_the_old_queue
     assert back is not None and back.released == 1
     again = {e.id: e for e in store.entries()}["e1"]
     assert again.state is OutboxState.QUEUED and again.error_code is None
+
+
+def test_the_entry_enqueue_returns_is_the_one_stored() -> None:
+    """enqueue() builds its answer from what it wrote instead of reading it back."""
+    store = LocalStore()
+    deadline = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
+    store.set_meta("next_seq", "41")  # applied entries were pruned: the sequence goes on
+    files = [Attachment(name="a", content_type="text/plain", data_base64="YQ==")]
+    for entry_id, action, kwargs in (
+            ("e1", DecisionAction.APPROVE, {"expected_version": 3}),
+            ("e2", DecisionAction.VETO, {"veto_deadline": deadline, "attachments": files})):
+        returned = store.enqueue(entry_id=entry_id, kind="decision", created_at=NOW,
+                                 payload={"id": entry_id, "n": 1, "when": NOW},
+                                 approval_id="REQ-1", action=action, sub="gov", **kwargs)
+        assert returned == store.entry(entry_id)
+    assert [e.seq for e in store.entries()] == [41, 42]
+
+
+def test_a_taps_entry_keeps_its_payload_apart_from_the_callers() -> None:
+    """A payload of plain values is handed back without a round trip through its text: as
+    a copy, so what the caller does with its dict later changes nothing."""
+    store = LocalStore()
+    payload: dict[str, Any] = {"id": "e1", "action": "approve", "expected_version": 3,
+                               "comment": None, "urgent": True}
+    returned = store.enqueue(entry_id="e1", kind="decision", created_at=NOW,
+                             payload=payload, approval_id="REQ-1",
+                             action=DecisionAction.APPROVE, sub="gov")
+    payload["comment"] = "changed afterwards"
+    assert returned == store.entry("e1")
+    assert returned.payload["comment"] is None
+
+
+def _decision(store: LocalStore, entry_id: str) -> int:
+    return store.enqueue(entry_id=entry_id, kind="decision", created_at=NOW,
+                         payload={"id": entry_id}, approval_id="REQ-1",
+                         action=DecisionAction.APPROVE, sub="gov").seq
+
+
+def test_a_tap_writes_its_row_and_nothing_else() -> None:
+    """The durable part of a tap is as small as it can be: no counter row rewritten, no
+    receipt row (written when the server takes the decision), no copy of the request."""
+    store = LocalStore()
+    before = store._raw.total_changes
+    _decision(store, "e1")
+    assert store._raw.total_changes - before == 1
+
+
+def test_only_vetoes_are_indexed_by_action_and_found_through_that_index() -> None:
+    """An approve tap writes no entry into the vetoes' index; the claim and the reminders
+    find vetoes through it, whatever the length of the queue of approvals."""
+    store = LocalStore()
+    _decision(store, "e1")
+    store.enqueue(entry_id="v1", kind="decision", payload={"id": "v1"}, created_at=NOW,
+                  approval_id="REQ-2", action=DecisionAction.VETO, sub="gov",
+                  veto_deadline=NOW)
+    db = store._raw
+    assert db.execute("SELECT id FROM outbox INDEXED BY outbox_veto "
+                      "WHERE action = 'veto'").fetchall() == [("v1",)]
+    indexes = {r[1] for r in db.execute("PRAGMA index_list(outbox)")}
+    assert "outbox_action" not in indexes and "outbox_veto" in indexes
+    plan = [r[3] for r in db.execute("EXPLAIN QUERY PLAN " + store._CLAIM_VETOES,
+                                     ("decision", "gov", "[]", 10))]
+    assert "SCAN outbox USING INDEX outbox_veto" in plan
+    assert [v[0] for v in store.unsent_vetoes()] == ["v1"]
+    assert [c.id for c in store.claim("decision", 10, "gov", NOW)] == ["v1", "e1"]
+
+
+def test_a_removed_newest_entry_never_gives_its_number_to_the_next() -> None:
+    store = LocalStore()
+    assert [_decision(store, "e1"), _decision(store, "e2")] == [1, 2]
+    store.remove("e2", {OutboxState.QUEUED})
+    assert _decision(store, "e3") == 3
+
+
+def test_pruned_applied_entries_never_give_their_numbers_to_the_next() -> None:
+    store = LocalStore()
+    for entry_id in ("e1", "e2"):
+        _decision(store, entry_id)
+    store.claim("decision", 10, "gov", NOW)
+    store.record_outcomes([Outcome("e1", applied=True), Outcome("e2", applied=True)], NOW)
+    assert store.prune_applied(datetime(2026, 2, 1, tzinfo=UTC)) == 2
+    assert _decision(store, "e3") == 3
+
+
+def test_a_tap_whose_commit_fails_leaves_nothing_and_the_next_one_is_kept() -> None:
+    store = LocalStore()
+
+    def no_commit(action: int, arg: str | None, *_: object) -> int:
+        refused = action == sqlite3.SQLITE_TRANSACTION and arg == "COMMIT"
+        return sqlite3.SQLITE_DENY if refused else sqlite3.SQLITE_OK
+
+    store._raw.set_authorizer(no_commit)
+    with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+        _decision(store, "e1")
+    store._raw.set_authorizer(None)
+    assert store.entries() == []
+    assert _decision(store, "e2") == 1
+    assert [e.id for e in store.entries()] == ["e2"]
+
+
+def test_a_closed_store_opens_again_when_used(tmp_path: Path) -> None:
+    """As the pool's connections do: a status read after the engine stopped still answers."""
+    store = LocalStore(tmp_path / "g.db")
+    _decision(store, "e1")
+    store.close()
+    assert store.counts() == {"queued": 1}
+    assert _decision(store, "e2") == 2
+    store.close()
+
+
+def test_a_whole_listing_forgets_only_what_was_cached_before_it_was_asked_for() -> None:
+    """A request cached from its push event while a listing was on its way is not in that
+    listing, and must not be forgotten by it (found in tests/e2e/test_push_engine.py: the
+    banner's Approve met "not cached"); the next listing judges it."""
+    def request(ident: str) -> dict[str, object]:
+        return {"id": ident, "agent": {}, "requester": "r", "industry": "i",
+                "status": "pending_approval", "version": 1}
+
+    def pushed(ident: str) -> None:
+        store.apply_event({"id": f"ev-{ident}", "timestamp": NOW.isoformat()},
+                          request(ident), None)
+
+    store = LocalStore()
+    store.upsert_approvals([request("SYNCED")])
+    pushed("EARLY")
+    asked = store.listing_mark()
+    pushed("LATE")  # while the listing is on its way
+    store.upsert_approvals([request("LISTED")], replace_all=True, asked_at=asked)
+    assert store.approval("SYNCED") is None and store.approval("EARLY") is None
+    assert store.approval("LATE") is not None and store.approval("LISTED") is not None
+    store.upsert_approvals([request("LISTED")], replace_all=True,
+                           asked_at=store.listing_mark())
+    assert store.approval("LATE") is None  # the next listing, asked for after it, judges
+    store.upsert_approvals([], replace_all=True)  # no mark: every unlisted one goes
+    assert store.approval("LISTED") is None
+
+
+def _sealed_store() -> LocalStore:
+    key = new_device_key()
+    return LocalStore(sealer=OutboxSealer(lambda: key))
+
+
+def _request(version: int, **fields: Any) -> dict[str, Any]:
+    return {"id": "REQ-1", "status": "pending_approval", "version": version,
+            "agent": {"id": "A", "name": "Agent"}, "requester": "ops",
+            "industry": "retail", **fields}
+
+
+def _seen_rows(store: LocalStore) -> list[tuple[str, str, str | None]]:
+    return store._raw.execute(
+        "SELECT entry_id, body, approval_id FROM decision_seen ORDER BY entry_id").fetchall()
+
+
+def test_a_tap_copies_nothing_and_the_request_as_cached_is_the_one_seen() -> None:
+    store = _sealed_store()
+    store.upsert_approvals([_request(1)])
+    _decision(store, "e1")
+    assert _seen_rows(store) == []
+    assert store.seen("e1") == _request(1)
+    assert store.seen("gone") is None
+
+
+def test_a_new_version_under_a_queued_decision_keeps_the_request_as_seen_sealed() -> None:
+    store = _sealed_store()
+    store.save_approval_detail(_request(1, notes="secret stage note"))
+    _decision(store, "e1")
+    store.upsert_approvals([_request(2, requester="finance")])
+    assert store.seen("e1") == _request(1, notes="secret stage note")
+    [(entry_id, body, approval_id)] = _seen_rows(store)
+    assert (entry_id, approval_id) == ("e1", "REQ-1")
+    assert "secret stage note" not in body  # kept as the row held it: sealed
+    store.upsert_approvals([_request(3, requester="legal")])
+    assert store.seen("e1") == _request(1, notes="secret stage note")  # the first change
+
+
+def test_a_request_dropped_under_a_refused_decision_keeps_the_request_as_seen() -> None:
+    store = _sealed_store()
+    store.upsert_approvals([_request(1)])
+    _decision(store, "e1")
+    store.claim("decision", 10, "gov", NOW)
+    store.record_outcomes([Outcome("e1", applied=False, error_code="VERSION_CONFLICT")], NOW)
+    store.upsert_approvals([], replace_all=True)
+    assert store.approval("REQ-1") is None
+    assert store.seen("e1") == _request(1)
+
+
+def test_a_stale_detail_is_seen_as_approval_gives_it() -> None:
+    store = _sealed_store()
+    store.save_approval_detail(_request(1, pipeline=["submitted"]))
+    store.upsert_approvals([_request(2, status="approved")])  # the detail is now stale
+    _decision(store, "e1")
+    expected = store.approval("REQ-1")
+    store.upsert_approvals([_request(3, status="vetoed")])
+    assert expected is not None and store.seen("e1") == expected[0]
+    assert store.seen("e1") == _request(2, status="approved", pipeline=["submitted"])
+
+
+def test_a_change_after_the_decision_was_applied_keeps_nothing() -> None:
+    store = _sealed_store()
+    store.upsert_approvals([_request(1)])
+    _decision(store, "e1")
+    store.claim("decision", 10, "gov", NOW)
+    store.record_outcomes([Outcome("e1", applied=True, approval=_request(2))], NOW)
+    assert _seen_rows(store) == []
+
+
+def test_the_request_as_seen_copied_at_the_tap_by_earlier_versions_still_reads() -> None:
+    store = _sealed_store()
+    store.upsert_approvals([_request(2)])
+    _decision(store, "e1")
+    as_seen = _request(1, decision_note="typed then")
+    # What versions before 0013 wrote with every tap: the fields sealed for the entry.
+    store._raw.execute("INSERT INTO decision_seen (entry_id, body) VALUES ('e1', ?)",
+                       (store._sealed_json(as_seen, "seen/e1"),))
+    assert "typed then" not in _seen_rows(store)[0][1]
+    assert store.seen("e1") == as_seen
+
+
+def test_the_basis_of_a_decision_is_read_from_the_columns_with_the_owners_pending() -> None:
+    store = LocalStore()
+    store.upsert_approvals([_request(4, status="approved",
+                                     veto_deadline="2026-01-02T13:00:00+01:00")])
+    assert store.decision_basis("REQ-2") is None
+    basis = store.decision_basis("REQ-1")
+    assert basis == ("approved", 4, datetime(2026, 1, 2, 12, tzinfo=UTC), None)
+    for entry_id, action, sub in (("e1", DecisionAction.APPROVE, "gov"),
+                                  ("e2", DecisionAction.REQUEST_CHANGES, "gov"),
+                                  ("e3", DecisionAction.VETO, "other")):
+        store.enqueue(entry_id=entry_id, kind="decision", payload={"id": entry_id},
+                      created_at=NOW, approval_id="REQ-1", action=action, sub=sub)
+    store.serve("gov")
+    # The latest of the owner's counts (as ``pending_action``); another account's is not
+    # the owner's to see.
+    assert store.decision_basis("REQ-1").pending == DecisionAction.REQUEST_CHANGES  # type: ignore[union-attr]
+    assert store.pending_action("REQ-1") == DecisionAction.REQUEST_CHANGES
+    store.serve("other")
+    assert store.decision_basis("REQ-1").pending == DecisionAction.VETO  # type: ignore[union-attr]

@@ -248,3 +248,34 @@ def test_flets_secure_storage_has_the_shape_the_vault_needs() -> None:
         assert inspect.iscoroutinefunction(getattr(SecureStorage, name)), name
     vault = SecureStorageVault(SecureStorage())  # type-checks against AsyncKeyValueStore
     assert vault.load() is None
+
+
+def test_the_device_key_is_made_once_and_outlives_sign_out(vault: TokenVault) -> None:
+    key = vault.device_key()
+    assert len(key) == 32 and vault.device_key() == key
+    vault.save(TOKENS)
+    vault.clear()  # sign-out forgets the session only
+    assert vault.load() is None and vault.device_key() == key
+
+
+def test_secure_storage_keeps_the_device_key_across_restarts() -> None:
+    storage = FakeSecureStorage()
+
+    async def scenario() -> tuple[bytes, bytes]:
+        first = SecureStorageVault(storage)
+        await first.open()
+        key = first.device_key()
+        await first.flush()
+        again = SecureStorageVault(storage)
+        await again.open()
+        return key, again.device_key()
+
+    key, reopened = asyncio.run(scenario())
+    assert key == reopened and len(key) == 32
+
+
+def test_a_damaged_device_key_file_is_replaced_and_says_so(tmp_path: Path) -> None:
+    vault = EncryptedFileVault(tmp_path / "data" / "session.enc", tmp_path / "keys" / "k")
+    key = vault.device_key()
+    vault.device_key_path.write_bytes(b"garbage")
+    assert vault.device_key() != key  # entries sealed with the old key are held

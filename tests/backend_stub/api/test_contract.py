@@ -174,7 +174,9 @@ def test_approval_detail_and_unknown_id(api: Api) -> None:
         "governor_approval", "veto_window", "deployed"]
     assert detail["capabilities"][0] == {"capability": "system_call:exec",
                                          "kind": "system_call", "target": "exec",
-                                         "dangerous": True}
+                                         "dangerous": True, "reasons": [
+                                             "Makes the system call 'exec' outside the "
+                                             "sandbox."]}
     assert detail["wasm_report"]["valid"] is True and detail["wasm_report"]["magic_ok"]
     assert detail["budget"]["daily_token_budget"] == 50_000
     missing = api.client.get("/v1/mobile/approvals/REQ-9999", headers=api.auth(READ))
@@ -438,6 +440,27 @@ def test_seed_conditions_are_validated(api: Api, conditions: dict[str, Any]) -> 
     assert response.status_code == 422 and error(response)["code"] == "VALIDATION_FAILED"
     assert any(f.startswith("conditions") for f in error(response)["details"]["fields"])
     assert data(api.client.get("/v1/mobile/seeds", headers=api.auth(READ))) == []
+
+
+def test_the_seed_schema_is_the_rule_schema_the_server_validates_with(api: Api) -> None:
+    from jsonschema import Draft202012Validator
+
+    from backend_stub.domain.seeds import CONDITIONS_SCHEMA
+
+    response = api.client.get("/v1/mobile/seeds/schema", headers=api.auth(READ))
+    assert response.status_code == 200 and response.headers["ETag"]
+    schema = data(response)
+    Draft202012Validator.check_schema(schema)
+    conditions = schema["properties"]["conditions"]
+    for key in ("properties", "additionalProperties", "minProperties"):
+        assert conditions[key] == CONDITIONS_SCHEMA[key]
+    assert schema["properties"]["title"]["maxLength"] == 200
+    assert set(schema["required"]) >= {"title", "description", "conditions"}
+    assert Draft202012Validator(schema).is_valid(SEED)
+    again = api.client.get("/v1/mobile/seeds/schema", headers={
+        **api.auth(READ), "If-None-Match": response.headers["ETag"]})
+    assert again.status_code == 304
+    assert api.client.get("/v1/mobile/seeds/schema").status_code == 401
 
 
 def test_seed_delta_reads_with_tombstones(api: Api) -> None:

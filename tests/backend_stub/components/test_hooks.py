@@ -176,19 +176,17 @@ def test_budget_gauge_follows_threshold_events_and_the_service(tmp_path: Path) -
     app.state.components.close()
 
 
-def test_applied_decisions_mirror_the_approval_version_once(tmp_path: Path) -> None:
+def test_decisions_leave_the_state_component_alone(tmp_path: Path) -> None:
+    # Approval versions live in the approval row; a second copy nothing read was dropped.
     app = make_app(tmp_path, [])
     with TestClient(app):
         request = bare_request(app)
-        commands = [Command("k1", "REQ-1", "approve"), Command("k2", "REQ-1", "approve"),
-                    Command("k3", "REQ-2", "approve")]
-        results = [Applied("applied", {"id": "REQ-1", "version": 2, "status": "approved"}),
-                   Applied("applied", {"id": "REQ-1", "version": 2, "status": "approved"}),
-                   Applied("applied", {"id": "REQ-2"})]
+        commands = [Command("k1", "REQ-1", "approve")]
+        results = [Applied("applied", {"id": "REQ-1", "version": 2, "status": "approved"})]
         observed_decisions(request, Actor("governor", "app"), commands,
                            in_transaction(app, results))
-    assert app.state.state.load("approval:REQ-1") == {"status": "approved", "version": 2}
-    assert app.state.state.version("approval:REQ-2") == 0
+    assert app.state.state.version("approval:REQ-1") == 0
+    assert [e.resource for e in app.state.audit_log.entries()] == ["approval:REQ-1"]
 
 
 def test_a_replay_writes_the_audit_entry_a_crash_lost_and_only_once(tmp_path: Path) -> None:
@@ -206,7 +204,7 @@ def test_a_replay_writes_the_audit_entry_a_crash_lost_and_only_once(tmp_path: Pa
     assert entry.details["idempotency_key"] == "k1"
 
 
-def test_audit_entries_and_versions_are_written_in_the_decisions_transaction(
+def test_audit_entries_are_written_in_the_decisions_transaction(
         tmp_path: Path) -> None:
     app = make_app(tmp_path, [])
     with TestClient(app):
@@ -216,12 +214,10 @@ def test_audit_entries_and_versions_are_written_in_the_decisions_transaction(
         with pytest.raises(OSError, match="commit failed"):
             observed_decisions(request, Actor("governor", "app"), commands,
                                in_transaction(app, results, fail=True))
-        # Rolled back with the decisions: neither the entry nor the version is kept ...
+        # Rolled back with the decisions: the entry is not kept ...
         assert app.state.audit_log.entries() == []
-        assert app.state.state.version("approval:REQ-1") == 0
-        # ... and the retry writes both.
+        # ... and the retry writes it.
         observed_decisions(request, Actor("governor", "app"), commands,
                            in_transaction(app, results))
     assert [e.resource for e in app.state.audit_log.entries()] == ["approval:REQ-1"]
-    assert app.state.state.version("approval:REQ-1") == 2
     assert app.state.audit_log.verify().ok

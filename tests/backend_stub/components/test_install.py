@@ -221,3 +221,18 @@ def test_with_redis_the_cache_bus_and_limits_are_shared(tmp_path: Path, redis_ur
     other.close()
     c.close()
     c.redis.delete(f"govstub:{namespace}:events")
+
+
+def test_a_configured_redis_namespace_replaces_the_database_hash() -> None:
+    assert namespace_for("postgresql+psycopg://a@h/db") != namespace_for(
+        "postgresql+psycopg://a@proxy:6000/db")
+    assert namespace_for("postgresql+psycopg://a@proxy:6000/db", "shared") == "shared"
+
+
+def test_a_redis_namespace_with_a_separator_is_refused(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from backend_stub.settings import StubSettings
+
+    with pytest.raises(ValidationError, match="redis_namespace"):
+        StubSettings(data_dir=tmp_path, redis_namespace="a:b")

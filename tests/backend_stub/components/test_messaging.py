@@ -353,6 +353,16 @@ def _stored(n: int) -> dict[str, Any]:
             "metadata": {"correlation_id": "r1", "causation_id": f"k{n}", "user_id": "u1"}}
 
 
+def test_from_dict_with_a_signer_signs_the_platform_form_over_any_old_signature() -> None:
+    body = {**_stored(1), "signature": "stale", "extra": "dropped",
+            "metadata": {**_stored(1)["metadata"], "extra": "dropped"}}
+    message = Message.from_dict(body, signer=SIGNER)
+    assert message.signature != "stale"
+    assert message.to_dict() == {**_stored(1), "signature": message.signature}
+    assert SIGNER.verify_event(message.to_dict())
+    assert Message.from_dict(body).signature == "stale"  # without a signer, kept as sent
+
+
 def test_contract_publish_many_delivers_each_signed_in_order(
         buses: tuple[MessageBus, MessageBus | None]) -> None:
     bus, other = buses

@@ -354,6 +354,19 @@ def test_record_many_writes_a_batch_in_order_and_skips_recorded_keys(sqlite_db: 
     assert log.record_many([AuditItem("x", "a", "r1", once_key="d:1")]) == []
 
 
+def test_record_keyed_returns_the_entries_written_by_once_key(sqlite_db: Database) -> None:
+    from backend_stub.components.security import AuditItem
+
+    log = AuditLog(b"k" * 32, SqlAuditStore(sqlite_db))
+    log.record_once("d:1", "x", actor="a", resource="r1")
+    written = log.record_keyed([AuditItem("x", "a", "r1", once_key="d:1"),
+                                AuditItem("x", "a", "r2", once_key="d:2"),
+                                AuditItem("plain", "a", "r")])
+    assert list(written) == ["d:2"]  # d:1 was recorded before; a keyless entry has no key
+    assert written["d:2"] == log.locate(["d:2"])["d:2"]
+    assert [e.seq for e in log.entries()] == [1, 2, 3]
+
+
 def test_head_tampering_is_found(sqlite_db: Database) -> None:
     log = AuditLog(b"k" * 32, SqlAuditStore(sqlite_db))
     _fill(log, 2)
@@ -547,3 +560,19 @@ def test_what_does_not_survive_json_is_named() -> None:
     assert survives_json({"a": "x", "b": 1, "c": True, "d": None})
     for value in ({"a": 1.5}, {"a": [1]}, {"a": (1,)}, {"a": {}}, {"a": Level.HIGH}, {1: "x"}):
         assert not survives_json(value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [
+    {"a": "\x00\x1f\"\\\x7f\u2028\ud7ff\ue000\U0010ffff", "é": [1, True, None, {"z": 2**63 - 1}]},
+    {"max": 2**64 - 1, "min": -2**63}, {"beyond": 2**64}, {"below": -2**63 - 1},
+    {"surrogate": "\ud800"}, {"float": 1e16, "small": 1e-7, "plain": 0.1}, {"tuple": (1, 2)},
+    {1: "an integer key"}, [3, "x", [None]], "text", 7, None])
+def test_canonical_json_is_the_standard_encoders_sorted_compact_form(value: Any) -> None:
+    """Whichever encoder writes it (orjson for plain values), the bytes are those of
+    ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``."""
+    import json
+
+    from backend_stub.components._support import canonical_json
+
+    assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                               ensure_ascii=False)

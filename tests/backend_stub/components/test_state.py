@@ -134,21 +134,3 @@ def test_contract_mirroring_versions_numbered_elsewhere(store: StateStore) -> No
     with pytest.raises(StateConflict):
         states.save("approval:REQ-1", {"status": "x"}, at_version=3)
     assert [t["version"] for t in states.history("approval:REQ-1")] == [2, 3]
-
-
-def test_contract_mirror_many_versions_in_one_write(store: StateStore) -> None:
-    from backend_stub.components.state import StateVersion
-
-    states = StateManager(store, clock=FakeClock())
-    states.save("approval:A", {"status": "approved"}, at_version=2)
-    stored = states.mirror([
-        StateVersion("approval:A", 2, {"status": "stale"}, "u", "approve", ""),  # not newer
-        StateVersion("approval:A", 3, {"status": "vetoed", "version": 3}, "u", "veto", ""),
-        StateVersion("approval:B", 5, {"status": "approved"}, "u", "approve", ""),
-        StateVersion("approval:B", 5, {"status": "twice"}, "u", "approve", ""),  # same batch
-    ])
-    assert stored == 2
-    assert states.load("approval:A") == {"status": "vetoed", "version": 3}
-    assert states.load("approval:B") == {"status": "approved", "version": 5}
-    assert states.history("approval:A")[-1]["at"] == "2026-01-01T12:00:00.000Z"
-    assert states.mirror([]) == 0

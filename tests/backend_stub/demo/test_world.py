@@ -84,3 +84,27 @@ def test_activity_thread_starts_and_stops(governance: GovernanceService) -> None
     activity = DemoActivity(DemoPlatform(governance), 3600)
     activity.start()
     activity.stop()
+
+
+def test_the_demo_reviews_vary_and_nothing_is_shown_before_its_stage(
+        governance: GovernanceService) -> None:
+    load_demo_world(governance)
+    requests, _ = governance.list_approvals(limit=200)
+    reviewers, verdicts, certificates = set(), set(), set()
+    for summary in requests:
+        detail = governance.get_approval(summary["id"])
+        for stage in detail["pipeline"]:
+            passed = stage["status"] == "passed"
+            if stage["stage"] == "genesis_certification":
+                assert ("certificate" in stage) == passed, (summary["id"], stage)
+                if passed:
+                    certificates.add(stage["certificate"]["id"])
+            elif stage["stage"] in ("architect_review", "ethics_review"):
+                assert ("review" in stage) == passed, (summary["id"], stage)
+                if passed:
+                    reviewers.add(stage["review"]["reviewer"])
+                    verdicts.add(stage["review"]["verdict"])
+            else:
+                assert "certificate" not in stage and "review" not in stage
+    assert len(reviewers) >= 5 and len(certificates) >= 10
+    assert verdicts == {"approve", "approve_with_findings", "escalate"}

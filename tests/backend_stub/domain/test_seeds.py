@@ -28,6 +28,10 @@ def test_valid_conditions_have_no_errors() -> None:
     ({"max_daily_token_budget": "5"}, "conditions.max_daily_token_budget"),
     ({"colour": "red"}, "conditions"),
     ({"capabilities_within": ["nocolon"]}, "conditions.capabilities_within.0"),
+    ({"capabilities_within": ["file_read:/data/*", "file_read:/data/../etc"]},
+     "conditions.capabilities_within.1"),
+    ({"capabilities_within": ["network_outbound:evil*.example"]},
+     "conditions.capabilities_within.0"),
 ])
 def test_invalid_conditions_name_the_field(conditions: dict[str, object], field: str) -> None:
     assert field in condition_errors(conditions)
@@ -35,7 +39,7 @@ def test_invalid_conditions_name_the_field(conditions: dict[str, object], field:
 
 def test_full_match_scores_one_and_lists_conditions() -> None:
     result = SeedMatcher().match(FACTS, rule({"industry_in": ["education"],
-                                              "capabilities_within": ["file_read:/data/*"],
+                                              "capabilities_within": ["file_read:/data/**"],
                                               "max_daily_token_budget": 100_000}))
     assert result.full and result.score == 1.0
     assert result.conditions_failed == []
@@ -77,7 +81,31 @@ def test_capabilities() -> None:
     assert caps.describe("file_read:/etc/passwd")["dangerous"] is True
     assert caps.is_dangerous("system_call:exec")
     assert not caps.is_dangerous("network_outbound:api.example")
-    assert caps.within("file_read:/data/a/b", ["file_read:/data/*"])
+    assert caps.within("file_read:/data/a/b", ["file_read:/data/**"])
+    assert not caps.within("file_read:/data/a/b", ["file_read:/data/*"])  # '*' is one segment
     for bad in ("nocolon", "teleport:x", "file_read:", "network_inbound:99999"):
-        with pytest.raises(ValueError, match="capability"):
+        with pytest.raises(ValueError, match=r"(?i)capability"):
             caps.parse(bad)
+
+
+def test_a_malformed_pattern_is_refused_naming_it() -> None:
+    errors = condition_errors({"capabilities_within": ["file_read:/data/*.csv"]})
+    assert "'file_read:/data/*.csv'" in errors["conditions.capabilities_within.0"]
+    assert "whole segment" in errors["conditions.capabilities_within.0"]
+
+
+def test_a_traversal_grant_is_never_within_a_seed() -> None:
+    # The example: fnmatch let this auto-approve under file_read:/data/*.
+    facts = RequestFacts(industry="education", agent_kind="industry",
+                         capabilities=("file_read:/data/../etc/shadow",),
+                         daily_token_budget=1, monthly_cost_usd=0.0, wasm_valid=True,
+                         memory_pages=1, requester="genesis")
+    result = SeedMatcher().match(facts, rule({"capabilities_within": ["file_read:/data/*"],
+                                              "no_dangerous_capabilities": True}))
+    assert result.score == 0.0 and not result.full
+
+
+def test_a_stored_pattern_that_no_longer_parses_covers_nothing() -> None:
+    # Seeds saved before the grammar may hold shell-style patterns: they match nothing.
+    result = SeedMatcher().match(FACTS, rule({"capabilities_within": ["file_read:/data/cur*"]}))
+    assert result.conditions_failed == ["capabilities within [file_read:/data/cur*]"]

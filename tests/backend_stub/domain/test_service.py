@@ -391,3 +391,20 @@ def test_the_pipeline_advances_to_the_governor_and_is_then_matched(
         governance.advance_pipeline(request["id"])
     with pytest.raises(NotFound):
         governance.advance_pipeline("REQ-0404")
+
+
+def test_rows_read_from_the_sqlite_driver_are_what_was_written() -> None:
+    """``_from_sqlite`` (the decision batch's locked read) undoes ``_sqlite_rows`` (its bulk
+    writes): aware UTC times, parsed JSON, nulls kept."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from backend_stub.domain.service import APPROVALS, _from_sqlite, _sqlite_rows
+
+    columns = ["id", "version", "pipeline", "veto_deadline", "decided_at", "decided_by"]
+    at = datetime(2026, 3, 1, 12, 30, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
+    rows = [("REQ-1", 2, [{"stage": "review", "status": "passed"}], at, None, "governor"),
+            ("REQ-2", 1, {"nested": [1, None, "é"]}, None, at.replace(microsecond=0), None)]
+    read = _from_sqlite(APPROVALS, columns, _sqlite_rows(APPROVALS, columns, rows))
+    assert read == [dict(zip(columns, row, strict=True)) for row in rows]
+    assert read[0]["veto_deadline"].tzinfo is UTC
+    assert read[0]["veto_deadline"] == at

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from backend_stub.oauth.testing import issue_test_token, make_test_app
 
-PUBLIC = {"/v1/health"}
+PUBLIC = {"/v1/health", "/v1/ready"}  # for balancers and probes: no token
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,8 @@ def test_no_token_is_401_with_www_authenticate(client: TestClient, method: str, 
 
 
 @pytest.mark.parametrize(("method", "path"),
-                         [r for r in ROUTES if r[0] != "GET" and not r[1].endswith("/decisions")])
+                         [r for r in ROUTES if r[0] != "GET" and not r[1].endswith(
+                             ("/decisions", "/events/ticket"))])  # a ticket only reads
 def test_read_only_token_cannot_write(client: TestClient, method: str, path: str) -> None:
     token = issue_test_token(client.app, "auditor", ("governance:read",))  # type: ignore[arg-type]
     response = client.request(method, path, json={}, headers={

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from backend_stub.oauth import resource_server_credentials
 from backend_stub.oauth.testing import issue_test_token
 from tests.backend_stub.oauth.conftest import Stub
-
-RS = ("governance-rs", "governance-rs-secret")
 
 
 def revoke(stub: Stub, token: str, hint: str | None = None) -> Any:
@@ -17,8 +16,11 @@ def revoke(stub: Stub, token: str, hint: str | None = None) -> Any:
     return stub.client.post("/oauth/revoke", data=data)
 
 
-def introspect(stub: Stub, token: str, auth: tuple[str, str] | None = RS) -> Any:
-    return stub.client.post("/oauth/introspect", data={"token": token}, auth=auth)
+def introspect(stub: Stub, token: str, auth: tuple[str, str] | bool | None = True) -> Any:
+    if auth is True:
+        auth = resource_server_credentials(stub.app)
+    return stub.client.post("/oauth/introspect", data={"token": token},
+                            auth=auth or None)
 
 
 def test_revoking_the_refresh_token_ends_the_sign_in(stub: Stub) -> None:

@@ -11,10 +11,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from sync import rules
+from sync.alerts import approve_at_once
+from sync.errors import AuthFlowError, InvalidDecision, ServerUnreachable, SignInRequired
 from sync.facade import ApprovalFilter, Listener, Topic
 from sync.models import (
+    PENDING_SHOWS_AS,
     PIPELINE_STAGES,
     SCOPE_READ,
     SCOPE_VETO,
@@ -35,15 +39,21 @@ from sync.models import (
     OutboxEntry,
     OutboxState,
     PipelineStage,
+    Receipt,
     Seed,
     SeedDraft,
     SeedMatch,
     SeedMetrics,
+    SeedSchema,
     SyncStatus,
     VetoCategory,
     Violation,
     WasmReport,
 )
+
+if TYPE_CHECKING:
+    from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
+    from sync.notify import NotificationCenter
 
 ACCOUNTS: dict[str, tuple[str, frozenset[str]]] = {
     "governor": ("governor", frozenset({SCOPE_READ, SCOPE_WRITE, SCOPE_VETO})),
@@ -51,8 +61,11 @@ ACCOUNTS: dict[str, tuple[str, frozenset[str]]] = {
 }
 
 DECIDED = {ApprovalStatus.VETOED, ApprovalStatus.CHANGES_REQUESTED, ApprovalStatus.DEPLOYED}
-VETOABLE = {ApprovalStatus.PENDING_APPROVAL, ApprovalStatus.APPROVED,
-            ApprovalStatus.AUTO_APPROVED}
+
+
+def _refuse(approval_id: str, problem: str | None) -> None:
+    if problem is not None:
+        raise InvalidDecision(f"{approval_id!r}: {problem}")
 
 
 def _now() -> datetime:
@@ -96,7 +109,8 @@ def demo_approval(index: int, now: datetime, status: ApprovalStatus | None = Non
         capabilities=[
             {"capability": "file_read:/data/customers", "dangerous": False},
             {"capability": "network_outbound:api.crm.example", "dangerous": False},
-            {"capability": "system_call:exec", "dangerous": True},
+            {"capability": "system_call:exec", "dangerous": True,
+             "reasons": ["Makes the system call 'exec' outside the sandbox."]},
         ],
         wasm_report=WasmReport(valid=True, magic_ok=True, version=1,
                                sections=["type", "import", "function", "memory", "export"],
@@ -120,12 +134,22 @@ def _stage_note(stage: str) -> str | None:
     }.get(stage)
 
 
+def _stub_seed_schema() -> dict[str, Any]:
+    # Imported here: only the in-memory client (tests, screenshots) reads the stub's code.
+    from backend_stub.api.schemas import seed_schema
+
+    return seed_schema()
+
+
 class FakeGovernorClient:
     """In-memory ``GovernorClient``; set ``online`` to simulate the server coming and going."""
 
     def __init__(self, *, approvals: int = 8, signed_in_as: str | None = "governor",
-                 now: Callable[[], datetime] = _now) -> None:
+                 now: Callable[[], datetime] = _now, seed_rules: bool = True) -> None:
         self.now = now
+        # The stub's own seed schema (not a copy of it), as the engine would have synced it.
+        self._seed_schema = SeedSchema(body=_stub_seed_schema(), fetched_at=now()) \
+            if seed_rules else None
         self.online = True
         self.step_up_password = "governor"
         self._listeners: list[Listener] = []
@@ -164,14 +188,17 @@ class FakeGovernorClient:
         self._violations = [Violation(id="V-1", agent_id="agent-0002", kind="budget",
                                       severity="high", description="Budget over 95 %.",
                                       occurred_at=t - timedelta(hours=2))]
-        self._notifications = [
+        # Each account's own notifications (the demo ones arrived for the governor).
+        self._notifications_of: dict[str | None, list[Notification]] = {"governor": [
             Notification(id="N-1", type="governance.approval.pending", timestamp=t,
                          data={"approval_id": "REQ-0001"}),
             Notification(id="N-2", type="governance.budget.threshold_exceeded",
                          timestamp=t - timedelta(minutes=5),
                          data={"agent": "agent-0002", "threshold": 95, "utilisation": 0.96}),
-        ]
+        ]}
         self._outbox: dict[str, OutboxEntry] = {}
+        # Receipt problems to show, by decision id (a test makes one "invalid" this way).
+        self.bad_receipts: dict[str, str] = {}
         self._dashboard: CachedDashboard | None = None
         self._status = SyncStatus(online=True, signed_in=self._account is not None,
                                   last_synced_at=t)
@@ -235,7 +262,6 @@ class FakeGovernorClient:
 
     async def sign_in_with_password(self, username: str, password: str) -> Account:
         if username not in ACCOUNTS or password != username:
-            from sync.errors import AuthFlowError
             raise AuthFlowError(f"The server refused the password for {username!r}: "
                                 "check the user name and password and try again.")
         return self._sign_in(username)
@@ -256,12 +282,28 @@ class FakeGovernorClient:
         return password == self.step_up_password
 
     # reads
+    def server_now(self) -> datetime:
+        """The fake's clock is the server's."""
+        return self.now()
+
+    def _sub(self) -> str | None:
+        return self._account.sub if self._account else None
+
+    def _mine(self) -> list[OutboxEntry]:
+        """The signed-in account's entries in queue order: no one sees another's."""
+        return [e for e in sorted(self._outbox.values(), key=lambda e: e.seq)
+                if e.sub == self._sub()]
+
     def status(self) -> SyncStatus:
-        pending = [e for e in self._outbox.values()
-                   if e.state in (OutboxState.QUEUED, OutboxState.SENDING)]
+        mine = self._mine()
+        pending = [e for e in mine if e.state in (OutboxState.QUEUED, OutboxState.SENDING)]
         return self._status.model_copy(update={
             "online": self.online, "pending_count": len(pending),
-            "oldest_pending_at": min((e.created_at for e in pending), default=None)})
+            "oldest_pending_at": min((e.created_at for e in pending), default=None),
+            "rejected_count": sum(e.state == OutboxState.REJECTED for e in mine),
+            "held_count": sum(e.state == OutboxState.HELD for e in mine),
+            "other_accounts_count": sum(e.sub != self._sub() and e.state !=
+                                        OutboxState.APPLIED for e in self._outbox.values())})
 
     def dashboard(self) -> CachedDashboard | None:
         if self._dashboard is None:
@@ -270,21 +312,26 @@ class FakeGovernorClient:
         return self._dashboard.model_copy(update={"stale": age > timedelta(minutes=5)})
 
     def _with_pending(self, a: ApprovalDetail) -> ApprovalDetail:
-        for e in self._outbox.values():
-            if e.approval_id == a.id and e.state in (OutboxState.QUEUED, OutboxState.SENDING):
-                return a.model_copy(update={"pending_decision": e.action})
-        return a
+        pending = rules.shown_pending([
+            e.action for e in self._mine()
+            if e.approval_id == a.id and e.action is not None
+            and e.state in (OutboxState.QUEUED, OutboxState.SENDING, OutboxState.HELD)])
+        return a.model_copy(update={"pending_decision": pending}) if pending else a
 
     def _listed(self, filter: ApprovalFilter, query: str) -> Iterator[ApprovalDetail]:
         """The requests ``approvals(filter, query)`` lists, newest first."""
         q = query.lower()
         for a in sorted(self._approvals.values(), key=lambda a: a.created_at or self.now(),
                         reverse=True):
-            if filter == "pending" and a.status != ApprovalStatus.PENDING_APPROVAL:
+            # As the engine lists them: a decision this account queued shows (and filters)
+            # as the status it leads to.
+            pending = self._with_pending(a).pending_decision
+            shown = PENDING_SHOWS_AS[pending] if pending else a.status
+            if filter == "pending" and shown != ApprovalStatus.PENDING_APPROVAL:
                 continue
             if filter == "veto_window" and a.veto_deadline is None:
                 continue
-            if filter == "decided" and a.status not in DECIDED:
+            if filter == "decided" and shown == ApprovalStatus.PENDING_APPROVAL:
                 continue
             if q and q not in f"{a.id} {a.agent.get('name', '')} {a.requester} {a.industry}"\
                     .lower():
@@ -313,6 +360,9 @@ class FakeGovernorClient:
     def seed(self, seed_id: str) -> Seed | None:
         return self._seeds.get(seed_id)
 
+    def seed_schema(self) -> SeedSchema | None:
+        return self._seed_schema
+
     def agents(self) -> list[Agent]:
         return list(self._agents)
 
@@ -320,22 +370,31 @@ class FakeGovernorClient:
         return list(self._violations)
 
     def notifications(self) -> list[Notification]:
-        return sorted(self._notifications, key=lambda n: n.timestamp, reverse=True)
+        return sorted(self._notifications_of.get(self._sub(), []), key=lambda n: n.timestamp,
+                      reverse=True)
 
     def outbox(self, states: set[OutboxState] | None = None) -> list[OutboxEntry]:
-        return [e for e in sorted(self._outbox.values(), key=lambda e: e.seq)
-                if states is None or e.state in states]
+        return [e for e in self._mine() if states is None or e.state in states]
+
+    def _own(self, entry_id: str, what: str) -> OutboxEntry:
+        entry = self._outbox.get(entry_id)
+        if entry is None or self._account is None or entry.sub != self._account.sub:
+            raise InvalidDecision(f"Outbox entry {entry_id!r} is not in the outbox of this "
+                                  f"account; only the account that queued it can {what} it. "
+                                  "Refresh the outbox.")
+        return entry
 
     def conflict(self, entry_id: str) -> Conflict | None:
         entry = self._outbox.get(entry_id)
+        if entry is not None and entry.sub != self._sub():
+            return None
         if entry is None or entry.state != OutboxState.REJECTED or not entry.approval_id:
             return None
         approval = self.approval(entry.approval_id)
         details = entry.error_details
         again = entry.error_code in ("ALREADY_DECIDED", "VERSION_CONFLICT") and \
-            approval is not None and ((entry.action == DecisionAction.VETO
-                                      and approval.status in VETOABLE)
-                                      or approval.status == ApprovalStatus.PENDING_APPROVAL)
+            approval is not None and entry.action is not None and \
+            rules.can_take(entry.action, approval.status)
         return Conflict(entry=entry, code=entry.error_code or "REJECTED",
                         message=entry.error_message or "",
                         decided_by=details.get("decided_by"),
@@ -347,10 +406,25 @@ class FakeGovernorClient:
     def _queue(self, kind: Literal["decision", "seed"], approval_id: str | None,
                action: DecisionAction | None, payload: dict[str, Any]) -> OutboxEntry:
         if self._account is None:
-            from sync.errors import SignInRequired
             raise SignInRequired("Sign in before deciding: no account is signed in.")
-        seq = next(self._seq)
+        if not rules.may(self._account, action):
+            raise InvalidDecision(f"Account {self._account.username!r} lacks the "
+                                  f"{rules.scope_for(action)!r} scope needed for this; sign "
+                                  "in as a governor who has it.")
         a = self._approvals.get(approval_id or "")
+        if kind == "decision":
+            if a is None or action is None:
+                raise InvalidDecision(f"Approval {approval_id!r} is not on this device; "
+                                      "sync and open it again.")
+            pending = self._with_pending(a).pending_decision
+            if pending is not None and rules.queued_blocks(pending, action):
+                raise InvalidDecision(f"A {pending.value} of {approval_id!r} is already "
+                                      "queued; cancel it first to decide differently.")
+            shown = PENDING_SHOWS_AS[pending] if pending else a.status
+            if not rules.can_take(action, shown):
+                raise InvalidDecision(f"Approval {approval_id!r} is {shown.value}; it can "
+                                      f"no longer take a {action.value}.")
+        seq = next(self._seq)
         entry = OutboxEntry(id=f"E-{seq}", seq=seq, kind=kind,
                             approval_id=approval_id, action=action, payload=payload,
                             expected_version=a.version if a else None,
@@ -362,24 +436,48 @@ class FakeGovernorClient:
         return entry
 
     def approve(self, approval_id: str, comment: str | None = None) -> OutboxEntry:
+        _refuse(approval_id, rules.comment_problem(comment))
         return self._queue("decision", approval_id, DecisionAction.APPROVE,
                            {"comment": comment} if comment else {})
 
     def request_changes(self, approval_id: str, reason: str) -> OutboxEntry:
+        _refuse(approval_id, rules.reason_problem(reason, "request-changes"))
         return self._queue("decision", approval_id, DecisionAction.REQUEST_CHANGES,
-                           {"reason": reason})
+                           {"reason": reason.strip()})
 
     def veto(self, approval_id: str, category: VetoCategory, reason: str,
              attachments: list[Attachment] | None = None) -> OutboxEntry:
+        files = list(attachments or [])
+        _refuse(approval_id, rules.veto_problem(reason, files))
         return self._queue("decision", approval_id, DecisionAction.VETO,
-                           {"category": str(category), "reason": reason,
-                            "attachments": [a.model_dump() for a in attachments or []]})
+                           {"category": str(VetoCategory(category)), "reason": reason.strip(),
+                            "attachments": [a.model_dump() for a in files]})
+
+    async def retire_seed(self, seed_id: str, reason: str) -> Seed:
+        _refuse(f"seed {seed_id}", rules.reason_problem(reason, "retirement"))
+        if self._account is None or not self._account.can(SCOPE_WRITE):
+            raise InvalidDecision("Retiring a seed needs the 'governance:write' scope; sign "
+                                  "in as a governor who has it.")
+        if not self.online:
+            raise ServerUnreachable("The server is unreachable; retire the seed when "
+                                    "online.")
+        seed = self._seeds.get(seed_id)
+        if seed is None:
+            raise InvalidDecision(f"Seed {seed_id!r} does not exist; refresh the seeds list.")
+        if seed.status != "retired":
+            seed = self._seeds[seed_id] = seed.model_copy(update={
+                "status": "retired", "version": seed.version + 1})
+            self._emit("seeds")
+        return seed
 
     def create_seed(self, draft: SeedDraft) -> OutboxEntry:
+        if not draft.title.strip():
+            raise InvalidDecision("A precedent seed needs a title; name what it covers.")
         return self._queue("seed", None, None, draft.model_dump())
 
     def decide_again(self, entry_id: str) -> OutboxEntry:
-        entry = self._outbox.pop(entry_id)
+        entry = self._own(entry_id, "decide again on")
+        del self._outbox[entry_id]
         return self._queue("decision", entry.approval_id, entry.action, entry.payload)
 
     async def refresh_dashboard(self) -> CachedDashboard | None:
@@ -389,20 +487,47 @@ class FakeGovernorClient:
         return self.dashboard()
 
     def cancel(self, entry_id: str) -> None:
-        entry = self._outbox.get(entry_id)
-        if entry and entry.state == OutboxState.QUEUED:
-            del self._outbox[entry_id]
-            self._emit("outbox", "approvals", "status")
+        self._remove(entry_id, {OutboxState.QUEUED, OutboxState.HELD}, "taken back",
+                     "take back")
 
     def discard(self, entry_id: str) -> None:
-        if self._outbox.pop(entry_id, None):
-            self._emit("outbox", "approvals", "status")
+        self._remove(entry_id, {OutboxState.REJECTED, OutboxState.HELD}, "discarded",
+                     "discard")
+
+    def _remove(self, entry_id: str, states: set[OutboxState], what: str, verb: str
+                ) -> None:
+        entry = self._own(entry_id, verb)
+        if entry.state not in states:
+            raise InvalidDecision(f"Outbox entry {entry_id!r} is {entry.state.value}; it "
+                                  f"cannot be {what}.")
+        del self._outbox[entry_id]
+        self._emit("outbox", "approvals", "status")
 
     def mark_read(self, notification_id: str) -> None:
-        self._notifications = [n.model_copy(update={"read": True})
-                               if n.id == notification_id else n
-                               for n in self._notifications]
+        sub = self._sub()
+        self._notifications_of[sub] = [n.model_copy(update={"read": True})
+                                       if n.id == notification_id else n
+                                       for n in self._notifications_of.get(sub, [])]
         self._emit("notifications")
+
+    def sync_interval(self) -> float:
+        return 0.0  # nothing to sync with
+
+    def set_sync_interval(self, seconds: float) -> bool:
+        if not seconds > 0:
+            raise ValueError(f"Sync interval {seconds!r} is not a positive number of "
+                             "seconds; give at least 1.")
+        return False
+
+    def why_no_push(self) -> str | None:
+        return "this client has no server to listen to (demo data)"
+
+    def notification_center(self, step_up: StepUp, *,
+                            open_approval: Callable[[Alert], object],
+                            quiet_hours: QuietHours,
+                            before_approve: BeforeApprove = approve_at_once
+                            ) -> NotificationCenter | None:
+        return None
 
     def reject(self, entry_id: str, code: str, message: str,
                details: dict[str, Any] | None = None) -> None:
@@ -411,6 +536,26 @@ class FakeGovernorClient:
             "state": OutboxState.REJECTED, "error_code": code, "error_message": message,
             "error_details": details or {}})
         self._emit("outbox", "approvals", "status")
+
+    def receipts(self, approval_id: str | None = None) -> list[Receipt]:
+        found = []
+        for entry in sorted(self._outbox.values(), key=lambda e: e.seq):
+            if entry.kind != "decision" or not entry.approval_id or entry.action is None \
+                    or entry.state == OutboxState.REJECTED:
+                continue
+            if approval_id is not None and entry.approval_id != approval_id:
+                continue
+            status = "awaiting"
+            if entry.state == OutboxState.APPLIED:
+                status = "invalid" if entry.id in self.bad_receipts else "verified"
+            found.append(Receipt(decision_id=entry.id, approval_id=entry.approval_id,
+                                 action=entry.action.value, status=status,
+                                 problem=self.bad_receipts.get(entry.id)))
+        return found
+
+    def receipt(self, approval_id: str) -> Receipt | None:
+        found = self.receipts(approval_id)
+        return found[-1] if found else None
 
     async def sync_now(self) -> None:
         if not self.online:
@@ -434,10 +579,12 @@ class FakeGovernorClient:
                 continue
             if a is None:
                 continue
-            if entry.action == DecisionAction.VETO and a.veto_deadline and a.veto_deadline < t:
+            deadline = a.veto_deadline
+            if entry.action == DecisionAction.VETO and deadline is not None \
+                    and not rules.window_open(deadline, t):
                 self.reject(entry.id, "VETO_WINDOW_CLOSED",
                             f"The veto window of {a.id!r} closed before the veto arrived.",
-                            {"deadline": a.veto_deadline.isoformat()})
+                            {"deadline": deadline.isoformat()})
                 continue
             new_status = {DecisionAction.APPROVE: ApprovalStatus.APPROVED,
                           DecisionAction.REQUEST_CHANGES: ApprovalStatus.CHANGES_REQUESTED,
