@@ -242,6 +242,20 @@ def type_into(page: Page, label: str, text: str, *, replace: bool = False) -> No
                          "times")
 
 
+def field_holds(page: Page, label: str, text: str) -> None:
+    """Tap the text field ``label`` until it has the focus (see ``_focus``); it holds
+    exactly ``text``. Failing, says what the focused field holds instead."""
+    field = page.get_by_label(label, exact=True)
+    _focus(page, field, label)
+    try:
+        page.wait_for_function(_FIELD_HOLDS, arg=[field.element_handle(), text],
+                               timeout=TYPED_MS)
+    except Exception as exc:  # Playwright's TimeoutError: say what is there instead
+        value = page.evaluate(
+            "() => document.activeElement && document.activeElement.value")
+        raise AssertionError(f"the field {label!r} holds {value!r}, not {text!r}") from exc
+
+
 def wait_for_text(page: Page, identifier: str, needle: str, timeout_ms: int = WAIT_MS
                   ) -> str:
     """Wait until the label of ``identifier`` (or, ending in ``*``, of any node whose
