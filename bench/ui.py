@@ -19,8 +19,10 @@ tree, so it includes the round trip to the app's server (both on 127.0.0.1). A t
 mouse click at the control's centre, found before the clock starts: Playwright's own
 ``locator.click()`` first resolves the accessible name and waits for the element to be
 stable (two animation frames), harness time that is not the app's (60-90 ms of the
-earlier figures on a loaded 2-core machine). Medians are reported, with the worst case
-beside them. ``BENCH_SHORT=1`` does fewer rounds.
+earlier figures on a loaded 2-core machine). A tap that shows nothing in 5 s was dropped
+or missed and is tapped again, its sample still timed from the first tap;
+``retapped_taps`` counts them. Medians are reported, with the worst case beside them.
+``BENCH_SHORT=1`` does fewer rounds.
 Last line: one JSON object ``{"bench": "ui", "figures", "targets", "ok"}``.
 """
 
@@ -81,24 +83,65 @@ def add_requests(data_dir: Path, count: int) -> None:
         store.close()
 
 
-def tap(page: Any, locator: Any) -> Any:
-    """A click at ``locator``'s centre, located now, to be timed from the input on."""
-    box = locator.bounding_box()
-    for _ in range(100):  # found, then replaced by the list's last refresh: find it again
-        if box is not None:
-            break
-        page.wait_for_timeout(20)
-        box = locator.bounding_box()
-    assert box is not None, f"{locator} is not on screen"
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    return lambda: page.mouse.click(x, y)
+class Tap:
+    """A click at ``locator``'s centre, located now (before the clock starts), to be timed
+    from the input on; ``again()`` locates the control anew and clicks it there."""
+
+    def __init__(self, page: Any, locator: Any) -> None:
+        self.page, self.locator = page, locator
+        self.x, self.y = self._centre()
+
+    def _centre(self) -> tuple[float, float]:
+        box = self.locator.bounding_box()
+        for _ in range(100):  # found, then replaced by the list's last refresh: find it again
+            if box is not None:
+                break
+            self.page.wait_for_timeout(20)
+            box = self.locator.bounding_box()
+        assert box is not None, f"{self.locator} is not on screen"
+        return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+    def __call__(self) -> None:
+        self.page.mouse.click(self.x, self.y)
+
+    def again(self) -> None:
+        self.x, self.y = self._centre()
+        self()
+
+
+def tap(page: Any, locator: Any) -> Tap:
+    return Tap(page, locator)
+
+
+# A tap that shows nothing for this long was dropped (Flutter's web engine drops a tap that
+# lands while the control's semantics node is rebuilt) or missed (the layout moved between
+# locating and clicking): the governor taps again, and the sample keeps the whole wait.
+RETAP_AFTER_MS = 5_000
+# Taps that had to be repeated, by what was timed: printed and reported beside the figures.
+RETAPS: list[str] = []
 
 
 def timed(page: Any, action: Any, condition: str, arg: Any = None) -> float:
-    """Milliseconds from ``action()`` to the JS ``condition`` holding in the page."""
+    """Milliseconds from ``action()`` to the JS ``condition`` holding in the page. A
+    ``Tap`` not answered within RETAP_AFTER_MS is tapped again (at most 5 times), the time
+    still counted from the first; the retap is recorded in RETAPS."""
     started = time.perf_counter()
     action()
-    page.wait_for_function(condition, arg=arg, timeout=60_000, polling="raf")
+    attempts = 6 if isinstance(action, Tap) else 1
+    for attempt in range(attempts):
+        last = attempt == attempts - 1
+        try:
+            page.wait_for_function(condition, arg=arg, polling="raf",
+                                   timeout=60_000 if last else RETAP_AFTER_MS)
+            break
+        except Exception:  # Playwright's TimeoutError
+            if last:
+                raise
+            RETAPS.append(f"{condition.split(chr(10))[0][:40]!r} {arg!r}")
+            print(f"no answer to a tap after {RETAP_AFTER_MS} ms ({arg!r}): tapping again",
+                  file=sys.stderr)
+            assert isinstance(action, Tap)
+            action.again()
     return (time.perf_counter() - started) * 1000
 
 
@@ -233,11 +276,22 @@ def interaction_figures() -> dict[str, float]:
                 page.locator('[flt-semantics-identifier^="approval-REQ"]').first.wait_for()
 
                 list_ms: list[float] = []
-                # Each switch changes the first row, so the condition is a real change.
-                switches = [("Pending", "Pending approval"), ("In veto window", "veto window"),
-                            ("Pending", "Pending approval"), ("Decided", "Approved")]
+                # Each switch changes the first row, so the condition is a real change
+                # (checked before each tap: the newest of all requests is pending, so a
+                # switch from All to Pending timed nothing, and the next tap landed while
+                # that switch was still being drawn and was dropped).
+                switches = [("Decided", "Approved"), ("Pending", "Pending approval"),
+                            ("In veto window", "veto window"), ("Pending", "Pending approval")]
+                button(page, "All").click()
+                page.wait_for_function(FIRST_ROW_SAYS, arg="Pending approval",
+                                       timeout=60_000)  # All: the newest request is pending
+                page.wait_for_timeout(500)  # let the switch settle (not timed)
                 for i in range(rounds):
                     for name, needle in switches:
+                        if page.evaluate(f"({FIRST_ROW_SAYS})({json.dumps(needle)})"):
+                            raise AssertionError(
+                                f"the first row already says {needle!r} before the tap on "
+                                f"{name!r}: the switch would time nothing")
                         list_ms.append(timed(page, tap(page, button(page, name)),
                                              FIRST_ROW_SAYS, needle))
                     # A search keystroke narrows 5,000 requests to one.
@@ -272,7 +326,8 @@ def interaction_figures() -> dict[str, float]:
                     page.locator('[flt-semantics-identifier^="approval-REQ"]').first.wait_for()
             finally:
                 browser.close()
-    return {"open_detail_ms": round(statistics.median(detail_ms), 1),
+    return {"retapped_taps": len(RETAPS),
+            "open_detail_ms": round(statistics.median(detail_ms), 1),
             "open_detail_ms_worst": round(max(detail_ms), 1),
             "list_5k_action_ms": round(statistics.median(list_ms), 1),
             "list_5k_action_ms_worst": round(max(list_ms), 1)}
