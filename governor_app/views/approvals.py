@@ -32,27 +32,19 @@ PAGE_ROWS = 20
 LOAD_AHEAD_PX = 400
 
 
-def _memory(shell: Shell) -> dict[str, Any]:
-    """The list's filter, search and length, kept while the governor goes elsewhere."""
-    mem: dict[str, Any] = shell.memory.setdefault("approvals", {"filter": "pending",
-                                                                "query": ""})
-    return mem
-
-
 def open_filtered(shell: Shell, filter: ApprovalFilter) -> None:
     """Open the list showing ``filter`` (a dashboard figure leads here), search cleared."""
-    mem = _memory(shell)
-    mem.update(filter=filter, query="")
-    mem.pop("limit", None)
+    shell.state.approvals.open(filter)
     shell.go("/approvals")
 
 
 def build_list(shell: Shell) -> ft.Control:
-    mem = _memory(shell)
+    # The list's filter, search and length, kept while the governor goes elsewhere.
+    listed = shell.state.approvals
 
     def current() -> state.ApprovalListView:
-        return state.approval_list_view(shell.client, mem["filter"], mem["query"],
-                                        limit=mem.get("limit", PAGE_ROWS))
+        return state.approval_list_view(shell.client, listed.filter, listed.query,
+                                        limit=listed.rows(PAGE_ROWS))
 
     shown: list[state.ApprovalListView] = [current()]
 
@@ -96,7 +88,7 @@ def build_list(shell: Shell) -> ft.Control:
         fill(current())
 
     def show_more() -> None:
-        mem["limit"] = mem.get("limit", PAGE_ROWS) + PAGE_ROWS
+        listed.more(PAGE_ROWS)
         refresh_rows()
 
     # Where the list is scrolled to, as last reported by the client.
@@ -104,7 +96,7 @@ def build_list(shell: Shell) -> ft.Control:
 
     def start_again() -> None:
         """A new filter or search: one page, from the top."""
-        mem.pop("limit", None)
+        listed.start_again()
         if offset[0] > 0:
             # A new list control, which starts at the top. The same one cut to a page while
             # scrolled far down would be clamped to its new end, and that scroll would load
@@ -124,25 +116,25 @@ def build_list(shell: Shell) -> ft.Control:
             ft.context.disable_auto_update()  # nothing changed: no diff of the page
 
     def on_search(e: Any) -> None:
-        mem["query"] = e.control.value or ""
+        listed.query = e.control.value or ""
         start_again()
 
     def on_filter(value: ApprovalFilter) -> None:
-        mem["filter"] = value
+        listed.filter = value
         filters.controls = filter_buttons()
         start_again()
 
     def filter_buttons() -> list[ft.Control]:
         # Buttons that wrap onto a second line on a narrow phone: a segmented button
         # in a scrolling row showed "Decided" as a sliver at 390 px.
-        return [ft.Semantics(selected=key == mem["filter"], content=(
+        return [ft.Semantics(selected=key == listed.filter, content=(
             ft.FilledButton(label, icon=ft.Icons.CHECK, on_click=lambda e, k=key: on_filter(k))
-            if key == mem["filter"] else
+            if key == listed.filter else
             ft.OutlinedButton(label, on_click=lambda e, k=key: on_filter(k))))
             for key, label in state.FILTERS]
 
     rows.append(new_list())
-    search = text_field(shell, "Search requests", value=mem["query"], on_change=on_search,
+    search = text_field(shell, "Search requests", value=listed.query, on_change=on_search,
                         prefix_icon=ft.Icons.SEARCH)
     shell.shortcuts["/"] = lambda: shell.spawn(search.focus())
     shell.shortcuts["slash"] = shell.shortcuts["/"]
@@ -215,7 +207,7 @@ def _refused(shell: Shell, approval_id: str) -> list[ft.Control]:
 def build_detail(shell: Shell, approval_id: str) -> ft.Control:
     detail = shell.client.approval(approval_id)
     shell.signature = lambda: (shell.client.approval(approval_id),
-                               "veto-hold" in shell.memory,
+                               shell.held is not None,
                                shell.client.receipt(approval_id),
                                state.refused_decisions(shell.client, approval_id,
                                                        shell.now()))
@@ -237,12 +229,12 @@ def build_detail(shell: Shell, approval_id: str) -> ft.Control:
         shell.tickers.append((countdown, lambda: fmt.countdown(deadline, shell.now())))
         status_line.append(labelled("veto-countdown", "Veto window", countdown))
 
-    hold = shell.memory.get("veto-hold")
+    hold = shell.held
     undo_bar: list[ft.Control] = []
-    if hold is not None and hold["approval_id"] == approval_id:
+    if hold is not None and hold.approval_id == approval_id:
         left = ft.Text()
-        window: state.UndoWindow = hold["window"]
-        what: str = hold["what"]  # "Veto", "Approval": from this screen or a banner
+        window = hold.window
+        what = hold.what  # "Veto", "Approval": from this screen or a banner
         left.value = f"{what} leaves this device in {window.left(shell.now()):.0f} s"
         shell.tickers.append((left, lambda: f"{what} leaves this device in "
                                             f"{window.left(shell.now()):.0f} s"))

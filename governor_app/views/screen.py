@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from governor_app.preferences import PreferenceStore
     from governor_app.push import PushService
+    from governor_app.screen_state import HeldDecision, ScreenState
     from sync.facade import GovernorClient
     from sync.models import Account
 
@@ -58,8 +59,10 @@ class Screen(Protocol):
     step_up_for_veto: bool
     undo_seconds: float
     route: str  # the address shown
-    # Per-screen memory that survives re-renders (filters, form drafts).
-    memory: dict[str, Any]
+    # Each screen's state that survives re-renders (filters, form drafts).
+    state: ScreenState
+    # The decision held for its undo window (the request screen shows its bar), if any.
+    held: HeldDecision | None
     # Live texts refreshed every second without a re-render (countdowns, ages).
     tickers: list[tuple[ft.Text, Callable[[], str]]]
     shortcuts: dict[str, Callable[[], Any]]  # key -> action, while the screen is shown

@@ -33,7 +33,7 @@ def _open(shell: Shell, seed_id: str, e: object) -> None:
 
 
 def build_list(shell: Shell) -> ft.Control:
-    mem: dict[str, Any] = shell.memory.setdefault("seeds", {"query": ""})
+    kept = shell.state.seeds
     rows = ft.ListView(expand=True, spacing=4)
 
     tiles: dict[state.SeedRow, ft.Control] = {}  # kept across refreshes, as for approvals
@@ -48,24 +48,24 @@ def build_list(shell: Shell) -> ft.Control:
         return tiles[r]
 
     def fill() -> None:
-        found = state.seed_rows(shell.client.seeds(mem["query"].strip()))
+        found = state.seed_rows(shell.client.seeds(kept.query.strip()))
         rows.controls = [tile(r) for r in found]
         if not found:
-            rows.controls.append(empty(f"No seed matches {mem['query'].strip()!r}."
-                                       if mem["query"].strip() else "No seeds on this device "
+            rows.controls.append(empty(f"No seed matches {kept.query.strip()!r}."
+                                       if kept.query.strip() else "No seeds on this device "
                                        "yet; they arrive with the next sync."))
 
     def on_search(e: Any) -> None:
-        mem["query"] = e.control.value or ""
+        kept.query = e.control.value or ""
         fill()
 
-    search = text_field(shell, "Search seeds", value=mem["query"], on_change=on_search,
+    search = text_field(shell, "Search seeds", value=kept.query, on_change=on_search,
                         prefix_icon=ft.Icons.SEARCH)
     shell.shortcuts["/"] = lambda: shell.spawn(search.focus())
     shell.shortcuts["slash"] = shell.shortcuts["/"]
     fill()
     shell.refreshers.append(fill)
-    shell.signature = lambda: shell.client.seeds(mem["query"].strip())
+    shell.signature = lambda: shell.client.seeds(kept.query.strip())
     new = action_button("New seed", lambda e: shell.go("/seeds/new"), icon=ft.Icons.ADD,
                         disabled=not shell.can_decide)
     return ft.Column([heading("Precedent seeds", new), search, pull_to_refresh(shell, rows)],
@@ -184,7 +184,7 @@ def build_wizard(shell: Shell) -> ft.Control:
     if not shell.can_decide:  # its address opened directly: nothing to offer this account
         return ft.Column([ft.Row([back]), empty(
             "This account is read-only: creating a seed needs the governance:write scope.")])
-    wiz: SeedWizard = shell.memory.setdefault("seed-wizard", SeedWizard())
+    wiz = shell.state.seed_wizard
     wiz.schema = shell.client.seed_schema()  # the server's rules as last synced
     errors = FieldErrors(shell, "wizard", wiz.visible_errors)
 
@@ -209,7 +209,7 @@ def build_wizard(shell: Shell) -> ft.Control:
         if shell.decide(lambda: shell.client.create_seed(draft),
                         f"Seed {draft.title!r} queued; it is created when the server is "
                         "reachable.", then="/seeds"):
-            shell.memory.pop("seed-wizard", None)
+            shell.state.seed_wizard = SeedWizard()  # the next seed starts afresh
 
     def set_text(name: str) -> Any:
         return errors.changed(wiz.edited, [name],

@@ -5,11 +5,13 @@ menu (phone)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import flet as ft
 
+from governor_app.screen_state import DraftField, SettingsDraft
 from governor_app.settings_change import (
     SettingsChange,
     apply_sync_interval,
@@ -26,26 +28,27 @@ def build(shell: Shell) -> ft.Control:
     # The interval shown (and compared on saving) is the one running now.
     saved = shell.preferences.value
     prefs = saved.with_(sync_interval=running_interval(shell.client, saved.sync_interval))
-    draft: dict[str, Any] = dict(shell.memory.get("settings-draft") or {})
+    draft = shell.state.settings_draft
     errors = ft.Column([], spacing=2)
 
-    def set_(name: str, cast: Any = str) -> Any:
+    def set_(name: DraftField, cast: Callable[[Any], bool | str] = str
+             ) -> Callable[[Any], None]:
         def handler(e: Any) -> None:
-            draft[name] = cast(e.control.value)
-            shell.memory["settings-draft"] = draft
+            draft.set(name, cast(e.control.value))
         return handler
 
     saved_values = asdict(prefs)
 
-    def current(name: str) -> Any:
-        return draft.get(name, saved_values[name])
+    def current(name: DraftField) -> Any:
+        return draft.changes().get(name, saved_values[name])
 
     def save(e: object) -> None:
         try:
-            interval = int(draft.get("sync_interval", prefs.sync_interval))
+            interval = int(draft.sync_interval if draft.sync_interval is not None
+                           else prefs.sync_interval)
         except (TypeError, ValueError):
             interval = -1
-        new = prefs.with_(**{**draft, "sync_interval": interval})
+        new = prefs.with_(**{**draft.changes(), "sync_interval": interval})
         change = SettingsChange(prefs, new, shell.server_url,
                                 shell.client.status().pending_count)
         problems = change.problems()
@@ -56,7 +59,7 @@ def build(shell: Shell) -> ft.Control:
         # An interval left as it runs keeps the saved one (a variable may have set it).
         shell.preferences.save(new if change.interval_changed
                                else new.with_(sync_interval=saved.sync_interval))
-        shell.memory.pop("settings-draft", None)
+        shell.state.settings_draft = SettingsDraft()
         shell.apply_theme()
         applied = change.interval_changed and apply_sync_interval(shell.client,
                                                                   new.sync_interval)

@@ -21,6 +21,7 @@ import flet as ft
 
 from governor_app import addresses, state
 from governor_app.preferences import PreferenceStore, should_alert
+from governor_app.screen_state import HeldDecision, ScreenState
 from governor_app.views.screen import DESTINATIONS, MORE, Destination, Routes
 from sync import rules
 from sync.facade import GovernorClient, Topic
@@ -63,8 +64,12 @@ class Shell:
         self.history: list[str] = []
         # What the browser's address bar holds (pushed by ``go`` or reported by it).
         self._address = "/"
-        # Per-screen memory that survives re-renders (filters, form drafts).
-        self.memory: dict[str, Any] = {}
+        # Each screen's state that survives re-renders (filters, form drafts).
+        self.state = ScreenState()
+        # The decision held on the device for its undo window (one at a time).
+        self.held: HeldDecision | None = None
+        # Whether the frame was last laid out for a phone (None: not yet resized).
+        self._was_phone: bool | None = None
         # Live texts (countdowns, ages) refreshed every second without a re-render.
         self.tickers: list[tuple[ft.Text, Callable[[], str]]] = []
         self.shortcuts: dict[str, Callable[[], Any]] = {}
@@ -340,42 +345,41 @@ class Shell:
         loop = asyncio.get_running_loop()
         window = state.UndoWindow(self.now(), seconds)
         answer: asyncio.Future[bool] = loop.create_future()
-        hold = {"approval_id": approval_id, "window": window, "what": what,
-                "undo_to": undo_to, "answer": answer}
-        previous = self.memory.get("veto-hold")
-        if previous is not None and previous["window"].cancel():
-            previous["answer"].set_result(False)  # one hold at a time: the older goes
-        self.memory["veto-hold"] = hold
+        hold = HeldDecision(approval_id, window, what, undo_to, answer)
+        previous = self.held
+        if previous is not None and previous.window.cancel():
+            previous.answer.set_result(False)  # one hold at a time: the older goes
+        self.held = hold
 
         async def wait() -> None:
             while not window.cancelled:
                 if window.due(self.now()):
                     window.committed = True
-                    if self.memory.get("veto-hold") is hold:
-                        self.memory.pop("veto-hold", None)
+                    if self.held is hold:
+                        self.held = None
                     if not answer.done():
                         answer.set_result(True)
                     return
                 # Woken when it should be due (no polling); the loop checks again.
                 await asyncio.sleep(max(window.left(self.now()), 0.05))
 
-        hold["task"] = loop.create_task(wait())
+        hold.task = loop.create_task(wait())
         self.go(addresses.approval(approval_id))
         return answer
 
     def undo_decision(self) -> None:
         """"Undo" in the request screen's bar: take the held decision back."""
-        hold = self.memory.get("veto-hold")
-        if hold is None or not hold["window"].cancel():
+        hold = self.held
+        if hold is None or not hold.window.cancel():
             self.snack("Too late to undo: the decision has already been queued.")
             self.page.update()
             return
-        self.memory.pop("veto-hold", None)
-        if not hold["answer"].done():
-            hold["answer"].set_result(False)
-        self.snack(f"{hold['what']} of {hold['approval_id']} taken back; nothing was sent.")
-        if hold["undo_to"]:
-            self.go(hold["undo_to"])
+        self.held = None
+        if not hold.answer.done():
+            hold.answer.set_result(False)
+        self.snack(f"{hold.what} of {hold.approval_id} taken back; nothing was sent.")
+        if hold.undo_to:
+            self.go(hold.undo_to)
         else:
             self._render()
             self.page.update()
@@ -624,9 +628,8 @@ class Shell:
                         text.update()
 
     def _on_resize(self, e: Any) -> None:
-        was_phone = self.memory.get("_phone")
-        if was_phone != self.is_phone:
-            self.memory["_phone"] = self.is_phone
+        if self._was_phone != self.is_phone:
+            self._was_phone = self.is_phone
             self._render_nav()
             if self.banners is not None:
                 self.banners.render()

@@ -1,8 +1,9 @@
 """Sign-in: the password form (code + PKCE done by the client), the system browser, and
 the device-code flow for a device without a keyboard-friendly browser.
 
-A flow that waits (the browser, the device code) is kept in the screen's memory with its
-task, so a re-render shows it still waiting and its Cancel still stops it."""
+A flow that waits (the browser, the device code) is kept in the screen's state
+(``screen_state.SignInState``) with its task, so a re-render shows it still waiting and
+its Cancel still stops it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import flet as ft
 
 from governor_app import sign_in
+from governor_app.screen_state import SignInFlow, SignInState
 from governor_app.views.common import action_button, heading, labelled
 from governor_app.views.screen import Screen as Shell
 
@@ -25,34 +27,34 @@ TOPICS: tuple[str, ...] = ()
 
 
 def build(shell: Shell) -> ft.Control:
-    mem: dict[str, Any] = shell.memory.setdefault("sign-in", {})
-    username = ft.TextField(label="User name", value=mem.get("username", ""), autofocus=True,
+    kept = shell.state.sign_in
+    username = ft.TextField(label="User name", value=kept.username, autofocus=True,
                             on_change=lambda e: typed("username", e.control.value))
     password = ft.TextField(label="Password", password=True, can_reveal_password=True,
                             on_change=lambda e: typed("password", e.control.value),
                             on_submit=lambda e: submit(e))
     fields = {"username": username, "password": password}
-    for key, message in mem.get("field-errors", {}).items():
+    for key, message in kept.field_errors.items():
         fields[key].error = message
-    error = ft.Text(mem.get("error", ""), color=ft.Colors.RED_700)
+    error = ft.Text(kept.error, color=ft.Colors.RED_700)
     waiting = ft.Column([], spacing=8)
 
     def typed(key: str, value: str) -> None:
         if key == "username":
-            mem["username"] = value
+            kept.username = value
         # An error stays until its field is filled in.
-        if value and mem.get("field-errors", {}).pop(key, None) is not None:
+        if value and kept.field_errors.pop(key, None) is not None:
             fields[key].error = None
 
     def show_waiting() -> None:
-        waiting.controls = _waiting_panel(shell, mem, cancel)
+        waiting.controls = _waiting_panel(shell, kept, cancel)
         with contextlib.suppress(Exception):  # the screen may have gone
             shell.page.update()
 
-    def start(flow: str, work: Coroutine[Any, Any, None]) -> None:
+    def start(flow: SignInFlow, work: Coroutine[Any, Any, None]) -> None:
         cancel(None)
-        mem["flow"] = flow
-        mem["error"] = ""
+        kept.flow = flow
+        kept.error = ""
         error.value = ""
 
         async def run() -> None:
@@ -61,28 +63,24 @@ def build(shell: Shell) -> ft.Control:
             except asyncio.CancelledError:
                 return
             except Exception as exc:  # the reason is shown on the form
-                mem["error"] = str(exc) or "Sign-in failed: start again."
-                error.value = mem["error"]
+                kept.error = str(exc) or "Sign-in failed: start again."
+                error.value = kept.error
             finally:
-                if mem.get("task") is asyncio.current_task():
-                    mem.pop("task", None)
-                    mem.pop("flow", None)
-                    mem.pop("device", None)
+                if kept.task is asyncio.current_task():
+                    kept.end_flow()
             show_waiting()
 
-        mem["task"] = asyncio.get_running_loop().create_task(run())
+        kept.task = asyncio.get_running_loop().create_task(run())
         show_waiting()
 
     def cancel(e: object) -> None:
-        task = mem.pop("task", None)
-        mem.pop("flow", None)
-        mem.pop("device", None)
+        task = kept.end_flow()
         if task is not None:
             task.cancel()
         show_waiting()
 
     async def signed_in() -> None:
-        mem.clear()
+        kept.clear()
         shell.signed_in()
         await shell.client.sync_now()
 
@@ -93,11 +91,11 @@ def build(shell: Shell) -> ft.Control:
     def submit(e: object) -> None:
         name, secret = username.value or "", password.value or ""
         errors = sign_in.field_errors(name, secret)
-        mem["field-errors"] = errors
+        kept.field_errors = errors
         for key, field in fields.items():
             field.error = errors.get(key)
         if errors:
-            error.value = mem["error"] = ""
+            error.value = kept.error = ""
             shell.page.update()
             return
         start("password", with_password(name, secret))
@@ -110,12 +108,12 @@ def build(shell: Shell) -> ft.Control:
 
     async def with_device_code() -> None:
         code = await shell.client.start_device_sign_in()
-        mem["device"] = sign_in.device_panel(code, shell.now())
+        kept.device = sign_in.device_panel(code, shell.now())
         show_waiting()
         await shell.client.finish_device_sign_in(code)
         await signed_in()
 
-    waiting.controls = _waiting_panel(shell, mem, cancel)
+    waiting.controls = _waiting_panel(shell, kept, cancel)
     form = ft.Column([
         heading("Sign in to WAOOAW Governor"),
         labelled("sign-in-server", sign_in.server_line(shell.server_url),
@@ -137,9 +135,9 @@ def build(shell: Shell) -> ft.Control:
                         expand=True)
 
 
-def _waiting_panel(shell: Shell, mem: dict[str, Any], cancel: Any) -> list[ft.Control]:
+def _waiting_panel(shell: Shell, kept: SignInState, cancel: Any) -> list[ft.Control]:
     """What a flow in progress shows: that it waits, what to do, and Cancel."""
-    flow = mem.get("flow")
+    flow = kept.flow
     if flow is None:
         return []
     cancel_button = action_button("Cancel sign-in", cancel, icon=ft.Icons.CLOSE)
@@ -152,7 +150,7 @@ def _waiting_panel(shell: Shell, mem: dict[str, Any], cancel: Any) -> list[ft.Co
                     ft.Text("Waiting for you to finish signing in in the browser window "
                             "that opened.", expand=True)])),
                 cancel_button]
-    panel: sign_in.DevicePanel | None = mem.get("device")
+    panel = kept.device
     if panel is None:
         return [ft.Row([ft.ProgressRing(width=16, height=16),
                         ft.Text("Asking the server for a code…", expand=True)]),

@@ -39,8 +39,7 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
     actions = state.allowed_actions(detail, shell.account, shell.now())
     if not actions.veto:
         return ft.Column([ft.Row([back]), empty(actions.reason or "No veto is possible.")])
-    forms: dict[str, state.VetoForm] = shell.memory.setdefault("veto-forms", {})
-    form = forms.setdefault(approval_id, state.VetoForm(approval_id))
+    form = shell.state.veto_form(approval_id)
 
     countdown = ft.Text(fmt.countdown(detail.veto_deadline, shell.now()), size=24,
                         weight=ft.FontWeight.BOLD)
@@ -136,7 +135,7 @@ def build(shell: Shell, approval_id: str) -> ft.Control:
             entry = shell.client.veto(approval_id, category, reason, attachments or None)
             # Queued: the form is done. Until then an undo opens it again as it was
             # (category, reason, attachments).
-            forms.pop(approval_id, None)
+            shell.state.veto_forms.pop(approval_id, None)
             return entry
 
         shell.hold_veto(approval_id, queue)

@@ -9,12 +9,14 @@ the sign-in form is being filled in."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import flet as ft
 
 from governor_app.preferences import PreferenceStore
+from governor_app.screen_state import ScreenState
 from governor_app.views import settings
 from governor_app.views.routes import resolve
 from governor_app.views.shell import Shell
@@ -28,7 +30,7 @@ class FormShell:
     client: FakeGovernorClient
     account: Account | None
     preferences: PreferenceStore = field(default_factory=PreferenceStore)
-    memory: dict[str, Any] = field(default_factory=dict)
+    state: ScreenState = field(default_factory=ScreenState)
     tickers: list[Any] = field(default_factory=list)
     refreshers: list[Any] = field(default_factory=list)
     push: None = None
@@ -37,12 +39,13 @@ class FormShell:
     typing: bool = False
 
 
-def account_label(screen: ft.Control) -> str:
-    found: list[str] = []
+def the_one(screen: ft.Control, wanted: Callable[[Any], bool]) -> Any:
+    """The one control of ``screen`` that is ``wanted``."""
+    found: list[Any] = []
 
     def walk(control: Any) -> None:
-        if isinstance(control, ft.Semantics) and control.identifier == "settings-account":
-            found.append(control.label or "")
+        if wanted(control):
+            found.append(control)
         for child in (getattr(control, "controls", None) or []):
             walk(child)
         content = getattr(control, "content", None)
@@ -51,6 +54,18 @@ def account_label(screen: ft.Control) -> str:
     walk(screen)
     assert len(found) == 1, found
     return found[0]
+
+
+def account_label(screen: ft.Control) -> str:
+    label: str = the_one(screen, lambda c: isinstance(c, ft.Semantics)
+                         and c.identifier == "settings-account").label or ""
+    return label
+
+
+def field_value(screen: ft.Control, label: str) -> str | None:
+    value: str | None = the_one(screen, lambda c: isinstance(c, ft.TextField)
+                                and c.label == label).value
+    return value
 
 
 def test_the_sign_in_form_is_re_rendered_by_no_topic() -> None:
@@ -69,3 +84,15 @@ def test_the_settings_form_refreshes_the_account_in_place_instead_of_being_rebui
     for refresh in shell.refreshers:
         refresh()
     assert account_label(screen) == "Not signed in"
+
+
+def test_a_settings_draft_survives_the_form_being_built_again() -> None:
+    client = FakeGovernorClient()
+    shell = FormShell(client=client, account=client.account())
+    screen = settings.build(cast(Shell, shell))
+    assert field_value(screen, "Quiet from (HH:MM)") == "22:00"  # the saved value
+
+    shell.state.settings_draft.set("quiet_start", "23:30")  # typed, not saved
+    again = settings.build(cast(Shell, shell))
+    assert field_value(again, "Quiet from (HH:MM)") == "23:30"
+    assert field_value(again, "Quiet until (HH:MM)") == "07:00"
