@@ -64,8 +64,12 @@ class Shell:
         self.history: list[str] = []
         # What the browser's address bar holds (pushed by ``go`` or reported by it).
         self._address = "/"
-        # Each screen's state that survives re-renders (filters, form drafts).
+        # Each screen's state that survives re-renders (filters, form drafts), and whose
+        # it is (the account's ``sub``; None before anyone signed in): another account
+        # signing in on this tab starts with none of it.
         self.state = ScreenState()
+        signed_in = client.account()
+        self._state_of: str | None = signed_in.sub if signed_in is not None else None
         # The decision held on the device for its undo window (one at a time).
         self.held: HeldDecision | None = None
         # Whether the frame was last laid out for a phone (None: not yet resized).
@@ -95,6 +99,9 @@ class Shell:
         self._rail = ft.NavigationRail(destinations=[])
         self._tick_task: asyncio.Task[None] | None = None
         self._pending_topics: set[Topic] = set()
+        # The topics the screen shown listens to (set by each render; none before the
+        # first, so a change that arrives before it only redraws the frame).
+        self._screen_topics: tuple[str, ...] = ()
         self._render_scheduled = False
         self._closed = False
         # The tab is away (reloading, or closed until the session expires): nothing is
@@ -538,9 +545,21 @@ class Shell:
         self.go("/sign-in")
         if account is not None:  # what stays on the device, and who can see it
             self.snack(state.sign_out_words(account.username, kept), seconds=10)
-        # The next account starts at its own dashboard, with no Back into this one's.
+        # The next account starts at its own dashboard, with no Back into this one's and
+        # none of its screens' state: an unfinished veto reason, a settings draft, a seed
+        # being written or a search are this account's. (A decision already held for its
+        # undo window stays: it was made, and is sent.)
         self.history = []
         self.wanted = None
+        self.state = ScreenState()
+        self._state_of = None
+
+    def _own_state(self, account: Account) -> None:
+        """The screens' state is ``account``'s: kept across its own sign-ins (a session
+        that expired under a half-written veto gets it back), dropped for another's."""
+        if self._state_of is not None and self._state_of != account.sub:
+            self.state = ScreenState()
+        self._state_of = account.sub
 
     # --- change notifications ----------------------------------------------------------
     def _on_client_change(self, topic: Topic) -> None:
@@ -562,6 +581,8 @@ class Shell:
             return
         if "notifications" in topics:
             self._alert_new_notifications()
+        if "auth" in topics and self.account is not None:
+            self._own_state(self.account)
         if "auth" in topics and self.account is None and self.route != "/sign-in":
             # Signed out under the app (expiry, another server): the next sign-in, maybe
             # by another account, starts at the dashboard, with no Back into this one.
