@@ -25,7 +25,7 @@ if str(REPO) not in sys.path:
 
 from governor_app.cli import build_client  # noqa: E402
 from governor_app.profile import load_profile  # noqa: E402
-from sync.cold_start import SNAPSHOT_NAME, StartingClient  # noqa: E402
+from sync.facade import open_cold_start  # noqa: E402
 from tests.browser.harness import (  # noqa: E402
     AppProcess,
     by_id,
@@ -41,13 +41,13 @@ SHORT = os.environ.get("BENCH_SHORT") == "1"
 
 
 def fill_cache(server_url: str, data_dir: Path) -> None:
-    """Sign in as the demo governor and sync once, as a first run of the app would (which
-    also leaves the app's snapshot of the first screen behind when it stops)."""
+    """Sign in as the demo governor and sync once, as a first run of the app would (the
+    store then holds what the next start's first screen reads)."""
     profile = load_profile(server_url=server_url, sync_interval=0)
 
     async def run() -> None:
-        client = StartingClient(lambda: build_client(profile, data_dir),
-                                data_dir / SNAPSHOT_NAME, server_url)
+        client = open_cold_start(lambda: build_client(profile, data_dir), data_dir,
+                                 server_url)
         await client.start()
         try:
             await client.sign_in_with_password("governor", "governor")

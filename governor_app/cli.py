@@ -190,7 +190,7 @@ def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
     def make_client() -> GovernorClient:
         if fake is not None:
             return build_client(profile, data_dir, fake)
-        # The first screen comes from the app's snapshot; the engine is built after it.
+        # The first screen comes from the engine's store; the engine is built after it.
         return open_cold_start(lambda: build_client(profile, data_dir),
                                data_dir or app_data_dir(), profile.server_url)
 

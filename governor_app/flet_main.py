@@ -17,7 +17,7 @@ _app: GovernorApp | None = None
 
 async def packaged_app() -> GovernorApp:
     """The app as a packaged build runs it: the profile and ``GOVERNOR_*`` settings, the
-    first screen from the snapshot (the engine is built after it), the step-up as the
+    first screen from the engine's store (the engine is built after it), the step-up as the
     settings say (on unless turned off), preferences beside the data."""
     profile = load_profile()
     data_dir = app_data_dir()

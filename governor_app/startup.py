@@ -1,7 +1,7 @@
 """Prewarm: while the browser loads Flutter, import the Flet modules the first screen
 uses, which Flet would otherwise import on first use while drawing it. (The cold-start
-client itself, which answers the first screen from a snapshot while the engine is built,
-is ``sync.cold_start.StartingClient``.)
+client itself, which answers the first screen from the engine's store while the engine is
+built, is ``sync.cold_start.StartingClient``.)
 """
 
 from __future__ import annotations

@@ -1,22 +1,33 @@
-"""Cold start: the first screen from the client's own snapshot while the engine is built.
+"""Cold start: the first screen from the engine's own store while the engine is built.
 
 Building the engine (SQLAlchemy, Authlib, httpx, APScheduler imports; opening the store and
 the token vault) costs most of a second of CPU, and it used to run while the browser was
 loading Flutter and before the first screen could be drawn. ``StartingClient`` stands in
 for the engine instead: it answers what the first screen reads (account, status, cached
-dashboard, notifications) from ``app-snapshot.json``, a copy the app keeps of them beside
-its data, and builds the engine (in a worker thread) once the first screen has been
-drawn, then hands over to it and tells the screens what changed. The snapshot's
-dashboard ages under the engine's staleness rule (``sync.rules.dashboard_as_of``).
+dashboard, notifications, the "Pending" badge) from the engine's SQLite store
+(``governor.db``), opened read-only with the stdlib ``sqlite3`` through the same queries
+the store itself uses (``sync.store_reads``), and builds the engine (in a worker thread)
+once the first screen has been drawn, then hands over to it and tells the screens what
+changed. The dashboard ages under the engine's staleness rule (``sync.rules
+.dashboard_as_of``). There is no second copy of the state: an ``app-snapshot.json`` left
+by an earlier version (which held the dashboard and notifications in clear) is deleted.
 
-Anything the snapshot does not hold (a list, a decision, a sign-in) is answered by the
-engine itself: reads wait for it to be built (at most the build time, once), async calls
-await it. Without a snapshot (first run, another server) the engine is built at once, as
+What the store keeps sealed (``sync.sealing``: veto reasons, comments, notes) needs the
+device key, which is in the token vault, opened with the engine: until the hand-over the
+first screen shows those rows without their secret text (a recent veto without its
+reason), and the hand-over redraws them. The account is the one the engine last recorded
+in the store (``LocalStore.keep_account``; the vault stays the authority, and the
+hand-over always re-reads it).
+
+Anything else (a list, a decision, a sign-in) is answered by the engine itself: reads
+wait for it to be built (at most the build time, once), async calls await it. When the
+store cannot answer (first run, another server, an older schema no version has migrated
+yet, no account recorded, a locked or damaged file) the engine is built at once, as
 before. (``governor_app.startup.prewarm`` imports, while the browser loads, the Flet
 modules the screens use.)
 
-It is a whole ``GovernorClient``: every method is named here and answered by the
-snapshot or handed to the engine; nothing is forwarded by attribute name.
+It is a whole ``GovernorClient``: every method is named here and answered by the store's
+facts or handed to the engine; nothing is forwarded by attribute name.
 """
 
 from __future__ import annotations
@@ -25,14 +36,14 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
+import sqlite3
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sync import rules
+from sync import rules, store_reads
 from sync.alerts import approve_at_once
 from sync.facade import ApprovalFilter, GovernorClient, Listener, Topic
 from sync.models import (
@@ -43,6 +54,7 @@ from sync.models import (
     Attachment,
     CachedDashboard,
     Conflict,
+    Dashboard,
     DeviceCode,
     Notification,
     OutboxEntry,
@@ -56,6 +68,7 @@ from sync.models import (
     Violation,
 )
 from sync.observable import Listeners
+from sync.sealing import open_secrets
 
 if TYPE_CHECKING:
     from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
@@ -63,16 +76,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_NAME = "app-snapshot.json"
-SNAPSHOT_VERSION = 1
-# What the snapshot answers; a change of these rewrites it.
-SNAPSHOT_TOPICS: frozenset[str] = frozenset({"auth", "status", "dashboard", "notifications",
-                                             "approvals", "outbox"})
+# What earlier versions kept beside the data: a second copy of the first screen (in
+# clear). Deleted at start.
+STALE_SNAPSHOT_NAME = "app-snapshot.json"
+# A store locked by another process (the engine of another app instance migrating it) is
+# not waited for: the engine is built at once and waits for it itself.
+LOCK_WAIT_S = 0.2
 # Without a first screen (no browser yet, the sign-in screen) the engine is built anyway
 # after this long.
 BUILD_AT_LATEST_S = 5.0
-# Coalesces bursts of changes (a sync emits several topics) into one snapshot write.
-WRITE_DELAY_S = 0.5
 # After the first screen has been sent, the browser needs a moment of CPU to draw it; the
 # engine's build waits that long unless something needs the engine sooner. (Not a lower
 # thread priority instead: a starved thread holding the GIL would stall the server.) Kept
@@ -83,74 +95,93 @@ AFTER_FIRST_SCREEN_S = 0.1
 DEFAULT_DASHBOARD_TTL = rules.DASHBOARD_TTL_S
 
 
-class Snapshot:
-    """What the first screen shows, as the engine last reported it."""
+def _withheld(stored: str, bound: str) -> object:
+    """Stored JSON as the cold start shows it: sealed values left out (no key yet)."""
+    return open_secrets(json.loads(stored), None, bound, unopened=None)
 
-    def __init__(self, *, server_url: str, account: Account | None, status: SyncStatus,
+
+def _parsed(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class FirstScreen:
+    """What the first screen shows, as the engine's store holds it."""
+
+    def __init__(self, *, account: Account | None, status: SyncStatus,
                  dashboard: CachedDashboard | None, notifications: list[Notification],
-                 written_at: datetime, pending_approvals: int | None = None) -> None:
-        self.server_url = server_url
+                 pending_approvals: int) -> None:
         self.account = account
+        # As the engine reports itself at start: offline until its first sync answers.
         self.status = status
-        self.dashboard = dashboard
+        self.dashboard = dashboard  # as fetched; aged when answered
         self.notifications = notifications
-        self.written_at = written_at
-        # What the "Pending" list counts (its badge), as the engine counted it.
+        # What the "Pending" list counts (its badge), as the engine counts it.
         self.pending_approvals = pending_approvals
 
     @classmethod
-    def of(cls, client: Any, server_url: str, now: datetime) -> Snapshot:
-        return cls(server_url=server_url, account=client.account(), status=client.status(),
-                   dashboard=client.dashboard(), notifications=client.notifications(),
-                   written_at=now, pending_approvals=client.approval_count("pending"))
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "version": SNAPSHOT_VERSION, "server_url": self.server_url,
-            "written_at": self.written_at.isoformat(),
-            "account": self.account.model_dump(mode="json") if self.account else None,
-            "status": self.status.model_dump(mode="json"),
-            "dashboard": self.dashboard.model_dump(mode="json") if self.dashboard else None,
-            "notifications": [n.model_dump(mode="json") for n in self.notifications],
-            "pending_approvals": self.pending_approvals})
-
-    @classmethod
-    def from_json(cls, text: str) -> Snapshot:
-        data = json.loads(text)
-        if data.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"snapshot version {data.get('version')!r}")
-        account = data.get("account")
-        dashboard = data.get("dashboard")
-        return cls(server_url=str(data["server_url"]),
-                   account=Account.model_validate(account) if account else None,
-                   status=SyncStatus.model_validate(data["status"]),
-                   dashboard=CachedDashboard.model_validate(dashboard) if dashboard else None,
-                   notifications=[Notification.model_validate(n)
-                                  for n in data.get("notifications", [])],
-                   written_at=datetime.fromisoformat(data["written_at"]),
-                   pending_approvals=data.get("pending_approvals"))
-
-    @classmethod
-    def read(cls, path: Path, server_url: str) -> Snapshot | None:
-        """The snapshot kept at ``path`` for ``server_url``; None when there is none, it is
-        unreadable, or it was kept for another server."""
+    def read(cls, database_path: Path, server_url: str, now: datetime,
+             lock_wait: float = LOCK_WAIT_S) -> FirstScreen | None:
+        """The first screen from the store at ``database_path`` for ``server_url``; None
+        when the store cannot answer it (see the module's docstring), logged."""
+        if not database_path.exists():
+            return None  # the first run: the engine creates it
         try:
-            snapshot = cls.from_json(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            db = store_reads.open_read_only(database_path, lock_wait)
+        except sqlite3.Error as exc:
+            log.warning("the store %s cannot be opened read-only (%s); starting the engine "
+                        "at once", database_path, exc)
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring the app snapshot %s: %s", path, exc)
+        try:
+            db.execute("BEGIN")  # every read from one snapshot of the store
+            return cls._of(db, server_url, now)
+        except (sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+            # A damaged or locked file, or rows this version cannot read: the engine
+            # reports what is wrong with it.
+            log.warning("the first screen cannot be read from %s (%s); starting the engine "
+                        "at once", database_path, exc)
             return None
-        return snapshot if snapshot.server_url == server_url else None
+        finally:
+            db.close()
 
-    def write(self, path: Path) -> None:
-        """Replace the file at once (a crash leaves the old or the new one, never half)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(self.to_json())
-        os.replace(tmp, path)
+    @classmethod
+    def _of(cls, db: sqlite3.Connection, server_url: str, now: datetime
+            ) -> FirstScreen | None:
+        if not store_reads.schema_current(db):
+            log.info("the store has an older schema; the engine migrates it first")
+            return None
+        if store_reads.meta(db, store_reads.SERVER_META) != \
+                store_reads.server_identity(server_url):
+            return None  # another server's cache: the engine drops it
+        known, fields = store_reads.kept_account(db)
+        if not known:
+            return None  # no version that records the account has run yet
+        account = Account.model_validate(fields) if fields is not None else None
+        owner = account.sub if account is not None else None
+        counts = store_reads.outbox_counts(db, owner)
+        status = SyncStatus(
+            last_synced_at=_parsed(store_reads.meta(db, store_reads.LAST_SYNCED_META)),
+            pending_count=counts.get("queued", 0) + counts.get("sending", 0),
+            oldest_pending_at=_parsed(store_reads.oldest_pending_at(db, owner)),
+            held_count=counts.get("held", 0), rejected_count=counts.get("rejected", 0),
+            other_accounts_count=store_reads.foreign_count(db, owner),
+            signed_in=account is not None)
+        row = store_reads.dashboard_row(db)
+        dashboard = None
+        if row is not None:
+            fetched_at = _parsed(row[2])
+            assert fetched_at is not None  # NOT NULL
+            dashboard = CachedDashboard(
+                dashboard=Dashboard.model_validate(_withheld(row[0], "dashboard")),
+                fetched_at=fetched_at, stale=False, age_s=0.0)
+        notifications = [
+            Notification.model_validate({**body, "read": read})
+            for nid, stored, read in store_reads.notification_rows(db, owner)
+            for body in (_withheld(stored, f"notification/{nid}"),)
+            if isinstance(body, dict)]
+        pending = store_reads.approval_total(db, owner, "pending", "",
+                                             now.astimezone(UTC).isoformat())
+        return cls(account=account, status=status, dashboard=dashboard,
+                   notifications=notifications, pending_approvals=pending)
 
 
 def _utc_now() -> datetime:
@@ -160,24 +191,24 @@ def _utc_now() -> datetime:
 class StartingClient:
     """A ``GovernorClient`` that stands in for the engine while it is built.
 
-    ``build`` constructs the engine (in a worker thread); ``snapshot_path`` is where the
-    snapshot is read at start and kept up to date afterwards (None: no snapshot, the
-    engine is built at once). After the hand-over every call goes to the engine.
+    ``build`` constructs the engine (in a worker thread); ``database_path`` is the
+    engine's store, read (read-only) at start for the first screen (None: the engine is
+    built at once). After the hand-over every call goes to the engine.
     """
 
-    def __init__(self, build: Callable[[], GovernorClient], snapshot_path: Path | None,
+    def __init__(self, build: Callable[[], GovernorClient], database_path: Path | None,
                  server_url: str, *, clock: Callable[[], datetime] = _utc_now,
                  dashboard_ttl: float = DEFAULT_DASHBOARD_TTL,
                  build_at_latest: float = BUILD_AT_LATEST_S,
                  after_first_screen: float = AFTER_FIRST_SCREEN_S) -> None:
         self._build_fn = build
-        self._path = snapshot_path
+        self._path = database_path
         self._server_url = server_url
         self._clock = clock
         self._ttl = dashboard_ttl
         self._build_at_latest = build_at_latest
         self._after_first_screen = after_first_screen
-        self._snapshot: Snapshot | None = None
+        self._first: FirstScreen | None = None  # until the hand-over
         self._engine: GovernorClient | None = None  # built (maybe not started yet)
         self._started: GovernorClient | None = None  # built and started: every call goes here
         self._listeners: Listeners[[Topic]] = Listeners(log, "a listener of the app")
@@ -187,7 +218,6 @@ class StartingClient:
         self._build_error: BaseException | None = None
         self._ready: asyncio.Future[GovernorClient] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._write_timer: asyncio.TimerHandle | None = None  # a snapshot write due
         self._first_screen = False
         self._stopped = False
 
@@ -196,12 +226,20 @@ class StartingClient:
         self._loop = asyncio.get_running_loop()
         self._ready = self._loop.create_future()
         if self._path is not None:
-            self._snapshot = await asyncio.to_thread(Snapshot.read, self._path,
-                                                     self._server_url)
-        if self._snapshot is None:
+            self._first = await asyncio.to_thread(self._read_first_screen, self._path)
+        if self._first is None:
             await self._engine_ready()
         else:
             self._timer = self._loop.call_later(self._build_at_latest, self._begin_build)
+
+    def _read_first_screen(self, path: Path) -> FirstScreen | None:
+        # The copy earlier versions kept goes (it held the dashboard and notifications in
+        # clear that the store keeps sealed).
+        try:
+            (path.parent / STALE_SNAPSHOT_NAME).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not delete the stale %s: %s", STALE_SNAPSHOT_NAME, exc)
+        return FirstScreen.read(path, self._server_url, self._clock())
 
     async def stop(self) -> None:
         self._stopped = True
@@ -212,12 +250,12 @@ class StartingClient:
         with contextlib.suppress(Exception):
             await self._engine_ready()
         if self._started is not None:
-            self._write_snapshot()
             await self._started.stop()
 
     @property
     def starting(self) -> bool:
-        """Still answering from the snapshot (the engine is not started yet)."""
+        """Still answering from the store's first screen (the engine is not started
+        yet)."""
         return self._started is None
 
     def _begin_build(self) -> None:
@@ -262,12 +300,11 @@ class StartingClient:
                 self._ready.set_exception(exc)
             raise
         engine.subscribe(self._on_engine_change)
-        before = self._snapshot
+        before = self._first
         self._started = engine
-        self._snapshot = None
+        self._first = None
         if not self._ready.done():
             self._ready.set_result(engine)
-        self._schedule_write()
         if before is not None:
             self._emit(*self._differences(before, engine))
 
@@ -290,13 +327,14 @@ class StartingClient:
         assert self._engine is not None  # built without an error
         return self._engine
 
-    def _differences(self, before: Snapshot, engine: GovernorClient) -> list[Topic]:
+    def _differences(self, before: FirstScreen, engine: GovernorClient) -> list[Topic]:
         # "auth" always: it is what starts the services that need the engine (push).
         topics: list[Topic] = ["auth", "status"]
         now, then = engine.dashboard(), self._answer_dashboard(before)
+        # Sealed text the first screen left out differs too: those rows are redrawn.
         if (now and (now.dashboard, now.stale)) != (then and (then.dashboard, then.stale)):
             topics.append("dashboard")
-        if [n.id for n in engine.notifications()] != [n.id for n in before.notifications]:
+        if engine.notifications() != before.notifications:
             topics.append("notifications")
         return topics
 
@@ -310,38 +348,16 @@ class StartingClient:
 
     def _on_engine_change(self, topic: Topic) -> None:
         self._emit(topic)
-        if topic in SNAPSHOT_TOPICS:
-            loop = self._loop
-            if loop is not None and not loop.is_closed():
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(self._schedule_write)
 
-    def _schedule_write(self) -> None:
-        if self._write_timer is not None or self._path is None or self._loop is None \
-                or self._stopped:
-            return
-        self._write_timer = self._loop.call_later(WRITE_DELAY_S, self._write_snapshot)
-
-    def _write_snapshot(self) -> None:
-        if self._write_timer is not None:  # due now, or written sooner by stop()
-            self._write_timer.cancel()
-            self._write_timer = None
-        if self._path is None or self._started is None:
-            return
-        try:
-            Snapshot.of(self._started, self._server_url, self._clock()).write(self._path)
-        except Exception:  # the snapshot only speeds up the next start
-            log.exception("could not keep the app snapshot at %s", self._path)
-
-    # --- what the snapshot answers -----------------------------------------------------
-    def _answer_dashboard(self, snapshot: Snapshot) -> CachedDashboard | None:
-        cached = snapshot.dashboard
+    # --- what the store's first screen answers --------------------------------------------
+    def _answer_dashboard(self, first: FirstScreen) -> CachedDashboard | None:
+        cached = first.dashboard
         if cached is None:
             return None
         return rules.dashboard_as_of(cached, self._clock(), self._ttl)
 
     def account(self) -> Account | None:
-        snap = self._snapshot
+        snap = self._first
         return snap.account if snap is not None else self._engine_now().account()
 
     def server_now(self) -> datetime:
@@ -351,15 +367,17 @@ class StartingClient:
         return engine.server_now() if engine is not None else self._clock()
 
     def status(self) -> SyncStatus:
-        snap = self._snapshot
+        snap = self._first
         if snap is None:
             return self._engine_now().status()
-        # As the engine reports itself at start: offline until its first sync answers.
-        return snap.status.model_copy(update={"online": False, "uploading": False,
-                                              "downloading": False, "last_error": None})
+        oldest = snap.status.oldest_pending_at
+        if oldest is None:
+            return snap.status
+        return snap.status.model_copy(update={
+            "oldest_pending_age_s": (self._clock() - oldest).total_seconds()})
 
     def dashboard(self) -> CachedDashboard | None:
-        snap = self._snapshot
+        snap = self._first
         if snap is None:
             return self._engine_now().dashboard()
         # The first screen is being built: build the engine once the browser has drawn it.
@@ -369,7 +387,7 @@ class StartingClient:
         return self._answer_dashboard(snap)
 
     def notifications(self) -> list[Notification]:
-        snap = self._snapshot
+        snap = self._first
         if snap is None:
             return self._engine_now().notifications()
         return list(snap.notifications)
@@ -437,9 +455,8 @@ class StartingClient:
         return self._engine_now().approvals(filter, query, limit, offset)
 
     def approval_count(self, filter: ApprovalFilter = "all", query: str = "") -> int:
-        snap = self._snapshot
-        if snap is not None and self._started is None and snap.pending_approvals is not None \
-                and (filter, query) == ("pending", ""):
+        snap = self._first
+        if snap is not None and self._started is None and (filter, query) == ("pending", ""):
             return snap.pending_approvals  # the first screen's badge: no engine needed
         return self._engine_now().approval_count(filter, query)
 

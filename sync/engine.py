@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -67,6 +66,7 @@ from sync.retry import RetryPolicy
 from sync.sealing import OutboxSealer
 from sync.settings import GovernorSettings
 from sync.store import LocalStore, iso, parse_iso
+from sync.store_reads import server_identity
 from sync.transport import check_server_url, tls_context
 
 if TYPE_CHECKING:
@@ -76,13 +76,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 SYNC_JOB_ID = "governor-sync"  # the APScheduler job of the periodic sync
 
-
-def server_identity(url: str) -> str:
-    """``url`` as the name of a server: scheme and host in lower case, no trailing slash
-    (``HTTP://Host:8000/`` and ``http://host:8000`` are one server)."""
-    parts = urlsplit(url.strip())
-    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"),
-                       parts.query, "")) or url
 
 CONFLICT_CODES = frozenset({"ALREADY_DECIDED", "VERSION_CONFLICT"})
 KEEP_APPLIED = timedelta(days=7)
@@ -250,12 +243,18 @@ class SyncEngine:
         sub = account.sub if account else None
         switched = self.store.owner != sub
         self.store.serve(sub)
+        self._keep_account(account)
         held, released = self.store.hold_foreign(sub)
         if held or released or switched:
             self._emit("outbox", "approvals")
         if switched:  # another account's notifications and badges
             self._emit("notifications", "status")
         return account
+
+    def _keep_account(self, account: Account | None) -> None:
+        # Recorded in the store for the next cold start, which names the account before
+        # the vault is opened (``sync.cold_start``).
+        self.store.keep_account(account.model_dump() if account else None)
 
     async def _signed_in(self, account: Account) -> Account:
         with contextlib.suppress(SyncError):  # offline: fetched at the next sync
@@ -937,6 +936,7 @@ class SyncEngine:
         if isinstance(exc, SignInRequired):
             self._needs_sign_in = True
             self._last_error = str(exc) or "Sign in again; your queued decisions are kept."
+            self._keep_account(self.auth.account())  # the session ended: nobody
             self._emit("auth")
         elif isinstance(exc, RateLimitedByServer):
             self.retry.rate_limited(exc.retry_after)

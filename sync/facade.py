@@ -245,11 +245,12 @@ def open_demo(approvals: int) -> GovernorClient:
 
 def open_cold_start(build: Callable[[], GovernorClient], data_dir: Path,
                     server_url: str) -> GovernorClient:
-    """A client that answers the first screen from the snapshot kept in ``data_dir`` while
-    ``build()`` makes the engine (``sync.cold_start``)."""
-    from sync.cold_start import SNAPSHOT_NAME, StartingClient
+    """A client that answers the first screen from the engine's store in ``data_dir``
+    (read-only) while ``build()`` makes the engine (``sync.cold_start``)."""
+    from sync.cold_start import StartingClient
+    from sync.store_reads import DATABASE_NAME
 
-    return StartingClient(build, data_dir / SNAPSHOT_NAME, server_url)
+    return StartingClient(build, data_dir / DATABASE_NAME, server_url)
 
 
 def check_server(settings: GovernorSettings) -> None:

@@ -234,7 +234,7 @@ def is_stale(fetched_at: datetime, now: datetime, ttl_s: float = DASHBOARD_TTL_S
 def dashboard_as_of(cached: CachedDashboard, now: datetime,
                     ttl_s: float = DASHBOARD_TTL_S) -> CachedDashboard:
     """The cached dashboard with its age and staleness as of ``now`` (the engine's cache
-    and the cold start's snapshot answer under this one rule)."""
+    and the cold start's first screen, read from that cache, answer under this one rule)."""
     return cached.model_copy(update={"stale": is_stale(cached.fetched_at, now, ttl_s),
                                      "age_s": age_s(cached.fetched_at, now)})
 

@@ -189,11 +189,13 @@ def has_sealed(text: str) -> bool:
     return SECRETS_KEY in text
 
 
-def open_secrets(body: Any, sealer: OutboxSealer | None, bound: str) -> Any:
+def open_secrets(body: Any, sealer: OutboxSealer | None, bound: str, *,
+                 unopened: Any = UNREADABLE) -> Any:
     """``body`` with its sealed values opened (one AES-GCM operation for the row). Values
-    the device key does not open (or any, with no sealer) read as ``UNREADABLE`` (an
+    the device key does not open (or any, with no sealer) read as ``unopened`` (an
     attachment list as ``[]``): the row is shown without its secret text, never refused;
-    the database keeps the sealed values."""
+    the database keeps the sealed values. (The cold start, which has no key yet, leaves
+    them out with ``unopened=None`` until the engine reads the row.)"""
     if not isinstance(body, dict) or SECRETS_KEY not in body:
         return body
     values = _open_values(body[SECRETS_KEY], sealer, bound)
@@ -202,7 +204,7 @@ def open_secrets(body: Any, sealer: OutboxSealer | None, bound: str) -> Any:
         index = _placeholder(value)
         if index is not None:
             return values[index] if values is not None and index < len(values) \
-                else UNREADABLE
+                else unopened
         out: dict[str, Any] = {}
         for k, v in value.items():
             if k in _ROW_KEYS:
@@ -213,7 +215,7 @@ def open_secrets(body: Any, sealer: OutboxSealer | None, bound: str) -> Any:
                 out[k] = walk_list(v)
             else:
                 out[k] = v
-        if out.get("attachments") == UNREADABLE:
+        if "attachments" in out and out["attachments"] == unopened:
             out["attachments"] = []
         return out
 

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sync import rules
+from sync.store_reads import DATABASE_NAME
 
 
 def _default_data_dir() -> Path:
@@ -63,4 +64,4 @@ class GovernorSettings(BaseSettings):
 
     @property
     def database_path(self) -> Path:
-        return self.data_dir / "governor.db"
+        return self.data_dir / DATABASE_NAME

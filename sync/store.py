@@ -29,10 +29,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Field, SQLModel, create_engine
 
-from sync import rules, seed_rank
+from sync import rules, seed_rank, store_reads
 from sync.errors import DeviceKeyError, StoreError
 from sync.models import (
-    PENDING_SHOWS_AS,
     Attachment,
     DecisionAction,
     OutboxEntry,
@@ -381,14 +380,11 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class EveryAccount:
-    """The store's owner before an account is chosen: reads are not filtered (tools,
-    tests and the migration checks see every row)."""
-
-
-EVERY_ACCOUNT = EveryAccount()
-Owner = str | None | EveryAccount  # an account's ``sub``, no account (None), or all
+# Whose rows the reads give (``LocalStore.serve``); defined with the reads the cold start
+# shares (``sync.store_reads``).
+EveryAccount = store_reads.EveryAccount
+EVERY_ACCOUNT = store_reads.EVERY_ACCOUNT
+Owner = store_reads.Owner
 
 
 def iso(value: datetime) -> str:
@@ -607,19 +603,24 @@ class LocalStore:
         outbox entries, unanswered decisions and notifications, and no one else's."""
         self.owner = sub
 
+    def keep_account(self, fields: dict[str, Any] | None) -> None:
+        """Record who the store serves (``sub``, ``username``, ``scopes``; None: nobody
+        signed in), for the cold start to name before the token vault is opened
+        (``sync.cold_start``). The vault stays the authority: the engine corrects this
+        whenever its account changes. Written only when it changed."""
+        kept = store_reads.account_text(fields)
+        if self.get_meta(store_reads.ACCOUNT_META) != kept:
+            self.set_meta(store_reads.ACCOUNT_META, kept)
+
     def _mine(self, column: str = "sub") -> tuple[str, dict[str, Any]]:
         """The SQL condition (with its parameter) that keeps the owner's rows."""
-        if isinstance(self.owner, EveryAccount):
-            return "1", {}
-        return f"{column} IS :owner", {"owner": self.owner}
+        return store_reads.mine(self.owner, column)
 
     def _notification_sub(self) -> str:
-        return self.owner if isinstance(self.owner, str) else ""
+        return store_reads.notification_sub(self.owner)
 
     def _mine_notification(self) -> tuple[str, dict[str, Any]]:
-        if isinstance(self.owner, EveryAccount):
-            return "1", {}
-        return "sub = :owner", {"owner": self._notification_sub()}
+        return store_reads.mine_notification(self.owner)
 
     # --- migrations -------------------------------------------------------------------
     def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
@@ -651,10 +652,8 @@ class LocalStore:
 
     # --- meta -------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        with self.reading() as conn:
-            row = conn.execute(text("SELECT value FROM meta WHERE key = :k"),
-                               {"k": key}).first()
-        return row[0] if row else None
+        with self._peeking() as db:
+            return store_reads.meta(db, key)
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction() as conn:
@@ -763,9 +762,8 @@ class LocalStore:
                          {"t": iso(fetched_at)})
 
     def load_dashboard(self) -> tuple[dict[str, Any], str | None, datetime] | None:
-        with self.reading() as conn:
-            row = conn.exec_driver_sql(
-                "SELECT body, etag, fetched_at FROM dashboard WHERE id = 1").first()
+        with self._peeking() as db:
+            row = store_reads.dashboard_row(db)
         if row is None:
             return None
         fetched = parse_iso(row[2])
@@ -927,36 +925,6 @@ class LocalStore:
                 "SELECT id, summary FROM approval ORDER BY created_at DESC, id DESC").all()
         return [self._cached(r[1], f"approval/{r[0]}") for r in rows]
 
-    # The approvals list as the governor sees it: a decision not yet answered by the
-    # server shows as the status it leads to (a queued veto wins over an earlier approve;
-    # otherwise the latest decision counts), and the list filters on that status.
-    _SHOWN = (
-        "WITH unanswered AS (SELECT approval_id, max(seq), action, "
-        "sum(action = 'veto') AS vetoes FROM outbox WHERE kind = 'decision' "
-        "AND state IN ('queued', 'sending', 'held') AND {mine} GROUP BY approval_id), "
-        "shown AS (SELECT a.id, a.created_at, a.veto_deadline, a.search, a.summary, "
-        "CASE WHEN u.vetoes > 0 THEN 'veto' ELSE u.action END AS pending, "
-        "CASE WHEN u.vetoes > 0 THEN '{veto}' "
-        + "".join(f"WHEN u.action = '{a.value}' THEN '{st.value}' "
-                  for a, st in PENDING_SHOWS_AS.items() if a != DecisionAction.VETO)
-        + "ELSE a.status END AS status "
-        "FROM approval a LEFT JOIN unanswered u ON u.approval_id = a.id) "
-    ).format(veto=PENDING_SHOWS_AS[DecisionAction.VETO].value, mine="{mine}")
-    _LIST_FILTERS = {
-        "all": "1",
-        "pending": "status = 'pending_approval'",
-        "veto_window": "status IN ('approved', 'auto_approved') AND veto_deadline > :now",
-        "decided": "status != 'pending_approval'",
-    }
-
-    def _list_where(self, filter: str, needle: str) -> str:
-        try:
-            where = self._LIST_FILTERS[filter]
-        except KeyError:
-            raise ValueError(f"Unknown approvals filter {filter!r}; use one of "
-                             f"{', '.join(self._LIST_FILTERS)}.") from None
-        return f"WHERE {where}" + (" AND instr(search, :needle) > 0" if needle else "")
-
     def approval_page(self, filter: str, needle: str, now: datetime, limit: int,
                       offset: int) -> list[tuple[dict[str, Any], DecisionAction | None]]:
         """One page of the list, newest first: ``(summary, unanswered decision)`` for the
@@ -965,8 +933,8 @@ class LocalStore:
         Sealed values (notes, reasons) stay sealed: the list shows none of them, so a page
         decrypts nothing."""
         mine, owner = self._mine()
-        sql = (self._SHOWN.format(mine=mine) + "SELECT summary, pending FROM shown "
-               + self._list_where(filter, needle)
+        sql = (store_reads.SHOWN.format(mine=mine) + "SELECT summary, pending FROM shown "
+               + store_reads.list_where(filter, needle)
                + " ORDER BY created_at DESC, id DESC LIMIT :l OFFSET :o")
         with self.reading() as conn:
             rows = conn.execute(text(sql), {"now": iso(now), "needle": needle,
@@ -976,12 +944,8 @@ class LocalStore:
 
     def approval_total(self, filter: str, needle: str, now: datetime) -> int:
         """How many requests ``approval_page`` would list with no limit."""
-        mine, owner = self._mine()
-        sql = (self._SHOWN.format(mine=mine) + "SELECT count(*) FROM shown "
-               + self._list_where(filter, needle))
-        with self.reading() as conn:
-            return int(conn.execute(text(sql), {"now": iso(now), "needle": needle, **owner})
-                       .scalar_one())
+        with self._peeking() as db:
+            return store_reads.approval_total(db, self.owner, filter, needle, iso(now))
 
     def approval(self, approval_id: str) -> tuple[dict[str, Any], bool] | None:
         """The fullest record held: ``(fields, is_detail)``."""
@@ -1225,12 +1189,9 @@ class LocalStore:
                              {"v": push_cursor})
 
     def notifications(self) -> list[tuple[dict[str, Any], bool]]:
-        mine, owner = self._mine_notification()
-        with self.reading() as conn:
-            rows = conn.execute(text(
-                f"SELECT id, body, read FROM notification WHERE {mine} "
-                "ORDER BY timestamp DESC, id DESC"), owner).all()
-        return [(self._cached(r[1], f"notification/{r[0]}"), bool(r[2])) for r in rows]
+        with self._peeking() as db:
+            rows = store_reads.notification_rows(db, self.owner)
+        return [(self._cached(body, f"notification/{nid}"), read) for nid, body, read in rows]
 
     def mark_read(self, notification_id: str) -> bool:
         with self.transaction() as conn:
@@ -1694,28 +1655,18 @@ class LocalStore:
 
     def counts(self, *, owned: bool = False) -> dict[str, int]:
         """Entries per state: the owner's with ``owned``, else every account's."""
-        mine, owner = self._mine() if owned else ("1", {})
         with self._peeking() as db:
-            rows = db.execute(f"SELECT state, count(*) FROM outbox WHERE {mine} "
-                              "GROUP BY state", owner).fetchall()
-        return {r[0]: int(r[1]) for r in rows}
+            return store_reads.outbox_counts(db, self.owner if owned else EVERY_ACCOUNT)
 
     def foreign_count(self) -> int:
         """How many entries other accounts left on this device (what sign-out and the
         outbox say stays here, without showing them)."""
-        if isinstance(self.owner, EveryAccount):
-            return 0
         with self._peeking() as db:
-            return int(db.execute("SELECT count(*) FROM outbox WHERE sub IS NOT :o "
-                                  "AND state != 'applied'", {"o": self.owner}).fetchone()[0])
+            return store_reads.foreign_count(db, self.owner)
 
     def oldest_pending_at(self) -> datetime | None:
-        mine, owner = self._mine()
         with self._peeking() as db:
-            value = db.execute(
-                f"SELECT min(created_at) FROM outbox WHERE state IN ('queued', 'sending') "
-                f"AND {mine}", owner).fetchone()[0]
-        return parse_iso(value)
+            return parse_iso(store_reads.oldest_pending_at(db, self.owner))
 
     def decision_basis(self, approval_id: str) -> DecisionBasis | None:
         """What a new decision on a cached request is judged and sent on, in one read: its

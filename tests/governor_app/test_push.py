@@ -559,16 +559,19 @@ def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
         tmp_path: Path) -> None:
     from governor_app.push import engine_center
     from sync.api import FakeAuthenticator
-    from sync.cold_start import Snapshot, StartingClient
+    from sync.cold_start import StartingClient
     from sync.engine import SyncEngine
-    from sync.models import SyncStatus
     from sync.settings import GovernorSettings
+    from sync.store import LocalStore
+    from sync.store_reads import DATABASE_NAME, server_identity
     from tests.sync.conftest import GOVERNOR
 
     server = "http://127.0.0.1:9"  # nothing listens: the stream keeps retrying
-    snapshot = tmp_path / "app-snapshot.json"
-    Snapshot(server_url=server, account=GOVERNOR, status=SyncStatus(signed_in=True),
-             dashboard=None, notifications=[], written_at=NOW).write(snapshot)
+    database = tmp_path / "engine" / DATABASE_NAME
+    store = LocalStore(database)  # as the engine left it: signed in, no dashboard yet
+    store.bind_server(server_identity(server))
+    store.keep_account(GOVERNOR.model_dump())
+    store.close()
 
     def build() -> SyncEngine:
         return SyncEngine(GovernorSettings(server_url=server, data_dir=tmp_path / "engine",
@@ -576,8 +579,8 @@ def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
                           authenticator=FakeAuthenticator(GOVERNOR))
 
     async def main() -> None:
-        client = StartingClient(build, snapshot, server, build_at_latest=3600)
-        await client.start()  # the first screen comes from the snapshot
+        client = StartingClient(build, database, server, build_at_latest=3600)
+        await client.start()  # the first screen comes from the store
         service = PushService(client, preferences=PreferenceStore(),
                               make_center=engine_center)
         await service.start()

@@ -135,7 +135,7 @@ def test_the_engine_behind_the_cold_start_client_is_rescheduled(tmp_path: Path) 
 
     async def main() -> None:
         client = StartingClient(lambda: engine(tmp_path, 30), None, "http://127.0.0.1:9")
-        await client.start()  # no snapshot: the engine is built and started at once
+        await client.start()  # no store given: the engine is built and started at once
         try:
             assert apply_sync_interval(client, 9)
             assert running_interval(client, 99) == 9

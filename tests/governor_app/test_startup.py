@@ -1,8 +1,9 @@
-"""Cold start: the first screen from the app's snapshot, the engine built after it."""
+"""Cold start: the first screen from the engine's own store, the engine built after it."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,11 +13,16 @@ from typing import Any
 import pytest
 
 from governor_app.startup import flet_names_used
-from sync.cold_start import SNAPSHOT_NAME, WRITE_DELAY_S, Snapshot, StartingClient
+from sync.cold_start import STALE_SNAPSHOT_NAME, FirstScreen, StartingClient
 from sync.fakes import FakeGovernorClient
+from sync.models import DecisionAction
+from sync.sealing import OutboxSealer, new_device_key
+from sync.store import MIGRATIONS, LocalStore, iso
+from sync.store_reads import DATABASE_NAME, server_identity
 
 SERVER = "http://127.0.0.1:8000"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+REASON = "exec import outside the sandbox"  # sealed in the store
 
 
 class Engine(FakeGovernorClient):
@@ -28,8 +34,28 @@ class Engine(FakeGovernorClient):
         self.started += 1
 
 
-def keep_snapshot(path: Path, engine: FakeGovernorClient, server: str = SERVER) -> None:
-    Snapshot.of(engine, server, NOW).write(path)
+def keep_store(path: Path, engine: FakeGovernorClient, server: str = SERVER) -> Path:
+    """The store as the engine leaves it: what ``engine`` shows, for ``server``, the
+    recent veto's reason sealed with the device key (which the cold start has not)."""
+    store = LocalStore(path, sealer=OutboxSealer(new_device_key))
+    try:
+        store.bind_server(server_identity(server))
+        account = engine.account()
+        store.keep_account(account.model_dump() if account else None)
+        store.serve(account.sub if account else None)
+        cached = engine.dashboard()
+        if cached is not None:
+            body = cached.dashboard.model_dump(mode="json")
+            for veto in body["recent_vetoes"]:
+                veto["reason"] = REASON
+            store.save_dashboard(body, None, cached.fetched_at)
+        store.add_notifications([n.model_dump(mode="json", exclude={"read"})
+                                 for n in engine.notifications()])
+        store.upsert_approvals(a.model_dump(mode="json") for a in engine.approvals())
+        store.set_meta("last_synced_at", iso(NOW))
+    finally:
+        store.close()
+    return path
 
 
 def builder(engine: FakeGovernorClient) -> tuple[Callable[[], Any], list[str]]:
@@ -42,27 +68,15 @@ def builder(engine: FakeGovernorClient) -> tuple[Callable[[], Any], list[str]]:
     return build, threads
 
 
-def test_snapshot_round_trip_and_refusals(tmp_path: Path) -> None:
-    engine = FakeGovernorClient(now=lambda: NOW)
-    path = tmp_path / SNAPSHOT_NAME
-    keep_snapshot(path, engine)
-    snap = Snapshot.read(path, SERVER)
-    assert snap is not None
-    assert snap.account == engine.account()
-    assert snap.dashboard == engine.dashboard()
-    assert [n.id for n in snap.notifications] == [n.id for n in engine.notifications()]
-    assert path.stat().st_mode & 0o777 == 0o600
-    # Another server's snapshot, none, or a damaged one: no snapshot.
-    assert Snapshot.read(path, "http://elsewhere:8000") is None
-    assert Snapshot.read(tmp_path / "missing.json", SERVER) is None
-    path.write_text("{not json", encoding="utf-8")
-    assert Snapshot.read(path, SERVER) is None
+async def handed_over(client: StartingClient) -> None:
+    for _ in range(1000):
+        if not client.starting:
+            return
+        await asyncio.sleep(0.01)
 
 
-def test_first_screen_reads_the_snapshot_then_the_engine_takes_over(tmp_path: Path) -> None:
-    path = tmp_path / SNAPSHOT_NAME
-    engine = Engine(now=lambda: NOW)
-    keep_snapshot(path, engine)
+def test_first_screen_reads_the_store_then_the_engine_takes_over(tmp_path: Path) -> None:
+    path = keep_store(tmp_path / DATABASE_NAME, engine := Engine(now=lambda: NOW))
     build, threads = builder(engine)
     client = StartingClient(build, path, SERVER, clock=lambda: NOW + timedelta(minutes=10),
                             after_first_screen=0.05)
@@ -77,17 +91,20 @@ def test_first_screen_reads_the_snapshot_then_the_engine_takes_over(tmp_path: Pa
         assert account is not None and account.username == "governor"
         status = client.status()
         assert status.signed_in and not status.online  # offline until the engine syncs
+        assert status.last_synced_at == NOW
+        assert client.approval_count("pending") == engine.approval_count("pending")
         cached = client.dashboard()
         assert cached is not None and cached.stale  # 10 minutes old: past the 5-minute TTL
-        assert len(client.notifications()) == 2
+        assert cached.dashboard.active_agents == engine.dashboard().dashboard.active_agents  # type: ignore[union-attr]
+        # The reason is sealed and the key is in the vault: left out until the hand-over.
+        assert "reason" not in cached.dashboard.recent_vetoes[0] \
+            or cached.dashboard.recent_vetoes[0]["reason"] is None
+        assert [n.id for n in client.notifications()] == ["N-1", "N-2"]
         # The first screen read the dashboard: the engine is built once the loop is free.
-        for _ in range(1000):
-            if not client.starting:
-                break
-            await asyncio.sleep(0.01)
+        await handed_over(client)
         assert not client.starting
         assert threads == ["engine-build"] and engine.started == 1
-        assert {"auth", "status"} <= set(topics)
+        assert {"auth", "status", "dashboard"} <= set(topics)  # the veto redrawn
         assert client.status().online  # the engine answers now
         assert client.why_no_push() == engine.why_no_push()  # the engine's answer now
         await client.stop()
@@ -95,10 +112,26 @@ def test_first_screen_reads_the_snapshot_then_the_engine_takes_over(tmp_path: Pa
     asyncio.run(main())
 
 
+def test_the_store_holds_the_reason_sealed_and_no_snapshot_is_left(tmp_path: Path) -> None:
+    path = keep_store(tmp_path / DATABASE_NAME, engine := Engine(now=lambda: NOW))
+    stale = tmp_path / STALE_SNAPSHOT_NAME
+    stale.write_text('{"dashboard": "in clear"}', encoding="utf-8")
+    client = StartingClient(builder(engine)[0], path, SERVER, build_at_latest=60)
+
+    async def main() -> None:
+        await client.start()
+        assert client.starting  # answered from the store
+        await client.stop()
+
+    asyncio.run(main())
+    assert not stale.exists()  # the old copy in clear is gone
+    assert [p.name for p in tmp_path.iterdir() if "snapshot" in p.name] == []
+    assert REASON.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+
 def test_a_list_read_before_the_hand_over_waits_for_the_build(tmp_path: Path) -> None:
-    path = tmp_path / SNAPSHOT_NAME
     engine = Engine(approvals=3, now=lambda: NOW)
-    keep_snapshot(path, engine)
+    path = keep_store(tmp_path / DATABASE_NAME, engine)
     build, threads = builder(engine)
     client = StartingClient(build, path, SERVER, build_at_latest=60)
 
@@ -115,9 +148,46 @@ def test_a_list_read_before_the_hand_over_waits_for_the_build(tmp_path: Path) ->
     asyncio.run(main())
 
 
-def test_without_a_snapshot_the_engine_is_built_at_start_and_the_snapshot_kept(
-        tmp_path: Path) -> None:
-    path = tmp_path / "data" / SNAPSHOT_NAME
+def _older_schema(path: Path) -> None:
+    LocalStore(path, migrations=MIGRATIONS[:-1]).close()
+
+
+def _another_server(path: Path) -> None:
+    keep_store(path, Engine(now=lambda: NOW), server="http://elsewhere:8000")
+
+
+def _no_account_recorded(path: Path) -> None:
+    keep_store(path, Engine(now=lambda: NOW))
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE key = 'account'")  # as an earlier version left it
+    db.commit()
+    db.close()
+
+
+def _damaged(path: Path) -> None:
+    path.write_bytes(b"this is not a database" * 200)
+
+
+def _unreadable_rows(path: Path) -> None:
+    keep_store(path, Engine(now=lambda: NOW))
+    db = sqlite3.connect(path)
+    db.execute("UPDATE dashboard SET body = '{not json'")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("make", [None, _older_schema, _another_server, _no_account_recorded,
+                                  _damaged, _unreadable_rows],
+                         ids=["no store", "older schema", "another server", "no account",
+                              "damaged file", "unreadable rows"])
+def test_a_store_that_cannot_answer_builds_the_engine_at_start(
+        tmp_path: Path, make: Callable[[Path], None] | None) -> None:
+    path = tmp_path / "data" / DATABASE_NAME
+    if make is not None:
+        path.parent.mkdir()
+        make(path)
+    before = path.read_bytes() if path.exists() else None
+    assert FirstScreen.read(path, SERVER, NOW) is None
     engine = Engine(now=lambda: NOW)
     build, threads = builder(engine)
     client = StartingClient(build, path, SERVER)
@@ -125,43 +195,30 @@ def test_without_a_snapshot_the_engine_is_built_at_start_and_the_snapshot_kept(
     async def main() -> None:
         await client.start()
         assert threads == ["engine-build"] and not client.starting
-        await client.stop()  # keeps the snapshot for the next start
+        await client.stop()
 
     asyncio.run(main())
-    snap = Snapshot.read(path, SERVER)
-    assert snap is not None and snap.dashboard == engine.dashboard()
+    # Read-only: the cold start neither created, migrated nor repaired the file.
+    assert (path.read_bytes() if path.exists() else None) == before
 
 
-def test_a_snapshot_write_due_when_the_app_stops_is_made_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "data" / SNAPSHOT_NAME
-    engine = Engine(now=lambda: NOW)
-    client = StartingClient(builder(engine)[0], path, SERVER)
-    writes: list[Path] = []
-    write = Snapshot.write
-
-    def counted(self: Snapshot, to: Path) -> None:
-        writes.append(to)
-        write(self, to)
-
-    monkeypatch.setattr(Snapshot, "write", counted)
-
-    async def main() -> None:
-        await client.start()
-        await asyncio.sleep(WRITE_DELAY_S + 0.1)  # whatever the start had due is written
-        writes.clear()
-        engine._emit("status")  # a sync: a write is due shortly
-        await asyncio.sleep(0.01)
-        await client.stop()  # writes it now
-        await asyncio.sleep(WRITE_DELAY_S + 0.2)  # and not again after the engine stopped
-
-    asyncio.run(main())
-    assert writes == [path]
+def test_a_store_locked_by_another_process_builds_the_engine_at_start(
+        tmp_path: Path) -> None:
+    path = keep_store(tmp_path / DATABASE_NAME, Engine(now=lambda: NOW))
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")  # another app instance migrating it, say
+        assert FirstScreen.read(path, SERVER, NOW, lock_wait=0.01) is None
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert FirstScreen.read(path, SERVER, NOW) is not None  # free again: it answers
 
 
-def test_a_signed_out_snapshot_and_a_failed_build(tmp_path: Path) -> None:
-    path = tmp_path / SNAPSHOT_NAME
-    keep_snapshot(path, FakeGovernorClient(signed_in_as=None, now=lambda: NOW))
+def test_a_signed_out_store_and_a_failed_build(tmp_path: Path) -> None:
+    path = keep_store(tmp_path / DATABASE_NAME,
+                      FakeGovernorClient(signed_in_as=None, now=lambda: NOW))
 
     def broken() -> FakeGovernorClient:
         raise RuntimeError("the store is locked")
@@ -170,9 +227,35 @@ def test_a_signed_out_snapshot_and_a_failed_build(tmp_path: Path) -> None:
 
     async def main() -> None:
         await client.start()
-        assert client.account() is None  # the sign-in screen, from the snapshot
+        assert client.account() is None  # the sign-in screen, from the store
+        assert not client.status().signed_in
         with pytest.raises(RuntimeError, match="store is locked"):
             await client.sign_in_with_password("governor", "governor")
+        await client.stop()
+
+    asyncio.run(main())
+
+
+def test_the_status_counts_the_accounts_own_outbox(tmp_path: Path) -> None:
+    engine = Engine(approvals=3, now=lambda: NOW)
+    path = keep_store(tmp_path / DATABASE_NAME, engine)
+    store = LocalStore(path, sealer=OutboxSealer(new_device_key))
+    account = engine.account()
+    assert account is not None
+    for entry_id, sub in (("e-1", account.sub), ("e-2", "sub-someone-else")):
+        store.enqueue(entry_id=entry_id, kind="decision", created_at=NOW - timedelta(minutes=3),
+                      payload={"id": entry_id, "approval_id": "REQ-0001", "action": "approve",
+                               "expected_version": 1}, approval_id="REQ-0001",
+                      action=DecisionAction.APPROVE, expected_version=1, sub=sub)
+    store.close()
+    client = StartingClient(builder(engine)[0], path, SERVER, clock=lambda: NOW,
+                            build_at_latest=60)
+
+    async def main() -> None:
+        await client.start()
+        status = client.status()
+        assert (status.pending_count, status.other_accounts_count) == (1, 1)
+        assert status.oldest_pending_age_s == 180.0
         await client.stop()
 
     asyncio.run(main())
@@ -185,10 +268,9 @@ def test_prewarm_names_come_from_the_first_screen() -> None:
 
 
 def test_server_time_is_the_device_clock_until_the_engine_answers_it(tmp_path: Path) -> None:
-    path = tmp_path / SNAPSHOT_NAME
     server_now = NOW + timedelta(hours=1)  # the engine knows the server is an hour ahead
     engine = Engine(now=lambda: server_now)
-    keep_snapshot(path, engine)
+    path = keep_store(tmp_path / DATABASE_NAME, engine)
     build, _ = builder(engine)
     client = StartingClient(build, path, SERVER, clock=lambda: NOW, after_first_screen=0.01)
 

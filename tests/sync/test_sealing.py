@@ -306,6 +306,18 @@ def test_a_sealed_cache_value_moved_onto_another_row_does_not_open() -> None:
     assert open_secrets(files, sealer, "n/2") == {"attachments": []}
 
 
+def test_without_the_key_the_cold_start_leaves_the_secrets_out() -> None:
+    sealer = OutboxSealer(new_device_key)
+    sealed = seal_secrets({"id": "N-1", "reason": REASON, "attachments": [{"name": "a"}],
+                           "nested": {"comment": "c", "kept": 1}}, sealer, "notification/N-1")
+    assert open_secrets(sealed, None, "notification/N-1", unopened=None) == {
+        "id": "N-1", "reason": None, "attachments": [], "nested": {"comment": None,
+                                                                   "kept": 1}}
+    # A row without sealed values is read as it is; nothing is added to it.
+    assert open_secrets({"id": "N-2", "data": {"x": 1}}, None, "notification/N-2",
+                        unopened=None) == {"id": "N-2", "data": {"x": 1}}
+
+
 def test_attachment_names_are_sealed_in_the_outbox(tmp_path: Path) -> None:
     w, _ = file_world(tmp_path)
     queue_secrets(w)

@@ -19,6 +19,7 @@ from sync.engine import SyncEngine
 from sync.facade import GovernorClient
 from sync.fakes import FakeGovernorClient
 from sync.settings import GovernorSettings
+from sync.store_reads import DATABASE_NAME
 from sync.tokens import MemoryVault
 from tests.support.stub_process import StubProcess
 
@@ -87,8 +88,10 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
         return World(name, engine, _stub_pending(stub))
 
     async def cold_start() -> GovernorClient:
-        # No snapshot kept yet: the engine is built at once and every call goes to it.
-        client = StartingClient(lambda: _engine(stub, tmp_path / "engine"), None, stub.url)
+        # No store yet (a first run): the engine is built at once and every call goes
+        # to it.
+        client = StartingClient(lambda: _engine(stub, tmp_path / "engine"),
+                                tmp_path / "engine" / DATABASE_NAME, stub.url)
         await client.start()
         return client
     return World(name, cold_start, _stub_pending(stub))
