@@ -103,14 +103,7 @@ async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, 
 
     The client is built in a worker thread and started (then ``before_serve``, the demo's
     sign-in) while the server comes up; sessions wait for it. It is stopped at the end."""
-    async def prepare() -> GovernorClient:
-        client = await asyncio.to_thread(make_client)
-        await client.start()
-        if before_serve is not None:
-            await before_serve(client)
-        return client
-
-    ready = asyncio.ensure_future(prepare())
+    ready = asyncio.ensure_future(start_client(make_client, before_serve))
     app = GovernorApp(ready, step_up_for_veto=step_up_for_veto, preferences=preferences,
                       server_url=profile.server_url)
     # Push starts with the client (after the demo's sign-in), before any window opens.
@@ -146,6 +139,25 @@ async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, 
         await app.stop_push()
         client = await ready
         await client.stop()
+
+
+async def start_client(make_client: Callable[[], GovernorClient],
+                       before_serve: Callable[[GovernorClient], Awaitable[None]] | None = None
+                       ) -> GovernorClient:
+    """Build the client in a worker thread, start it, then ``before_serve`` (the demo's
+    sign-in). If the start or ``before_serve`` fails the client is stopped before the
+    error goes on: ``serve`` never gets a client to stop, and the engine's scheduler and
+    the probe a failed sign-in starts would otherwise run on, unstopped."""
+    client = await asyncio.to_thread(make_client)
+    try:
+        await client.start()
+        if before_serve is not None:
+            await before_serve(client)
+    except BaseException:
+        with contextlib.suppress(Exception):  # the first error is the one to report
+            await client.stop()
+        raise
+    return client
 
 
 def _free_port(host: str) -> int:

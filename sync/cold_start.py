@@ -296,9 +296,16 @@ class StartingClient:
         try:
             await engine.start()
         except BaseException as exc:
+            # Stopped all the same: a probe it began before the hand-over (a synchronous
+            # call reached it while it was built) must not outlive it, and nothing else
+            # will stop an engine that never became ``_started``.
+            with contextlib.suppress(Exception):
+                await engine.stop()
             if not self._ready.done():
                 self._ready.set_exception(exc)
-            raise
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the loop is going away
+            return  # reported to whoever awaits the engine (``_ready``), not logged twice
         engine.subscribe(self._on_engine_change)
         before = self._first
         self._started = engine

@@ -212,7 +212,10 @@ class SyncEngine:
         return True
 
     async def stop(self) -> None:
-        self._stopped = True  # no probe may start after this (its task would be orphaned)
+        # Nothing starts after this (probe, flush, catch-up): a task started by a call that
+        # comes in once stopped (the push listener reporting its stream, an event) would
+        # outlive the engine on a closed client, and stay pending on a loop that closes.
+        self._stopped = True
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
@@ -705,6 +708,8 @@ class SyncEngine:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop (a synchronous caller): the next sync catches up
+        if self._stopped:
+            return  # no client left to download with (``stop``)
         if self._catch_up_task is not None and not self._catch_up_task.done():
             self._catch_up_again = True
             return
@@ -817,8 +822,8 @@ class SyncEngine:
     def _schedule_flush(self, *, force: bool = False) -> None:
         """Send the outbox soon, on this loop. A new decision is sent at once unless
         backoff or the breaker says wait; a reconnect (``force``) always sends."""
-        if not force and not self.retry.ready():
-            return
+        if self._stopped or (not force and not self.retry.ready()):
+            return  # stopped: no client left to send with; the next start sends it
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import ci_gate
+from tests.support.engine_leaks import EngineLeaks, failure
 from tests.support.services import (
     REDIS_URL,
     drop_postgres_database,
@@ -18,6 +19,26 @@ from tests.support.stub_process import StubProcess
 def pytest_configure(config: pytest.Config) -> None:
     # Under CI=true a skip not on ci_gate.ALLOWED_SKIPS fails the run.
     ci_gate.install(config)
+
+
+_ENGINES = EngineLeaks()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _track_engines() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        _ENGINES.install(patch)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _no_engine_left_pending(_track_engines: None) -> Iterator[None]:
+    """Fails the test that leaves an engine's probe (or flush) pending on a loop it closed:
+    otherwise a "Task was destroyed but it is pending!" at the end of the whole run."""
+    yield
+    leaks = _ENGINES.leaked()
+    if leaks:
+        pytest.fail(failure(leaks))
 
 
 @pytest.fixture

@@ -261,6 +261,32 @@ def test_the_status_counts_the_accounts_own_outbox(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_an_engine_whose_start_fails_is_stopped(tmp_path: Path) -> None:
+    """Built, then its start refused: the error reaches the caller and the engine is
+    stopped all the same (a probe it began before the hand-over must not outlive it)."""
+
+    class Refusing(Engine):
+        stopped = 0
+
+        async def start(self) -> None:
+            raise RuntimeError("the store is read-only")
+
+        async def stop(self) -> None:
+            self.stopped += 1
+
+    engine = Refusing(now=lambda: NOW)
+    build, _ = builder(engine)
+    client = StartingClient(build, None, SERVER)
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="read-only"):
+            await client.start()
+        await client.stop()
+
+    asyncio.run(main())
+    assert engine.stopped == 1
+
+
 def test_prewarm_names_come_from_the_first_screen() -> None:
     names = flet_names_used()
     assert {"NavigationRail", "Card", "ResponsiveRow", "Semantics", "TextField"} <= names

@@ -126,6 +126,41 @@ def test_only_one_probe_is_in_flight_however_often_the_loss_is_reported(
     assert world.server.requests.count(HEALTH) == 3 and not engine.status().last_error
 
 
+def test_an_engine_stopped_while_its_probe_sleeps_leaves_no_task_and_starts_none(
+        world: World) -> None:
+    """``stop()`` ends the probe asleep between two asks, and nothing the engine is told
+    afterwards (the stream dropping or reconnecting, the network back, an event) starts a
+    probe, flush or catch-up: such a task would outlive the engine, pending on a loop
+    that closes ("Task was destroyed but it is pending")."""
+    asleep = asyncio.Event()
+
+    async def sleep_forever(seconds: float) -> None:
+        asleep.set()
+        await asyncio.Event().wait()
+
+    engine = engine_for(world, sleep_forever)
+
+    async def main() -> set[asyncio.Task[object]]:
+        world.server.offline = True
+        engine.approve("APR-0")  # sending fails: the probe waits before asking
+        await asyncio.wait_for(asleep.wait(), 5)
+        probe = engine._probe_task
+        assert probe is not None and not probe.done()
+        await engine.stop()
+        assert probe.cancelled() and not engine.probing
+        engine.network_lost()
+        engine.event_stream_closed()
+        engine.event_stream_opened()
+        engine.network_available()
+        engine.apply_event({"id": "EVT-after-stop", "type": "governance.approval.updated",
+                            "data": {"id": "APR-0", "status": "approved", "version": 2}})
+        await asyncio.sleep(0)
+        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+    assert run(main()) == set()
+    assert not engine.probing
+
+
 def test_a_server_error_does_not_start_the_probe(world: World) -> None:
     """A server that answers 5xx is there: backoff and the breaker handle it, and a probe
     that succeeds at once would only make the engine hammer it."""

@@ -130,6 +130,11 @@ class EngineMachine(RuleBasedStateMachine):
         account = self.world.auth.account()
         if mid_send and account is not None:
             self.world.store.claim("decision", 3, account.sub, self.world.clock.now())
+        # A killed app runs nothing more: the old engine's probe (sleeping after a failed
+        # send) must not wake later beside the new engine, nor be left pending on this
+        # loop when it closes ("Task was destroyed but it is pending" at the end of the
+        # run). It does not own the store, so stopping it leaves the store to the new one.
+        self.run(self.world.engine.stop())
         self.world.engine = self.world.new_engine()
 
     # --- the judge ------------------------------------------------------------------
@@ -172,6 +177,7 @@ class EngineMachine(RuleBasedStateMachine):
                     assert entry.state == OutboxState.REJECTED, entry
                     assert applied == 0 and entry.error_code
         finally:
+            self.run(self.world.engine.stop())  # its probe may still sleep on this loop
             self.loop.close()
 
 
