@@ -123,16 +123,37 @@ def open_app(browser: Browser, url: str, viewport: dict[str, int] | None = None,
              route: str = "") -> Page:
     """A new page on the app with Flutter's accessibility tree switched on."""
     page = browser.new_page(viewport=viewport or DESKTOP)  # type: ignore[arg-type]
+    watch(page)
     page.set_default_timeout(WAIT_MS)
     page.goto(url + route)
     enable_semantics(page)
     return page
 
 
+def watch(page: Page) -> None:
+    """Say on stderr (shown with a failed test) when the page's renderer crashes or its
+    connection to the app's server closes: a screen that vanishes for a minute in a
+    failure is then told apart from a dropped tap."""
+    started = time.monotonic()
+
+    def said(what: str) -> None:
+        print(f"[page +{time.monotonic() - started:.1f} s] {what}", file=sys.stderr)
+
+    page.on("crash", lambda _: said("the page's renderer crashed"))
+
+    def on_socket(ws: Any) -> None:
+        said(f"websocket opened: {ws.url}")
+        ws.on("close", lambda _: said(f"websocket closed: {ws.url}"))
+        ws.on("socketerror", lambda error: said(f"websocket error: {error}"))
+
+    page.on("websocket", on_socket)
+
+
 def open_touch_app(browser: Browser, url: str, viewport: dict[str, int]) -> Page:
     """``open_app`` on a phone with a touch screen (a finger's drags reach the lists)."""
     context = browser.new_context(viewport=viewport, has_touch=True)  # type: ignore[arg-type]
     page = context.new_page()
+    watch(page)
     page.set_default_timeout(WAIT_MS)
     page.goto(url)
     enable_semantics(page)
@@ -215,6 +236,11 @@ def _focus(page: Page, field: Locator, label: str) -> None:
             print(f"the tap on {label!r} was dropped; tapping again", file=sys.stderr)
             continue
     raise AssertionError(f"the field {label!r} did not take the focus after 6 taps")
+
+
+def focus(page: Page, label: str) -> None:
+    """Tap the text field ``label`` until it has the focus (see ``_focus``)."""
+    _focus(page, page.get_by_label(label, exact=True), label)
 
 
 def type_into(page: Page, label: str, text: str, *, replace: bool = False) -> None:
@@ -420,15 +446,32 @@ def nav(page: Page, label: str) -> None:
 def _tap_until_at(page: Page, target: Locator, label: str) -> None:
     paths = _NAV_PATHS[label]
     for _ in range(6):
-        target.click()
+        try:
+            target.click()
+        except Exception as exc:  # Playwright's TimeoutError: no such control any more
+            raise AssertionError(
+                f"the destination {label!r} is not on the screen (the address is "
+                f"{page.url}; the screen shows {screen_words(page)!r})") from exc
         try:
             page.wait_for_function(_AT_PATH, arg=list(paths), timeout=FOCUS_MS)
             return
         except Exception:  # Playwright's TimeoutError: the tap was dropped
-            print(f"the tap on the destination {label!r} was dropped; tapping again",
-                  file=sys.stderr)
+            print(f"the tap on the destination {label!r} was dropped; tapping again "
+                  f"(the address is {page.url})", file=sys.stderr)
     raise AssertionError(f"the destination {label!r} did not open after 6 taps "
                          f"(the address is {page.url})")
+
+
+def screen_words(page: Page, limit: int = 400) -> str:
+    """For failure messages: the labels and texts of the accessibility tree, in order."""
+    try:
+        words: str = page.evaluate("""() => [...document.querySelectorAll(
+            'flt-semantics[aria-label], flt-semantics[role]')].map(
+            (el) => el.getAttribute('aria-label') || el.innerText || '').filter(
+            (t) => t.trim()).join(' | ')""")
+    except Exception as exc:  # a crashed or closed page
+        return f"(unreadable: {exc})"
+    return words[:limit]
 
 
 # Where each destination's tap leads (governor_app.views.screen.DESTINATIONS); the app

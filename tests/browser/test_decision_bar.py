@@ -26,6 +26,7 @@ from tests.browser.harness import (
     scroll_to_id,
     sign_in,
     type_into,
+    wait_for_text,
 )
 from tests.support.stub_process import StubProcess
 
@@ -87,6 +88,11 @@ def unreachable(page: Page) -> list[str]:
 def scrolled_to_the_end(page: Page) -> None:
     """Read the request to its last section and past it (a wheel over the detail)."""
     scroll_to_id(page, "seed-matches", within="pipeline")
+    # On the way, just above the seeds: the module the submitter sent, as the stub judged
+    # it, is what the governor reads.
+    for line in ("Module valid, no issues", "Imports: wasi_snapshot_preview1.fd_write",
+                 "Memory pages: 2"):
+        wait_for_text(page, "wasm-report", line)
     for _ in range(10):
         page.mouse.wheel(0, 400)
     # Read to the end: its heading went off the top, out of the tree.
