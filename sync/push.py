@@ -443,12 +443,16 @@ class EventIntake:
             return key_id
         return None
 
-    def take(self, event: dict[str, Any], cursor: str | None = None) -> Outcome:
-        outcome = self._judge(event, cursor)
+    def take(self, event: dict[str, Any], cursor: str | None = None, *,
+             announce: bool = True) -> Outcome:
+        """Judge ``event``; a genuine new one is stored and, with ``announce``, handed to
+        the ``on_event`` callbacks (alerts). Not announced: the history a device takes
+        in before it has any cursor (see ``PushListener.fill_gap``)."""
+        outcome = self._judge(event, cursor, announce)
         self.counts.add(outcome)
         return outcome
 
-    def _judge(self, event: dict[str, Any], cursor: str | None) -> Outcome:
+    def _judge(self, event: dict[str, Any], cursor: str | None, announce: bool) -> Outcome:
         verdict = self.verifier.verify(event)
         if verdict is not Verdict.VALID:
             log.warning("push: rejected event %r (%s)", event.get("id"), verdict.value)
@@ -462,7 +466,8 @@ class EventIntake:
             return Outcome.DUPLICATE
         self.sink.apply_event(parsed)
         self._remember(parsed.id)
-        self._callbacks.emit(parsed)
+        if announce:
+            self._callbacks.emit(parsed)
         return Outcome.ACCEPTED
 
     def _remember(self, event_id: str) -> None:
@@ -667,9 +672,16 @@ class PushListener:
     # -- gap -------------------------------------------------------------------------------
     async def fill_gap(self) -> int:
         """Fetch what was missed since the stored cursor, page by page; returns how many
-        events were accepted."""
+        events were accepted.
+
+        With no cursor stored (a device's first connection, racing its first sync) the
+        gap is the account's whole history: it is stored but not announced, or every
+        violation of the last weeks would come up as a new urgent banner (seen in a
+        browser test: ten banners of old events over the one that had just arrived).
+        Missed while the device had a cursor, an event is news and is announced."""
         accepted = 0
         cursor = self.sink.push_cursor()
+        announce = cursor is not None
         for _ in range(10_000):  # a bound, so a server that never ends cannot trap us
             params: dict[str, Any] = {"limit": self.page_limit}
             if cursor is not None:
@@ -681,7 +693,7 @@ class PushListener:
                                 "check the stub version.")
             for item in items:
                 if isinstance(item, dict):
-                    accepted += await self._take(item, None)
+                    accepted += await self._take(item, None, announce=announce)
             next_cursor = (body.get("meta") or {}).get("next_cursor")
             if not items:
                 break
@@ -695,12 +707,13 @@ class PushListener:
                 break
         return accepted
 
-    async def _take(self, event: dict[str, Any], cursor: str | None) -> int:
+    async def _take(self, event: dict[str, Any], cursor: str | None, *,
+                    announce: bool = True) -> int:
         missing = self.intake.needs_key(event)
         if missing is not None and self._may_refetch_key():
             with contextlib.suppress(PushError):
                 await self.ensure_key(missing)
-        outcome = self.intake.take(event, cursor)
+        outcome = self.intake.take(event, cursor, announce=announce)
         if outcome is Outcome.ACCEPTED:
             self.status.last_event_id = self.sink.push_cursor()
             return 1

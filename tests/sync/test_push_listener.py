@@ -151,6 +151,52 @@ def test_a_new_client_starts_from_the_beginning_of_the_gap(server: PushServer) -
     asyncio.run(main())
 
 
+def test_a_first_connection_stores_the_history_without_announcing_it(
+        server: PushServer) -> None:
+    """No cursor yet (a device signing in for the first time, its first sync racing the
+    stream): the old events are history, stored for the notification centre, not news for
+    banners; what arrives on the stream afterwards is announced."""
+    async def main() -> None:
+        for n in range(1, 4):
+            server.emit(n)
+        listener, client, sink = make_listener(server.url)
+        announced: list[str] = []
+        listener.on_event(lambda e: announced.append(e.id))
+
+        async def body() -> None:
+            await wait_until(lambda: listener.status.connected, what="connection")
+            server.emit(4)
+            await wait_until(lambda: len(sink.events) == 4, what="history and one live")
+
+        await running(listener, body)
+        await client.aclose()
+        assert ns(sink) == [1, 2, 3, 4]
+        assert announced == ["4"]
+
+    asyncio.run(main())
+
+
+def test_events_missed_while_the_device_had_a_cursor_are_announced(
+        server: PushServer) -> None:
+    async def main() -> None:
+        for n in range(1, 6):
+            server.emit(n)
+        sink = InMemoryEventSink()
+        sink.cursor = "3"  # stored 1..3, then offline while 4 and 5 happened
+        listener, client, _ = make_listener(server.url, sink)
+        announced: list[str] = []
+        listener.on_event(lambda e: announced.append(e.id))
+
+        async def body() -> None:
+            await wait_until(lambda: len(sink.events) == 2, what="the gap")
+
+        await running(listener, body)
+        await client.aclose()
+        assert announced == ["4", "5"]
+
+    asyncio.run(main())
+
+
 def test_a_silent_stream_is_taken_as_dead_and_reopened() -> None:
     srv = PushServer(heartbeat=30.0, poll=0.05).start()  # no heartbeat within the timeout
 
