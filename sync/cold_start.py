@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 
 from sync import rules, store_reads
 from sync.alerts import approve_at_once
+from sync.errors import ClientStopped
 from sync.facade import ApprovalFilter, GovernorClient, Listener, Topic
 from sync.models import (
     Account,
@@ -327,6 +328,10 @@ class StartingClient:
         waits for the build once; the engine's own start follows on the loop)."""
         if self._started is not None:
             return self._started
+        if self._stopped and self._thread is None:
+            # Waiting for a build that stop() will never begin would hang the caller.
+            raise ClientStopped("the app is shutting down: its engine was never started, "
+                                "so nothing can answer now; start the app again.")
         self._begin_build()
         self._built.wait()
         if self._build_error is not None:

@@ -11,8 +11,9 @@ Hierarchy::
     ├── RateLimitedByServer     429: wait for ``retry_after`` seconds
     ├── ApiRejected             the server answered a contract error (code, message, details)
     ├── InvalidDecision         refused locally before queueing (reason too long, ...)
-    └── StoreError              the local database cannot be used (path, corruption)
-        └── DeviceKeyError      an outbox entry cannot be opened with this device's key
+    ├── StoreError              the local database cannot be used (path, corruption)
+    │   └── DeviceKeyError      an outbox entry cannot be opened with this device's key
+    └── ClientStopped           asked after ``stop()`` for what only a running client has
 
 Messages name the object and say what to do.
 """
@@ -77,3 +78,8 @@ class DeviceKeyError(StoreError):
     def __init__(self, message: str, entry_id: str) -> None:
         super().__init__(message)
         self.entry_id = entry_id
+
+
+class ClientStopped(SyncError):
+    """A read reached the client after ``stop()`` (a screen drawn during shutdown) and
+    needs the engine, which was never built: nothing can answer it."""

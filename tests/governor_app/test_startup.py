@@ -14,6 +14,7 @@ import pytest
 
 from governor_app.startup import flet_names_used
 from sync.cold_start import STALE_SNAPSHOT_NAME, FirstScreen, StartingClient
+from sync.errors import ClientStopped
 from sync.fakes import FakeGovernorClient
 from sync.models import DecisionAction
 from sync.sealing import OutboxSealer, new_device_key
@@ -127,6 +128,22 @@ def test_the_store_holds_the_reason_sealed_and_no_snapshot_is_left(tmp_path: Pat
     assert not stale.exists()  # the old copy in clear is gone
     assert [p.name for p in tmp_path.iterdir() if "snapshot" in p.name] == []
     assert REASON.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir())
+
+
+def test_a_read_after_stop_with_no_engine_built_is_refused_not_hung(tmp_path: Path) -> None:
+    """A screen drawn during shutdown asks for a list: the engine was never built and
+    stop() will not build it, so the read says so instead of waiting for ever."""
+    path = keep_store(tmp_path / DATABASE_NAME, engine := Engine(now=lambda: NOW))
+    client = StartingClient(builder(engine)[0], path, SERVER, build_at_latest=60)
+
+    async def main() -> None:
+        await client.start()
+        assert client.starting
+        await client.stop()
+
+    asyncio.run(main())
+    with pytest.raises(ClientStopped, match="shutting down"):
+        client.approvals()
 
 
 def test_a_list_read_before_the_hand_over_waits_for_the_build(tmp_path: Path) -> None:
