@@ -109,10 +109,6 @@ class Tap:
         self()
 
 
-def tap(page: Any, locator: Any) -> Tap:
-    return Tap(page, locator)
-
-
 # A tap that shows nothing for this long was dropped (Flutter's web engine drops a tap that
 # lands while the control's semantics node is rebuilt) or missed (the layout moved between
 # locating and clicking): the governor taps again, and the sample keeps the whole wait.
@@ -292,7 +288,7 @@ def interaction_figures() -> dict[str, float]:
                             raise AssertionError(
                                 f"the first row already says {needle!r} before the tap on "
                                 f"{name!r}: the switch would time nothing")
-                        list_ms.append(timed(page, tap(page, button(page, name)),
+                        list_ms.append(timed(page, Tap(page, button(page, name)),
                                              FIRST_ROW_SAYS, needle))
                     # A search keystroke narrows 5,000 requests to one.
                     target = f"REQ-{1001 + (i * 37) % CACHED_REQUESTS:04d}"
@@ -321,7 +317,7 @@ def interaction_figures() -> dict[str, float]:
                 for _ in range(rounds):
                     row = page.locator('[flt-semantics-identifier^="approval-REQ"]').first
                     row.wait_for()
-                    detail_ms.append(timed(page, tap(page, row), DETAIL_SHOWN))
+                    detail_ms.append(timed(page, Tap(page, row), DETAIL_SHOWN))
                     button(page, "Back to approvals").click()
                     page.locator('[flt-semantics-identifier^="approval-REQ"]').first.wait_for()
             finally:
