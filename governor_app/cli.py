@@ -38,6 +38,7 @@ from governor_app.profile import AppProfile, load_profile
 from sync.facade import (
     GovernorClient,
     check_server,
+    governor_settings,
     kept_receipts,
     open_cold_start,
     open_demo,
@@ -45,7 +46,7 @@ from sync.facade import (
 )
 
 if TYPE_CHECKING:
-    from sync.settings import GovernorSettings
+    from sync.facade import GovernorSettings
 
 DEMO_USER = ("governor", "governor")
 
@@ -87,15 +88,13 @@ def check_transport(profile: AppProfile, data_dir: Path | None) -> None:
 
 
 def engine_settings(profile: AppProfile, data_dir: Path | None) -> GovernorSettings:
-    from sync.settings import GovernorSettings
-
     values: dict[str, object] = {"server_url": profile.server_url,
                                  "sync_interval": profile.sync_interval}
     if data_dir is not None:
         values["data_dir"] = data_dir
     if profile.allow_insecure_http:  # the flag; else GOVERNOR_ALLOW_INSECURE_HTTP applies
         values["allow_insecure_http"] = True
-    return GovernorSettings(**values)  # type: ignore[arg-type]
+    return governor_settings(**values)
 
 
 # How often the demo platform acts with a bare ``governor demo --activity``.

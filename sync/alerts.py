@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, tzinfo
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sync import rules
 from sync.models import (
@@ -250,6 +250,66 @@ async def approve_at_once(alert: Alert) -> None:
     return None
 
 
+class AlertHooks(Protocol):
+    """What acting on an alert needs of a human, registered by the app with
+    ``GovernorClient.listen_for_alerts``; the client runs everything else (the event
+    stream, quiet hours, the notifiers, queueing the decision)."""
+
+    async def confirm_veto(self, alert: Alert) -> VetoConfirmation | None:
+        """The step-up before a veto: category, reason and (when step-up is on) the
+        password, checked; None when the person cancelled. Raises ``SyncError`` (saying
+        why) when the veto must not be queued (no window open to ask in, the password
+        refused too often, taken back in the undo window)."""
+        ...
+
+    async def before_approve(self, alert: Alert) -> None:
+        """Before an approval is queued: the request's danger flags (confirmed when there
+        are any), then the undo window. Raises ``SyncError`` (saying why) when it must not
+        be queued."""
+        ...
+
+    def open(self, alert: Alert) -> None:
+        """Show what the alert is about (the "Open" action)."""
+        ...
+
+
+@dataclass(frozen=True)
+class NotificationsOff(QuietHours):
+    """The "Show notifications" switch is off: nothing interrupts, not even high urgency."""
+
+    def is_quiet(self, now: datetime) -> bool:
+        return True
+
+
+NOTIFICATIONS_OFF = NotificationsOff(time(0), time(0))
+
+
+@dataclass(frozen=True)
+class AlertPreferences:
+    """The person's notification settings as the client applies them."""
+
+    notifications: bool = True  # False: nothing interrupts; what arrives is only listed
+    quiet_hours: QuietHours = NO_QUIET_HOURS
+    urgent_override: bool = True  # high urgency breaks through quiet hours
+
+    def dispatch(self) -> tuple[QuietHours, bool]:
+        """The dispatcher's quiet hours and high-urgency override."""
+        if not self.notifications:
+            return NOTIFICATIONS_OFF, False
+        return self.quiet_hours, self.urgent_override
+
+
+@dataclass(frozen=True)
+class PushState:
+    """Push as the settings screen tells it: whether alerts are listened for, the event
+    stream, and each channel with whether it is active and why (not)."""
+
+    running: bool
+    connected: bool
+    stream: str  # the event stream in words ("Connected: ...", "Not listening.")
+    channels: tuple[NotifierInfo, ...]
+
+
 @dataclass(frozen=True)
 class ActionResult:
     action: str
@@ -291,6 +351,7 @@ def default_veto_category(alert: Alert) -> VetoCategory:
 __all__ = [
     "ACTION_DECISIONS",
     "APPROVE",
+    "NOTIFICATIONS_OFF",
     "NO_QUIET_HOURS",
     "OPEN",
     "OPEN_REQUEST",
@@ -300,8 +361,12 @@ __all__ = [
     "ActionResult",
     "Alert",
     "AlertAction",
+    "AlertHooks",
+    "AlertPreferences",
     "BeforeApprove",
+    "NotificationsOff",
     "NotifierInfo",
+    "PushState",
     "QuietHours",
     "StepUp",
     "Urgency",

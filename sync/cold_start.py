@@ -41,10 +41,17 @@ import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sync import rules, store_reads
-from sync.alerts import approve_at_once
+from sync.alert_feed import CHANNEL
+from sync.alerts import (
+    ActionResult,
+    Alert,
+    AlertHooks,
+    AlertPreferences,
+    NotifierInfo,
+    PushState,
+)
 from sync.errors import ClientStopped
 from sync.facade import ApprovalFilter, GovernorClient, Listener, Topic
 from sync.models import (
@@ -70,10 +77,6 @@ from sync.models import (
 )
 from sync.observable import Listeners
 from sync.sealing import open_secrets
-
-if TYPE_CHECKING:
-    from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
-    from sync.notify import NotificationCenter
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +224,9 @@ class StartingClient:
         self._timer: asyncio.TimerHandle | None = None
         self._first_screen = False
         self._stopped = False
+        # Push asked for before the hand-over: the engine listens once it takes over.
+        self._alert_hooks: AlertHooks | None = None
+        self._alert_preferences = AlertPreferences()
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -315,6 +321,8 @@ class StartingClient:
             self._ready.set_result(engine)
         if before is not None:
             self._emit(*self._differences(before, engine))
+        if self._alert_hooks is not None:
+            await engine.listen_for_alerts(self._alert_hooks, self._alert_preferences)
 
     async def _engine_ready(self) -> GovernorClient:
         """The started engine (building it now if that has not begun)."""
@@ -340,7 +348,7 @@ class StartingClient:
         return self._engine
 
     def _differences(self, before: FirstScreen, engine: GovernorClient) -> list[Topic]:
-        # "auth" always: it is what starts the services that need the engine (push).
+        # "auth" always: who is signed in is the engine's word from now on.
         topics: list[Topic] = ["auth", "status"]
         now, then = engine.dashboard(), self._answer_dashboard(before)
         # Sealed text the first screen left out differs too: those rows are redrawn.
@@ -423,16 +431,41 @@ class StartingClient:
             return "starts with the app, in a moment"
         return self._started.why_no_push()
 
-    def notification_center(self, step_up: StepUp, *,
-                            open_approval: Callable[[Alert], object],
-                            quiet_hours: QuietHours,
-                            before_approve: BeforeApprove = approve_at_once
-                            ) -> NotificationCenter | None:
-        if self._started is None:
-            return None
-        return self._started.notification_center(step_up, open_approval=open_approval,
-                                                 quiet_hours=quiet_hours,
-                                                 before_approve=before_approve)
+    # --- push: the engine's, once it takes over -------------------------------------------
+    async def listen_for_alerts(self, hooks: AlertHooks,
+                                preferences: AlertPreferences = AlertPreferences()) -> None:
+        self._alert_hooks, self._alert_preferences = hooks, preferences
+        if self._started is not None:
+            await self._started.listen_for_alerts(hooks, preferences)
+
+    async def stop_alerts(self) -> None:
+        self._alert_hooks = None
+        if self._started is not None:
+            await self._started.stop_alerts()
+
+    def alerts(self) -> list[Alert]:
+        return self._started.alerts() if self._started is not None else []
+
+    async def act_on_alert(self, alert_id: str, action: str) -> ActionResult:
+        if self._started is None:  # no alert is shown before the hand-over
+            return ActionResult(action, False, None, "Notifications start with the app, in "
+                                "a moment; press it again then.")
+        return await self._started.act_on_alert(alert_id, action)
+
+    def dismiss_alert(self, alert_id: str) -> None:
+        if self._started is not None:
+            self._started.dismiss_alert(alert_id)
+
+    async def set_alert_preferences(self, preferences: AlertPreferences) -> None:
+        self._alert_preferences = preferences
+        if self._started is not None:
+            await self._started.set_alert_preferences(preferences)
+
+    def push_state(self) -> PushState:
+        if self._started is not None:
+            return self._started.push_state()
+        reason = self.why_no_push() or "starts in a moment"
+        return PushState(False, False, "Not listening.", (NotifierInfo(CHANNEL, False, reason),))
 
     async def sign_in_with_browser(self, open_url: Callable[[str], Awaitable[None] | None]
                                    ) -> Account:

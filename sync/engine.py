@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 
 from sync import rules
-from sync.alerts import approve_at_once
+from sync.alert_feed import AlertFeed, AlertsThroughFeed
+from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
 from sync.api import ApiClient, Authenticator
 from sync.changes import changed_fields
 from sync.clock import Clock, ServerClock, SkewedClock, SystemClock
@@ -70,7 +71,6 @@ from sync.store_reads import server_identity
 from sync.transport import check_server_url, tls_context
 
 if TYPE_CHECKING:
-    from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
     from sync.notify import NotificationCenter
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ KEEP_APPLIED = timedelta(days=7)
 _UNANSWERED = {OutboxState.QUEUED, OutboxState.SENDING, OutboxState.HELD}
 
 
-class SyncEngine:
+class SyncEngine(AlertsThroughFeed):
     """Implements ``sync.facade.GovernorClient`` over a ``LocalStore`` and the API.
 
     Collaborators come in through the constructor: ``store`` (default: the database in
@@ -154,6 +154,9 @@ class SyncEngine:
         self._back_hooks: Listeners[[]] = Listeners(log, "a hook of the server's return")
         self._last_full_sync: datetime | None = None
         self.probes = 0  # how many health probes were sent (figures, tests)
+        # Push: the event stream and the alerts while an account is signed in, once the
+        # app has registered its hooks (``listen_for_alerts``).
+        self.alert_feed = AlertFeed(self, self._push_center, lambda: self._emit("alerts"))
         if self.settings.sync_interval > 0:
             # The scheduler's import is paid here, where the app builds the engine (a worker
             # thread, while the first screen is up), not in ``start()`` on the event loop,
@@ -186,11 +189,9 @@ class SyncEngine:
     def why_no_push(self) -> str | None:
         return None
 
-    def notification_center(self, step_up: StepUp, *,
-                            open_approval: Callable[[Alert], object],
-                            quiet_hours: QuietHours,
-                            before_approve: BeforeApprove = approve_at_once
-                            ) -> NotificationCenter | None:
+    def _push_center(self, step_up: StepUp, *, open_approval: Callable[[Alert], object],
+                     quiet_hours: QuietHours, before_approve: BeforeApprove
+                     ) -> NotificationCenter:
         """The center over this engine (``sync.notify.center_for_engine``)."""
         from sync.notify import center_for_engine
 
@@ -216,6 +217,7 @@ class SyncEngine:
         # comes in once stopped (the push listener reporting its stream, an event) would
         # outlive the engine on a closed client, and stay pending on a loop that closes.
         self._stopped = True
+        await self.alert_feed.close()  # the stream first: it uses the API's tokens
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None

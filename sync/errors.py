@@ -83,3 +83,8 @@ class DeviceKeyError(StoreError):
 class ClientStopped(SyncError):
     """A read reached the client after ``stop()`` (a screen drawn during shutdown) and
     needs the engine, which was never built: nothing can answer it."""
+
+
+class NoOneToAsk(SyncError):
+    """An alert's Veto or Approve needs a person's answer, but no app has registered the
+    hooks that ask (``GovernorClient.listen_for_alerts``); nothing was queued."""

@@ -7,10 +7,17 @@ implementation; ``sync.fakes.FakeGovernorClient`` is the in-memory one for UI te
 screenshots; ``sync.cold_start.StartingClient`` stands in for the engine while it is
 built. ``tests/sync/behaviour`` runs one suite over all three.
 
-``governor_app`` imports from ``sync`` only this module, ``sync.models``, ``sync.alerts``
-(the alert vocabulary), ``sync.rules`` and ``sync.errors`` (``sync.settings`` too, where
-the app is put together); ``tests/governor_app/test_seam.py`` holds it to that. Whatever
-the app needs of the client is a typed method here: no ``getattr`` across the seam.
+``governor_app`` imports from ``sync`` only this module, ``sync.models``, ``sync.rules``
+and ``sync.errors``; ``tests/governor_app/test_seam.py`` holds it to that. Whatever the
+app needs of the client is a typed method here (no ``getattr`` across the seam), and the
+types those methods speak are re-exported here: the alert vocabulary of ``sync.alerts``
+and, for where the app is put together, ``GovernorSettings`` (made by
+``governor_settings`` so that importing the door does not pay for pydantic-settings).
+
+Push is the client's: once the app has registered its ``AlertHooks``
+(``listen_for_alerts``), every client listens for events while an account is signed in
+and stops on sign-out, a refused refresh and ``stop()``; the app renders ``alerts()``,
+acts through ``act_on_alert`` and re-renders on the ``"alerts"`` topic.
 """
 
 from __future__ import annotations
@@ -18,9 +25,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from sync.alerts import approve_at_once
+# The alert vocabulary the app renders and answers with (``sync.alerts``).
+from sync.alerts import NO_QUIET_HOURS as NO_QUIET_HOURS
+from sync.alerts import NOTIFICATIONS_OFF as NOTIFICATIONS_OFF
+from sync.alerts import ActionId as ActionId
+from sync.alerts import ActionResult as ActionResult
+from sync.alerts import Alert as Alert
+from sync.alerts import AlertHooks as AlertHooks
+from sync.alerts import AlertPreferences as AlertPreferences
+from sync.alerts import NotifierInfo as NotifierInfo
+from sync.alerts import PushState as PushState
+from sync.alerts import QuietHours as QuietHours
+from sync.alerts import Urgency as Urgency
+from sync.alerts import VetoConfirmation as VetoConfirmation
+from sync.alerts import default_veto_category as default_veto_category
 from sync.models import (
     Account,
     Agent,
@@ -48,14 +68,12 @@ from sync.observable import Listeners as Listeners
 from sync.observable import spawn_on as spawn_on
 
 if TYPE_CHECKING:
-    from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
-    from sync.notify import NotificationCenter as NotificationCenter  # for the app
-    from sync.settings import GovernorSettings
+    from sync.settings import GovernorSettings as GovernorSettings  # for the app
 
 # What changed; the UI re-reads the matching state when told.
 Topic = Literal[
     "status", "auth", "dashboard", "approvals", "seeds", "agents", "violations",
-    "notifications", "outbox",
+    "notifications", "outbox", "alerts",
 ]
 Listener = Callable[[Topic], None]
 ApprovalFilter = Literal["all", "pending", "veto_window", "decided"]
@@ -200,21 +218,61 @@ class GovernorClient(Protocol):
         for the settings screen ("starts with the app, in a moment")."""
         ...
 
-    def notification_center(self, step_up: StepUp, *,
-                            open_approval: Callable[[Alert], object],
-                            quiet_hours: QuietHours,
-                            before_approve: BeforeApprove = approve_at_once
-                            ) -> NotificationCenter | None:
-        """Push for the signed-in account: the event stream, the dispatcher with quiet hours,
-        the notifiers and the actions, not started yet; None when ``why_no_push()``.
-        ``before_approve`` runs before an approval from a banner is queued (the app shows
-        the request's danger flags and holds it for the undo window)."""
+    async def listen_for_alerts(self, hooks: AlertHooks,
+                                preferences: AlertPreferences = AlertPreferences()) -> None:
+        """Push from now on: while an account is signed in the client listens to the event
+        stream, turns events into alerts (through quiet hours and ``preferences``), and
+        offers each only the actions the account may take (``sync.alerts.permitted``: a
+        read-only auditor gets Open, never Approve or Veto). What needs a person is asked
+        through ``hooks`` (the veto's step-up, the danger flags and undo window before an
+        approval, where Open goes). It stops on sign-out and on a refused refresh (started
+        again once signed in), at ``stop_alerts`` and at ``stop``. Returns once the
+        signed-in account's listening has started (or failed: see ``push_state``)."""
+        ...
+
+    async def stop_alerts(self) -> None:
+        """No more push (the app's shutdown): the stream and the alerts stop."""
+        ...
+
+    def alerts(self) -> list[Alert]:
+        """The alerts shown now (urgent first, newest first); empty while signed out or
+        not listening. Every change is told on the ``"alerts"`` topic."""
+        ...
+
+    async def act_on_alert(self, alert_id: str, action: str) -> ActionResult:
+        """Press one of an alert's actions (``ActionId``): Approve and Veto are queued in
+        the outbox (so they work offline) after the hooks' answer; Open asks the hooks to
+        show it. Done, the alert is marked read and replaced for a moment by what became of
+        it. Never raises for the person's doing: a gone alert, an action it does not offer,
+        a refusal or a cancelled prompt is ``done=False`` with the reason in words."""
+        ...
+
+    def dismiss_alert(self, alert_id: str) -> None:
+        """Take an alert away without acting (it stays in ``notifications()``)."""
+
+    async def set_alert_preferences(self, preferences: AlertPreferences) -> None:
+        """Apply notification settings at once: quiet hours (what they held is shown when
+        they end), the urgent override, and the off switch (which clears the alerts shown;
+        nothing held pops up when switched back on)."""
+        ...
+
+    def push_state(self) -> PushState:
+        """Push for the settings screen: listening or not, the stream, and each channel
+        with whether it is active and why (not)."""
         ...
 
 
 # --- putting a client together (the app's entry points) -----------------------------------
 # The modules behind these are imported when called: the web server starts, and the first
 # screen is drawn, before the engine's imports (SQLAlchemy, Authlib, httpx) are paid for.
+
+def governor_settings(**values: Any) -> GovernorSettings:
+    """The engine's settings (``sync.settings.GovernorSettings``: ``GOVERNOR_*`` variables
+    under ``values``)."""
+    from sync.settings import GovernorSettings
+
+    return GovernorSettings(**values)
+
 
 def open_engine(settings: GovernorSettings) -> GovernorClient:
     """The real client: the sync engine over the store and token vault in

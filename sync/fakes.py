@@ -8,13 +8,15 @@ rejects vetoes past their deadline the way the server does.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from sync import rules
-from sync.alerts import approve_at_once
+from sync.alert_feed import AlertFeed, AlertsThroughFeed
 from sync.errors import AuthFlowError, InvalidDecision, ServerUnreachable, SignInRequired
 from sync.facade import ApprovalFilter, Listener, Topic
 from sync.models import (
@@ -54,6 +56,7 @@ from sync.models import (
 if TYPE_CHECKING:
     from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
     from sync.notify import NotificationCenter
+    from sync.push import PushEvent
 
 ACCOUNTS: dict[str, tuple[str, frozenset[str]]] = {
     "governor": ("governor", frozenset({SCOPE_READ, SCOPE_WRITE, SCOPE_VETO})),
@@ -141,8 +144,37 @@ def _stub_seed_schema() -> dict[str, Any]:
     return seed_schema()
 
 
-class FakeGovernorClient:
-    """In-memory ``GovernorClient``; set ``online`` to simulate the server coming and going."""
+@dataclass
+class MemoryStreamStatus:
+    connected: bool = True
+    connects: int = 1
+    last_error: str | None = None
+
+
+class MemoryStream:
+    """The in-memory client's event stream (``sync.notify.EventListener``): connected at
+    once, no network; its events are handed over by ``FakeGovernorClient.announce``."""
+
+    def __init__(self) -> None:
+        self.status = MemoryStreamStatus()
+        self._stopped = asyncio.Event()
+
+    def on_event(self, callback: Callable[[PushEvent], None]) -> Callable[[], None]:
+        return lambda: None
+
+    def on_status(self, callback: Callable[[Any], None]) -> Callable[[], None]:
+        return lambda: None
+
+    async def run(self) -> None:
+        await self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+class FakeGovernorClient(AlertsThroughFeed):
+    """In-memory ``GovernorClient``; set ``online`` to simulate the server coming and going.
+    Push runs over a ``MemoryStream``: ``announce`` is the server sending an event."""
 
     def __init__(self, *, approvals: int = 8, signed_in_as: str | None = "governor",
                  now: Callable[[], datetime] = _now, seed_rules: bool = True) -> None:
@@ -203,6 +235,7 @@ class FakeGovernorClient:
         self._status = SyncStatus(online=True, signed_in=self._account is not None,
                                   last_synced_at=t)
         self._refresh_dashboard()
+        self.alert_feed = AlertFeed(self, self._push_center, lambda: self._emit("alerts"))
 
     @staticmethod
     def _make_account(username: str) -> Account:
@@ -239,7 +272,7 @@ class FakeGovernorClient:
         return None
 
     async def stop(self) -> None:
-        return None
+        await self.alert_feed.close()
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
@@ -520,14 +553,26 @@ class FakeGovernorClient:
         return False
 
     def why_no_push(self) -> str | None:
-        return "this client has no server to listen to (demo data)"
+        return None  # its stream is in memory: always there
 
-    def notification_center(self, step_up: StepUp, *,
-                            open_approval: Callable[[Alert], object],
-                            quiet_hours: QuietHours,
-                            before_approve: BeforeApprove = approve_at_once
-                            ) -> NotificationCenter | None:
-        return None
+    def _push_center(self, step_up: StepUp, *, open_approval: Callable[[Alert], object],
+                     quiet_hours: QuietHours, before_approve: BeforeApprove
+                     ) -> NotificationCenter:
+        from sync.notify import NotificationCenter
+
+        return NotificationCenter(MemoryStream(), self, step_up, open_approval=open_approval,
+                                  quiet_hours=quiet_hours, now=self.now,
+                                  before_approve=before_approve)
+
+    async def announce(self, event: PushEvent) -> None:
+        """Test hook: the server sends ``event`` to the signed-in account; it is kept in
+        ``notifications()`` and, while alerts are listened for, becomes one."""
+        sub = self._sub()
+        self._notifications_of.setdefault(sub, []).insert(0, Notification(
+            id=event.id, type=event.type, timestamp=event.timestamp, source=event.source,
+            data=dict(event.data)))
+        self._emit("notifications")
+        await self.alert_feed.deliver(event)
 
     def reject(self, entry_id: str, code: str, message: str,
                details: dict[str, Any] | None = None) -> None:

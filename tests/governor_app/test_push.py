@@ -1,5 +1,7 @@
-"""``governor_app.push``: the center follows sign-in, banners act through the outbox, a veto
-passes the same step-up as the veto screen, and every failure is said in words."""
+"""``governor_app.push``: the app's part of push over the in-memory client (which owns the
+center, as every client does): banners act through the outbox, a veto passes the same
+step-up as the veto screen, an approval shows its danger flags, and every failure is said
+in words. How the client's center follows sign-in is ``tests/sync/test_alert_feed.py``."""
 
 from __future__ import annotations
 
@@ -13,67 +15,29 @@ import pytest
 
 from governor_app.preferences import Preferences, PreferenceStore
 from governor_app.push import (
-    NOTIFICATIONS_OFF,
     ApprovePrompt,
     PushService,
     VetoAnswer,
     VetoPrompt,
+    alert_preferences,
     banner_view,
     danger_flags,
-    quiet_hours_from,
     route_for,
     visible_banners,
 )
-from sync.alerts import (
-    NO_QUIET_HOURS,
-    Alert,
-    QuietHours,
-    Urgency,
-    alert_for,
-)
+from sync.alerts import NO_QUIET_HOURS, NOTIFICATIONS_OFF, Alert, Urgency, alert_for
 from sync.errors import InvalidDecision, ServerUnreachable
 from sync.fakes import FakeGovernorClient
 from sync.models import DecisionAction, OutboxEntry, VetoCategory
-from sync.notify import (
-    NotificationCenter,
-)
+from sync.notify import NotificationCenter
 from sync.push import (
     AGENT_VIOLATED,
     APPROVAL_PENDING,
     BUDGET_THRESHOLD,
     PushEvent,
 )
-from tests.sync.push_fixtures import IdleListener
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-class Factory:
-    """Makes centers over a fake listener, as ``engine_center`` makes real ones."""
-
-    def __init__(self, fail: BaseException | None = None,
-                 start_fails: BaseException | None = None) -> None:
-        self.made: list[NotificationCenter] = []
-        self.fail = fail
-        self.start_fails = start_fails
-
-    def __call__(self, client: Any, step_up: Any, *, open_approval: Any,
-                 quiet_hours: QuietHours, before_approve: Any) -> NotificationCenter:
-        if self.fail is not None:
-            raise self.fail
-        start_fails = self.start_fails
-
-        class Center(NotificationCenter):
-            async def start(self) -> None:
-                if start_fails is not None:
-                    raise start_fails
-                await super().start()
-
-        center = Center(IdleListener(), client, step_up, open_approval=open_approval,
-                        quiet_hours=quiet_hours, now=lambda: NOW,
-                        before_approve=before_approve)
-        self.made.append(center)
-        return center
 
 
 class Presenter:
@@ -116,123 +80,88 @@ def pending(event_id: str = "41", approval_id: str = "REQ-0001") -> Alert:
     return alert_for(event(event_id, approval_id=approval_id, agent_name="Tutor #1"))
 
 
-def run(body: Callable[[PushService, FakeGovernorClient, Factory], Awaitable[None]], *,
-        client: FakeGovernorClient | None = None, factory: Factory | None = None,
-        step_up: bool = True, prefs: Preferences | None = None,
-        undo_seconds: float = 5.0) -> None:
+def run(body: Callable[[PushService, FakeGovernorClient], Awaitable[None]], *,
+        client: FakeGovernorClient | None = None, step_up: bool = True,
+        prefs: Preferences | None = None, undo_seconds: float = 5.0) -> None:
     async def main() -> None:
         fake = client or FakeGovernorClient(now=lambda: NOW)
         store = PreferenceStore()
         if prefs is not None:
             store.save(prefs)
-        made = factory or Factory()
         service = PushService(fake, preferences=store, step_up_for_veto=step_up,
-                              undo_seconds=undo_seconds, make_center=made)
+                              undo_seconds=undo_seconds)
         await service.start()
         try:
-            await body(service, fake, made)
+            await body(service, fake)
         finally:
             await service.stop()
+            await fake.stop()
     asyncio.run(main())
 
 
-async def show(service: PushService, alert: Alert) -> None:
-    assert service.center is not None
-    await service.center.dispatcher.deliver(alert)
+def center(client: FakeGovernorClient) -> NotificationCenter:
+    """The center the in-memory client runs while signed in."""
+    assert client.alert_feed.center is not None
+    return client.alert_feed.center
+
+
+async def show(client: FakeGovernorClient, alert: Alert) -> None:
+    await center(client).dispatcher.deliver(alert)
 
 
 def vetoes(client: FakeGovernorClient) -> list[OutboxEntry]:
     return [e for e in client.outbox() if e.action == DecisionAction.VETO]
 
 
-# --- the center follows sign-in ---------------------------------------------------------
+# --- push follows sign-in (the client's; the app only registers) ------------------------
 
-def test_the_center_runs_while_signed_in_and_stops_at_sign_out() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        assert service.running and len(made.made) == 1  # signed in at start
+def test_banners_come_while_signed_in_and_go_at_sign_out() -> None:
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        assert service.running  # signed in at start
         assert [c.name for c in service.channels()] == ["in-app banner"]
+        await show(client, pending("41", "REQ-0001"))
+        assert [b.alert_id for b in service.banners()] == ["41"]
         await client.sign_out()
-        await service.drain()
-        assert not service.running
+        assert service.banners() == []  # at once, before the center has stopped
+        await client.alert_feed.drain()
+        assert not service.running and client.alert_feed.center is None
         assert "signed in" in service.channels()[0].reason
         await client.sign_in_with_password("governor", "governor")
-        await service.drain()
-        assert service.running and len(made.made) == 2
+        await client.alert_feed.drain()
+        assert service.running and service.banners() == []
     run(body)
 
 
-def test_a_client_signed_out_at_start_gets_its_center_at_sign_in() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+def test_a_client_signed_out_at_start_gets_its_banners_at_sign_in() -> None:
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
         assert not service.running and service.banners() == []
         await client.sign_in_with_password("governor", "governor")  # the demo's auto-login
-        await service.drain()
+        await client.alert_feed.drain()
         assert service.running
     run(body, client=FakeGovernorClient(signed_in_as=None, now=lambda: NOW))
 
 
-def test_a_refused_refresh_restarts_the_center_once_signed_in_again() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        client._status = client._status.model_copy(update={"needs_sign_in": True})
-        client._emit("auth")
-        await service.drain()
-        assert len(made.made) == 1  # kept until the person signs in again
-        await client.sign_in_with_password("governor", "governor")
-        await service.drain()
-        assert len(made.made) == 2 and service.center is made.made[1]
-    run(body)
-
-
-def test_a_center_that_cannot_be_made_is_reported_and_retried_at_the_next_sign_in() -> None:
-    factory = Factory(fail=ServerUnreachable("http://127.0.0.1:9 refused the connection"))
-
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        assert not service.running
-        [channel] = service.channels()
-        assert not channel.active
-        assert "Notifications did not start (ServerUnreachable" in channel.reason
-        assert "Sign out and in again" in channel.reason
-        made.fail = None
-        await client.sign_out()
-        await client.sign_in_with_password("governor", "governor")
-        await service.drain()
-        assert service.running and service.error is None
-    run(body, factory=factory)
-
-
-def test_a_center_failing_to_start_offline_leaves_the_app_working() -> None:
-    factory = Factory(start_fails=OSError("Network is unreachable"))
-
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        assert not service.running
-        assert "OSError: Network is unreachable" in (service.error or "")
+def test_stopped_the_app_is_asked_nothing_more() -> None:
+    async def main() -> None:
+        client = FakeGovernorClient(now=lambda: NOW)
+        service = PushService(client, preferences=PreferenceStore())
+        await service.start()
+        await service.stop()
+        assert not service.running and client.alert_feed.hooks is None
         outcome = await service.act("41", "approve")
         assert outcome == outcome.__class__("Notifications are not running: sign in again.",
                                             False)
-        assert client.outbox() == []
-    run(body, factory=factory)
-
-
-def test_clients_with_no_server_run_without_a_center() -> None:
-    from governor_app.push import engine_center
-
-    async def main() -> None:
-        client = FakeGovernorClient(now=lambda: NOW)
-        service = PushService(client, preferences=PreferenceStore(), make_center=engine_center)
-        await service.start()
-        assert not service.running and service.error is None
-        assert "no server" in service.channels()[0].reason
-        await service.stop()
     asyncio.run(main())
 
 
 # --- banners ------------------------------------------------------------------------------
 
 def test_banners_are_newest_first_and_every_change_is_announced() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
         changes: list[int] = []
         service.subscribe(lambda: changes.append(len(service.banners())))
-        await show(service, pending("41", "REQ-0001"))
-        await show(service, pending("42", "REQ-0002"))
+        await show(client, pending("41", "REQ-0001"))
+        await show(client, pending("42", "REQ-0002"))
         assert [b.alert_id for b in service.banners()] == ["42", "41"]
         assert changes == [1, 2]
         service.dismiss("42")
@@ -266,8 +195,8 @@ def test_open_goes_to_the_request_or_to_the_list_the_event_is_about() -> None:
 # --- acting -------------------------------------------------------------------------------
 
 def test_approve_from_a_banner_queues_it_marks_it_read_and_removes_the_banner() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("N-1", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("N-1", "REQ-0001"))
         outcome = await service.act("N-1", "approve", Presenter())
         assert outcome.done and outcome.message == "Approval of REQ-0001 queued."
         [entry] = client.outbox()
@@ -284,8 +213,8 @@ def test_an_action_refused_by_the_client_is_said_and_the_banner_stays() -> None:
             raise InvalidDecision(f"Approval {approval_id!r} is vetoed; it can no longer "
                                   "take a approve.")
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         outcome = await service.act("41", "approve", Presenter())
         assert not outcome.done
         assert outcome.message == ("Approval not queued: Approval 'REQ-0001' is vetoed; it "
@@ -295,25 +224,24 @@ def test_an_action_refused_by_the_client_is_said_and_the_banner_stays() -> None:
 
 
 def test_an_action_on_a_banner_that_is_gone_is_said() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
-        assert service.center is not None
-        await service.center.dispatcher.forget_approval("REQ-0001")  # decided elsewhere
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
+        await center(client).dispatcher.forget_approval("REQ-0001")  # decided elsewhere
         outcome = await service.act("41", "approve", Presenter())
         assert not outcome.done and "That notification is gone" in outcome.message
         assert client.outbox() == []
-        await show(service, pending("42", "REQ-0002"))
+        await show(client, pending("42", "REQ-0002"))
         outcome = await service.act("42", "open-sesame", Presenter())
         assert not outcome.done and "has no action 'open-sesame'" in outcome.message
     run(body)
 
 
 def test_open_navigates_the_session_that_pressed_it() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
         first, second = Presenter(), Presenter()
         service.register(first)
         service.register(second)
-        await show(service, alert_for(event("N-2", AGENT_VIOLATED, violation_id="VIO-3")))
+        await show(client, alert_for(event("N-2", AGENT_VIOLATED, violation_id="VIO-3")))
         outcome = await service.act("N-2", "open", first)
         assert outcome.done and outcome.message == ""
         assert first.opened == ["/violations"] and second.opened == []
@@ -327,8 +255,8 @@ def test_veto_asks_for_the_password_and_queues_only_once_it_is_right() -> None:
     presenter = Presenter(VetoAnswer(VetoCategory.SAFETY, "Unsafe exec.", "nope"),
                           VetoAnswer(VetoCategory.SAFETY, "Unsafe exec.", "governor"))
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         outcome = await service.act("41", "veto", presenter)
         assert outcome.done and outcome.message == "Veto of REQ-0001 queued."
         first, second = presenter.prompts
@@ -348,8 +276,8 @@ def test_a_veto_taken_back_in_the_undo_window_queues_nothing_and_keeps_the_banne
     presenter = Presenter(VetoAnswer(VetoCategory.SAFETY, "Unsafe exec.", "governor"),
                           take_back=True)
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         outcome = await service.act("41", "veto", presenter)
         assert not outcome.done
         assert outcome.message == ("Veto not sent: you took it back within the 5 s undo "
@@ -368,16 +296,16 @@ def test_a_veto_taken_back_in_the_undo_window_queues_nothing_and_keeps_the_banne
 def test_with_no_undo_window_a_confirmed_veto_is_queued_at_once() -> None:
     presenter = Presenter(VetoAnswer(VetoCategory.OTHER, "No.", "governor"), take_back=True)
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         outcome = await service.act("41", "veto", presenter)
         assert outcome.done and presenter.held == [] and len(vetoes(client)) == 1
     run(body, undo_seconds=0)
 
 
 def test_a_cancelled_step_up_queues_nothing_and_keeps_the_banner() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         outcome = await service.act("41", "veto", Presenter(None))
         assert not outcome.done
         assert outcome.message == "Veto not sent: the identity check was cancelled."
@@ -388,8 +316,8 @@ def test_a_cancelled_step_up_queues_nothing_and_keeps_the_banner() -> None:
 def test_a_password_refused_three_times_ends_the_step_up() -> None:
     wrong = VetoAnswer(VetoCategory.OTHER, "No.", "wrong")
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         presenter = Presenter(wrong, wrong, wrong)
         outcome = await service.act("41", "veto", presenter)
         assert not outcome.done
@@ -406,8 +334,8 @@ def test_a_step_up_that_cannot_be_checked_offline_is_said() -> None:
             raise ServerUnreachable("The password cannot be checked offline on this device "
                                     "yet: connect once, then try again.")
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         outcome = await service.act(
             "41", "veto", Presenter(VetoAnswer(VetoCategory.OTHER, "No.", "governor")))
         assert not outcome.done
@@ -428,8 +356,8 @@ def test_an_empty_reason_is_asked_again_before_any_password_check() -> None:
     presenter = Presenter(VetoAnswer(VetoCategory.BUDGET, "   ", "governor"),
                           VetoAnswer(VetoCategory.BUDGET, "Over budget.", "governor"))
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         outcome = await service.act("41", "veto", presenter)
         assert outcome.done
         assert presenter.prompts[1].error == ("Explain the veto: the requester reads this "
@@ -441,8 +369,8 @@ def test_an_empty_reason_is_asked_again_before_any_password_check() -> None:
 def test_without_step_up_the_veto_dialog_asks_no_password() -> None:
     presenter = Presenter(VetoAnswer(VetoCategory.OTHER, "Not now."))
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         outcome = await service.act("41", "veto", presenter)
         assert outcome.done and not presenter.prompts[0].password
         assert len(vetoes(client)) == 1
@@ -450,12 +378,11 @@ def test_without_step_up_the_veto_dialog_asks_no_password() -> None:
 
 
 def test_a_veto_pressed_on_an_os_notification_uses_the_session_used_last() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
         alert = pending("41", "REQ-0001")
-        await show(service, alert)
-        assert service.center is not None
+        await show(client, alert)
         # No session open: the identity check has nowhere to be shown.
-        result = await service.center.actions.handle(alert, "veto")
+        result = await center(client).actions.handle(alert, "veto")
         assert not result.done
         assert result.message == ("Veto not sent: open the app to veto: the identity check "
                                   "is shown there.")
@@ -464,7 +391,7 @@ def test_a_veto_pressed_on_an_os_notification_uses_the_session_used_last() -> No
         service.register(newer)
         service.register(older)
         await service.act("99", "approve", newer)  # pressed something last: it answers
-        result = await service.center.actions.handle(alert, "veto")
+        result = await center(client).actions.handle(alert, "veto")
         assert result.done and len(newer.prompts) == 1 and older.prompts == []
     run(body)
 
@@ -472,14 +399,14 @@ def test_a_veto_pressed_on_an_os_notification_uses_the_session_used_last() -> No
 # --- preferences --------------------------------------------------------------------------
 
 def test_quiet_hours_come_from_the_preferences() -> None:
-    assert quiet_hours_from(Preferences()) == (NO_QUIET_HOURS, True)
-    quiet, override = quiet_hours_from(Preferences(quiet_hours=True, quiet_start="22:30",
-                                                   quiet_end="06:00",
-                                                   urgent_override=False))
+    assert alert_preferences(Preferences()).dispatch() == (NO_QUIET_HOURS, True)
+    quiet, override = alert_preferences(Preferences(quiet_hours=True, quiet_start="22:30",
+                                                    quiet_end="06:00",
+                                                    urgent_override=False)).dispatch()
     assert (quiet.start, quiet.end, override) == (time(22, 30), time(6, 0), False)
-    assert quiet_hours_from(Preferences(quiet_hours=True, quiet_start="late")) == \
-        (NO_QUIET_HOURS, True)
-    off, override = quiet_hours_from(Preferences(notifications=False))
+    assert alert_preferences(Preferences(quiet_hours=True, quiet_start="late")).dispatch() \
+        == (NO_QUIET_HOURS, True)
+    off, override = alert_preferences(Preferences(notifications=False)).dispatch()
     assert off is NOTIFICATIONS_OFF and not override and off.is_quiet(NOW)
 
 
@@ -488,12 +415,11 @@ def test_quiet_hours_apply_at_once_and_release_what_they_held() -> None:
     quiet_now = Preferences(quiet_hours=True, quiet_start=f"{hour:02d}:00",
                             quiet_end=f"{(hour + 1) % 24:02d}:00")
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        assert service.center is not None
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
         await service.apply_preferences(quiet_now)
-        await show(service, pending("41", "REQ-0001"))
+        await show(client, pending("41", "REQ-0001"))
         urgent = alert_for(event("50", AGENT_VIOLATED, violation_id="VIO-1"))
-        await show(service, urgent)
+        await show(client, urgent)
         assert [b.alert_id for b in service.banners()] == ["50"]  # breaks through
         await service.apply_preferences(quiet_now.with_(quiet_hours=False))
         # Released, it goes under the urgent one: that stays in sight.
@@ -502,16 +428,16 @@ def test_quiet_hours_apply_at_once_and_release_what_they_held() -> None:
 
 
 def test_notifications_off_clears_the_banners_and_nothing_pops_up_when_back_on() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("41", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("41", "REQ-0001"))
         off = Preferences(notifications=False)
         await service.apply_preferences(off)
         assert service.banners() == []
-        await show(service, alert_for(event("50", AGENT_VIOLATED, violation_id="VIO-1")))
+        await show(client, alert_for(event("50", AGENT_VIOLATED, violation_id="VIO-1")))
         assert service.banners() == []  # not even urgent ones
         await service.apply_preferences(off.with_(notifications=True))
         assert service.banners() == []
-        await show(service, pending("42", "REQ-0002"))
+        await show(client, pending("42", "REQ-0002"))
         assert [b.alert_id for b in service.banners()] == ["42"]
     run(body)
 
@@ -520,9 +446,8 @@ def test_a_center_started_later_takes_the_saved_quiet_hours() -> None:
     prefs = Preferences(quiet_hours=True, quiet_start="11:00", quiet_end="13:00",
                         urgent_override=False)
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        assert service.center is not None
-        dispatcher = service.center.dispatcher
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        dispatcher = center(client).dispatcher
         assert dispatcher.quiet_hours.start == time(11) and not dispatcher.urgent_override
     run(body, prefs=prefs)
 
@@ -535,29 +460,26 @@ def test_a_veto_answer_is_checked_as_the_server_would(reason: str, problem: str)
 
 
 def test_the_settings_screen_lists_every_channel_and_why() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
         assert service.channel_lines(web=True, phone_os=False) == [
             "In-app banner: active (shown inside the app while it is open)",
             "Phone notification: inactive (only in the Android / iOS app (flet build); this "
             "is the web app)"]
         assert service.channel_lines(web=False, phone_os=True)[-1].startswith(
             "Phone notification: inactive (not in this build yet")
-        assert service.stream_state() == "Connecting."
-        assert service.center is not None
-        service.center.listener.status.connected = True
+        status: Any = center(client).stream_status()
         assert service.stream_state() == "Connected: events arrive within seconds."
-        service.center.listener.status.connected = False
-        service.center.listener.status.last_error = "the server closed the event stream"
+        status.connected = False
+        assert service.stream_state() == "Connecting."
+        status.last_error = "the server closed the event stream"
         assert service.stream_state() == "Reconnecting (the server closed the event stream)."
         await client.sign_out()
-        await service.drain()
         assert service.stream_state() == "Not listening."
     run(body)
 
 
 def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
         tmp_path: Path) -> None:
-    from governor_app.push import engine_center
     from sync.api import FakeAuthenticator
     from sync.cold_start import StartingClient
     from sync.engine import SyncEngine
@@ -573,25 +495,37 @@ def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
     store.keep_account(GOVERNOR.model_dump())
     store.close()
 
+    built: list[SyncEngine] = []
+
     def build() -> SyncEngine:
-        return SyncEngine(GovernorSettings(server_url=server, data_dir=tmp_path / "engine",
-                                           sync_interval=0),
-                          authenticator=FakeAuthenticator(GOVERNOR))
+        built.append(SyncEngine(GovernorSettings(server_url=server,
+                                                 data_dir=tmp_path / "engine",
+                                                 sync_interval=0),
+                                authenticator=FakeAuthenticator(GOVERNOR)))
+        return built[-1]
+
+    async def until_running(service: PushService) -> None:
+        while not service.running:  # the hand-over starts it right after the engine
+            await asyncio.sleep(0.01)
 
     async def main() -> None:
         client = StartingClient(build, database, server, build_at_latest=3600)
         await client.start()  # the first screen comes from the store
-        service = PushService(client, preferences=PreferenceStore(),
-                              make_center=engine_center)
+        service = PushService(client, preferences=PreferenceStore())
         await service.start()
         try:
-            assert not service.running  # no engine yet to listen with
+            assert not service.running and service.banners() == []  # no engine yet
             assert service.channels()[0].reason == "starts with the app, in a moment"
+            assert service.stream_state() == "Not listening."
+            outcome = await service.act("41", "approve")
+            assert not outcome.done and "start with the app" in outcome.message
             await client.sync_now()  # needs the engine: built and handed over
-            await service.drain()
-            assert service.running and service.center is not None
-            listener: Any = service.center.listener
-            assert isinstance(listener.sink, SyncEngine)  # the engine takes the events
+            await asyncio.wait_for(until_running(service), timeout=60)
+            [engine] = built
+            assert engine.alert_feed.hooks is service  # the app's hooks went over
+            assert engine.alert_feed.center is not None
+            listener: Any = engine.alert_feed.center.listener
+            assert listener.sink is engine  # the engine takes the events
         finally:
             await service.stop()
             await client.stop()
@@ -623,8 +557,8 @@ def test_danger_flags_come_from_the_servers_judgments_in_the_request() -> None:
 def test_a_banner_approve_shows_the_flags_then_holds_it_for_the_undo_window() -> None:
     presenter = Presenter()
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("N-1", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("N-1", "REQ-0001"))
         outcome = await service.act("N-1", "approve", presenter)
         assert outcome.done and outcome.message == "Approval of REQ-0001 queued."
         [prompt] = presenter.approve_prompts
@@ -639,8 +573,8 @@ def test_a_banner_approve_cancelled_at_the_flags_queues_nothing_and_keeps_the_ba
         ) -> None:
     presenter = Presenter(approve_anyway=False)
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("N-1", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("N-1", "REQ-0001"))
         outcome = await service.act("N-1", "approve", presenter)
         assert not outcome.done and client.outbox() == []
         assert outcome.message == ("Approval not queued: you cancelled after seeing its "
@@ -657,8 +591,8 @@ def test_a_banner_approve_without_flags_asks_nothing_but_can_be_taken_back() -> 
     fake._approvals["REQ-0001"] = detail.model_copy(update={"capabilities": []})
     presenter = Presenter(take_back=True)
 
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("N-1", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("N-1", "REQ-0001"))
         outcome = await service.act("N-1", "approve", presenter)
         assert presenter.approve_prompts == [] and presenter.holds == ["Approval"]
         assert not outcome.done and client.outbox() == []
@@ -668,8 +602,8 @@ def test_a_banner_approve_without_flags_asks_nothing_but_can_be_taken_back() -> 
 
 
 def test_an_os_notification_approve_of_a_flagged_request_needs_the_app_open() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending("N-1", "REQ-0001"))
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending("N-1", "REQ-0001"))
         outcome = await service.act("N-1", "approve")  # no session: an OS notification
         assert not outcome.done and client.outbox() == []
         assert outcome.message == ("Approval not queued: open the app to approve: this "
@@ -692,11 +626,10 @@ def test_a_banner_that_only_reports_reads_as_one_sentence() -> None:
 # --- failures that speak ---------------------------------------------------------------------
 
 def test_a_refusal_of_the_governors_own_decision_becomes_an_urgent_banner() -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
         veto = client.veto("REQ-0002", VetoCategory.SAFETY, "Unsafe.")
         client.reject(veto.id, "VETO_WINDOW_CLOSED", "The veto window closed at 11:00.")
-        assert service.center is not None
-        await service.center.drain()
+        await center(client).drain()
         [banner] = service.banners()
         assert banner.urgent and banner.title == "Veto refused"
         assert banner.body == ("Your veto of REQ-0002 was not applied: the veto window "
@@ -714,8 +647,8 @@ def test_a_refusal_of_the_governors_own_decision_becomes_an_urgent_banner() -> N
     ("governor", ["approve", "veto"]), ("auditor", ["open"])])
 def test_a_banner_offers_only_what_the_signed_in_account_may_do(who: str,
                                                                 buttons: list[str]) -> None:
-    async def body(service: PushService, client: FakeGovernorClient, made: Factory) -> None:
-        await show(service, pending())
+    async def body(service: PushService, client: FakeGovernorClient) -> None:
+        await show(client, pending())
         [banner] = service.banners()
         assert [b.action_id for b in banner.buttons] == buttons
         if who == "auditor":  # nothing to press that would ask a password, then refuse

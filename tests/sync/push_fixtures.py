@@ -26,6 +26,8 @@ from backend_stub.api.events_stream import (
     build_router,
 )
 from backend_stub.errors import InvalidToken
+from sync.alerts import Alert, VetoConfirmation
+from sync.models import VetoCategory
 from tests.support.services import free_port
 
 SECRET = b"push-test-secret-0123456789"
@@ -72,6 +74,24 @@ class IdleListener:
 
     def stop(self) -> None:
         self.stopped.set()
+
+
+class AnsweringHooks:
+    """``sync.alerts.AlertHooks`` answered as a person would: a veto with a reason, an
+    approval at once; what Open was asked for is recorded."""
+
+    def __init__(self, reason: str = "Not from a notification.") -> None:
+        self.reason = reason
+        self.opened: list[str] = []
+
+    async def confirm_veto(self, alert: Alert) -> VetoConfirmation | None:
+        return VetoConfirmation(VetoCategory.OTHER, self.reason)
+
+    async def before_approve(self, alert: Alert) -> None:
+        return None
+
+    def open(self, alert: Alert) -> None:
+        self.opened.append(alert.id)
 
 
 class PushServer:

@@ -1,7 +1,8 @@
 """One ``GovernorClient`` suite over every implementation: the engine against the real
 stub process, the in-memory client, and the cold-start client (over the engine, against
 the same stub). A ``World`` opens a started client signed in as the demo governor and
-makes a fresh pending request for a test to decide on."""
+makes a fresh pending request for a test to decide on, synced or announced by an event
+(the stub's event stream, the in-memory client's ``announce``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from sync.cold_start import StartingClient
 from sync.engine import SyncEngine
 from sync.facade import GovernorClient
 from sync.fakes import FakeGovernorClient
+from sync.models import APPROVAL_PENDING
+from sync.push import PushEvent
 from sync.settings import GovernorSettings
 from sync.store_reads import DATABASE_NAME
 from sync.tokens import MemoryVault
@@ -33,6 +36,8 @@ class World:
     name: str
     open_client: Callable[[], Awaitable[GovernorClient]]
     fresh_pending: Callable[[GovernorClient], Awaitable[str]]
+    # A new pending request the server tells of by an event, not synced; its id.
+    announce_pending: Callable[[GovernorClient], Awaitable[str]]
 
     def run(self, scenario: Callable[[GovernorClient], Awaitable[T]],
             username: str = "governor") -> T:
@@ -52,14 +57,22 @@ def _engine(stub: StubProcess, data_dir: Path) -> SyncEngine:
     return SyncEngine(settings, authenticator=Authenticator(stub.url, vault=MemoryVault()))
 
 
-def _stub_pending(stub: StubProcess) -> Callable[[GovernorClient], Awaitable[str]]:
-    async def fresh(client: GovernorClient) -> str:
+def _stub_announce(stub: StubProcess) -> Callable[[GovernorClient], Awaitable[str]]:
+    async def announce(client: GovernorClient) -> str:
         def create() -> str:
             with stub.client() as http:
                 body = http.post("/v1/demo/scenario",
                                  json={"event": "new_pending_approval"}).json()
             return str(body["data"]["result"]["approval_id"])
-        approval_id = await asyncio.to_thread(create)
+        return await asyncio.to_thread(create)
+    return announce
+
+
+def _stub_pending(stub: StubProcess) -> Callable[[GovernorClient], Awaitable[str]]:
+    announce = _stub_announce(stub)
+
+    async def fresh(client: GovernorClient) -> str:
+        approval_id = await announce(client)
         await client.sync_now()
         return approval_id
     return fresh
@@ -70,6 +83,16 @@ async def _memory_pending(client: GovernorClient) -> str:
                 if a.pending_decision is None)
 
 
+async def _memory_announce(client: GovernorClient) -> str:
+    assert isinstance(client, FakeGovernorClient)
+    approval_id = await _memory_pending(client)
+    await client.announce(PushEvent(
+        id=f"EVT-{approval_id}", type=APPROVAL_PENDING, timestamp=client.now(),
+        source="memory", data={"approval_id": approval_id}, metadata={},
+        cursor=approval_id))
+    return approval_id
+
+
 @pytest.fixture(params=["memory", "engine", "cold_start"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
     name: str = request.param
@@ -78,14 +101,14 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
             client = FakeGovernorClient(approvals=40, signed_in_as=None)
             await client.start()
             return client
-        return World(name, memory, _memory_pending)
+        return World(name, memory, _memory_pending, _memory_announce)
     stub: StubProcess = request.getfixturevalue("stub")
     if name == "engine":
         async def engine() -> GovernorClient:
             client = _engine(stub, tmp_path / "engine")
             await client.start()
             return client
-        return World(name, engine, _stub_pending(stub))
+        return World(name, engine, _stub_pending(stub), _stub_announce(stub))
 
     async def cold_start() -> GovernorClient:
         # No store yet (a first run): the engine is built at once and every call goes
@@ -94,7 +117,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
                                 tmp_path / "engine" / DATABASE_NAME, stub.url)
         await client.start()
         return client
-    return World(name, cold_start, _stub_pending(stub))
+    return World(name, cold_start, _stub_pending(stub), _stub_announce(stub))
 
 
 def caught(call: Callable[[], Any]) -> BaseException | None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
 from sync import rules
 from sync.errors import InvalidDecision, SignInRequired
-from sync.facade import GovernorClient, Topic
+from sync.facade import ActionId, Alert, GovernorClient, Topic
 from sync.models import ApprovalStatus, Attachment, DecisionAction, OutboxState, VetoCategory
 from tests.sync.behaviour.conftest import World, caught
+from tests.sync.push_fixtures import AnsweringHooks
 
 
 def test_the_signed_in_governor_may_decide_and_veto(world: World) -> None:
@@ -162,4 +165,76 @@ def test_server_time_is_an_aware_datetime(world: World) -> None:
     async def scenario(client: GovernorClient) -> None:
         now = client.server_now()
         assert isinstance(now, datetime) and now.tzinfo is not None
+    world.run(scenario)
+
+
+# --- push: the client's own (the app only registers its hooks) ------------------------------
+
+async def until(check: Callable[[], bool]) -> None:
+    """Wait for what the event stream brings (generous: a wait, not a speed check)."""
+    async def wait() -> None:
+        while not check():
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(wait(), timeout=60)
+
+
+async def listening(client: GovernorClient) -> None:
+    await client.listen_for_alerts(AnsweringHooks())
+    await until(lambda: client.push_state().connected)  # what comes now is announced
+
+
+async def announced(world: World, client: GovernorClient) -> Alert:
+    approval_id = await world.announce_pending(client)
+    await until(lambda: any(a.approval_id == approval_id for a in client.alerts()))
+    return next(a for a in client.alerts() if a.approval_id == approval_id)
+
+
+def test_an_event_becomes_an_alert_and_approve_from_it_queues_the_decision(
+        world: World) -> None:
+    async def scenario(client: GovernorClient) -> None:
+        topics: list[Topic] = []
+        client.subscribe(topics.append)
+        await listening(client)
+        state = client.push_state()
+        assert state.running and state.stream.startswith("Connected")
+        assert state.channels[0].name == "in-app banner"
+        alert = await announced(world, client)
+        assert "alerts" in topics
+        assert [a.id for a in alert.actions] == [ActionId.APPROVE, ActionId.VETO]
+        result = await client.act_on_alert(alert.id, ActionId.APPROVE)
+        assert result.done and result.message == f"Approval of {alert.approval_id} queued."
+        [entry] = [e for e in client.outbox() if e.approval_id == alert.approval_id]
+        assert entry.action == DecisionAction.APPROVE and entry.state == OutboxState.QUEUED
+        assert all(a.id != alert.id for a in client.alerts())  # replaced by its outcome
+        again = await client.act_on_alert(alert.id, ActionId.APPROVE)
+        assert not again.done and again.message.startswith("That notification is gone")
+    world.run(scenario)
+
+
+def test_the_auditor_is_offered_no_write_action_on_an_alert(world: World) -> None:
+    async def scenario(client: GovernorClient) -> None:
+        await listening(client)
+        alert = await announced(world, client)
+        assert [a.id for a in alert.actions] == [ActionId.OPEN]
+        for action in (ActionId.APPROVE, ActionId.VETO):
+            result = await client.act_on_alert(alert.id, action)
+            assert not result.done and f"no action {action.value!r}" in result.message
+        assert client.outbox() == []
+    world.run(scenario, username="auditor")
+
+
+def test_sign_out_stops_the_alerts(world: World) -> None:
+    async def scenario(client: GovernorClient) -> None:
+        await listening(client)
+        alert = await announced(world, client)
+        client.dismiss_alert(alert.id)
+        assert all(a.id != alert.id for a in client.alerts())
+        await announced(world, client)
+        await client.sign_out()
+        assert client.alerts() == []
+        state = client.push_state()
+        assert not state.running and state.stream == "Not listening."
+        assert state.channels[0].reason == "starts once you are signed in"
+        result = await client.act_on_alert(alert.id, ActionId.OPEN)
+        assert not result.done and "sign in again" in result.message
     world.run(scenario)
