@@ -707,8 +707,9 @@ class EventListener(Protocol):
 class NotificationCenter:
     """Push for one signed-in session, assembled: the listener, the dispatcher with quiet
     hours, the notifiers (in-app banners, desktop, any extra such as the phone's) and the
-    actions. The app makes one after sign-in, ``await start()``, renders
-    ``center.inapp`` and shows ``center.channels()`` on the settings screen.
+    actions. The client's ``sync.alert_feed.AlertFeed`` makes one while an account is
+    signed in, ``await start()``, and answers the app's ``alerts()`` from ``center.inapp``
+    and its ``push_state()`` from ``center.channels()`` and the stream's status.
 
     ``stream_opened`` is called on every (re)connection of the event stream (the engine
     then flushes the outbox at once), ``stream_closed`` when it drops (the engine asks

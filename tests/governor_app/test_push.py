@@ -519,6 +519,9 @@ def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
             assert service.stream_state() == "Not listening."
             outcome = await service.act("41", "approve")
             assert not outcome.done and "start with the app" in outcome.message
+            service.dismiss("41")  # nothing shown yet: nothing to take away
+            quiet = Preferences(quiet_hours=True, quiet_start="11:00", quiet_end="13:00")
+            await service.apply_preferences(quiet)  # kept for the engine
             await client.sync_now()  # needs the engine: built and handed over
             await asyncio.wait_for(until_running(service), timeout=60)
             [engine] = built
@@ -526,6 +529,9 @@ def test_after_a_cold_start_the_center_starts_once_the_engine_takes_over(
             assert engine.alert_feed.center is not None
             listener: Any = engine.alert_feed.center.listener
             assert listener.sink is engine  # the engine takes the events
+            assert engine.alert_feed.center.dispatcher.quiet_hours.start == time(11)
+            await service.stop()
+            assert engine.alert_feed.hooks is None and not service.running
         finally:
             await service.stop()
             await client.stop()
