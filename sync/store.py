@@ -458,6 +458,8 @@ def fts_query(query: str) -> str | None:
     return " ".join([*whole, f'"{tokens[-1]}"*'])
 
 
+# What a slim decision answer (``Prefer: return=minimal``) says of each approval.
+SLIM_KEYS = frozenset({"id", "status", "version", "updated_at"})
 # What is sealed in an outbox payload when a sealer is given (with any attachments).
 SECRET_FIELDS = ("reason", "comment")
 # How a secret key of cached JSON appears in ``_dumps`` text.
@@ -1445,10 +1447,12 @@ class LocalStore:
                                        "WHERE state = 'sending'"), {"t": iso(now)})
         return int(result.rowcount or 0)
 
-    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime, *,
+                        slim: bool = False) -> None:
         """The server's answers for a batch, all in one transaction; approvals the server
         returned refresh the cache in the same transaction, so the pending marker and the
-        fresh state appear together."""
+        fresh state appear together. ``slim``: the server answered ``return=minimal``
+        (each approval only its id, status, version and ``updated_at``)."""
         if not outcomes:
             return
         t = iso(now)
@@ -1481,8 +1485,29 @@ class LocalStore:
                     "WHERE id = ? AND state IN ('queued', 'sending')", rejected)
                 db.executemany("DELETE FROM receipt WHERE decision_id = ? "
                                "AND token IS NULL", [(r[4],) for r in rejected])
-            if returned:
-                self._merge_approvals(db, returned)
+            # Slim approvals (all of them when the server says it answered minimal; else
+            # any that carries no more, as a replay of a slim first answer may) are
+            # stamped in one statement; full ones are merged.
+            stamped = returned if slim else [a for a in returned if a.keys() <= SLIM_KEYS]
+            full = [] if slim else [a for a in returned if not a.keys() <= SLIM_KEYS]
+            if stamped:
+                db.executemany(self._STAMP_APPROVAL, [
+                    (str(a["status"]), int(a["version"]),
+                     a["updated_at"] if isinstance(a.get("updated_at"), str) else None,
+                     str(a["id"])) for a in stamped])
+            if full:
+                self._merge_approvals(db, full)
+
+    # A slim answer's new status and version laid over the cached summary in SQL (nothing
+    # parsed or sealed: the fields it names hold no secret). The detail keeps its older
+    # version, so it reads with the summary's status and is fetched again by the next
+    # download; fields the answer leaves out (deadline, decider) come with the next
+    # listing, which the same version overwrites.
+    _STAMP_APPROVAL = (
+        "UPDATE approval SET status = ?1, version = ?2, summary = CASE WHEN ?3 IS NULL "
+        "THEN json_set(summary, '$.status', ?1, '$.version', ?2) "
+        "ELSE json_set(summary, '$.status', ?1, '$.version', ?2, '$.updated_at', ?3) END "
+        "WHERE id = ?4 AND version <= ?2")
 
     def _merge_approvals(self, db: sqlite3.Connection,
                          returned: list[dict[str, Any]]) -> None:
