@@ -459,6 +459,38 @@ def test_a_change_after_the_decision_was_applied_keeps_nothing() -> None:
     assert _seen_rows(store) == []
 
 
+def test_a_slim_answer_refusing_a_decision_keeps_the_request_as_seen() -> None:
+    store = _sealed_store()
+    store.upsert_approvals([_request(1)])
+    _decision(store, "e1")
+    store.claim("decision", 10, "gov", NOW)
+    store.record_outcomes([Outcome("e1", applied=False, error_code="ALREADY_DECIDED",
+                                   approval={"id": "REQ-1", "status": "approved",
+                                             "version": 2, "updated_at": "t2"})],
+                          NOW, slim=True)
+    assert store.seen("e1") == _request(1)
+    found = store.approval("REQ-1")
+    assert found is not None and found[0] == _request(2, status="approved", updated_at="t2")
+
+
+def test_a_store_made_before_the_copy_moved_after_the_update_keeps_copying(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    names = [m.name for m in MIGRATIONS]
+    LocalStore(path, migrations=MIGRATIONS[:names.index("0015_decision_seen_after_update")]
+               ).close()
+    store = LocalStore(path)
+    assert store.applied_migrations == ["0015_decision_seen_after_update"]
+    [sql] = store._raw.execute("SELECT sql FROM sqlite_master "
+                               "WHERE name = 'approval_seen_update'").fetchone()
+    assert " AFTER UPDATE OF version " in sql
+    store.upsert_approvals([_request(1)])
+    _decision(store, "e1")
+    store.upsert_approvals([_request(2, requester="finance")])
+    assert [r[0] for r in _seen_rows(store)] == ["e1"]
+    assert store.seen("e1") == _request(1)
+
+
 def test_the_request_as_seen_copied_at_the_tap_by_earlier_versions_still_reads() -> None:
     store = _sealed_store()
     store.upsert_approvals([_request(2)])
