@@ -561,6 +561,8 @@ class LocalStore:
         # pooled checkout, its events and reset cost more than the statements of a tap.
         # Taken on first use, and again after ``close()``, as the pool's connections are.
         self._raw_fairy: Any = None
+        # Seed search: the words of seeds ranked lately (``seed_rank.rank``'s ``known``).
+        self._seed_splits: dict[Any, seed_rank.Split] = {}
 
     @property
     def _raw(self) -> sqlite3.Connection:
@@ -1063,6 +1065,7 @@ class LocalStore:
     SEARCH_WEIGHTS = (4.0, 1.0, 1.0)
     RANK_UP_TO = 2000  # seeds; up to this, FTS5 ranks every match itself
     RANK_CANDIDATES = 100  # beyond it, how many of the newest matches are ranked
+    SPLITS_KEPT = 4096  # seeds whose words ranking keeps between searches (a few MB)
     _SEARCH_RANKED = (
         "SELECT s.body FROM seed_fts JOIN seed s ON s.num = seed_fts.rowid "
         "WHERE seed_fts MATCH ? ORDER BY bm25(seed_fts, {}, {}, {}), s.version DESC, "
@@ -1091,9 +1094,11 @@ class LocalStore:
                 return [_loads(r[0]) for r in rows]
             found = conn.exec_driver_sql(
                 self._SEARCH_NEWEST, (match, max(limit, self.RANK_CANDIDATES))).all()
+            if len(self._seed_splits) > self.SPLITS_KEPT:
+                self._seed_splits.clear()
             best = seed_rank.rank(
                 [seed_rank.Candidate(r[0], (r[2], r[3], r[4]), r[1]) for r in found],
-                _FTS_TOKEN.findall(query), self.SEARCH_WEIGHTS)[:limit]
+                _FTS_TOKEN.findall(query), self.SEARCH_WEIGHTS, self._seed_splits)[:limit]
             bodies: dict[int, str] = dict(conn.exec_driver_sql(
                 "SELECT num, body FROM seed WHERE num IN (SELECT value FROM json_each(?))",
                 (_dumps(best),)).all())

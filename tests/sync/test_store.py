@@ -202,6 +202,32 @@ def test_beyond_the_candidates_only_the_newest_matches_are_ranked() -> None:
     assert [s["id"] for s in store.search_seeds("budget budg", limit=1)] == ["GEN-4"]
 
 
+def test_a_seed_whose_text_changed_is_ranked_on_its_new_words() -> None:
+    store = LocalStore()
+    store.RANK_UP_TO = 1
+    _seeds(store, ("GEN-1", "budget", "x"), ("GEN-2", "x", "budget"))
+    assert [s["id"] for s in store.search_seeds("budget")] == ["GEN-1", "GEN-2"]
+    # Same row, same version, other words: the words kept from the last search are not
+    # the ones ranked now.
+    store.upsert_seeds([{"id": "GEN-1", "title": "x", "description": "budget",
+                         "version": 1},
+                        {"id": "GEN-2", "title": "budget", "description": "x",
+                         "version": 2}])
+    assert [s["id"] for s in store.search_seeds("budget")] == ["GEN-2", "GEN-1"]
+
+
+def test_the_words_kept_for_ranking_are_bounded() -> None:
+    store = LocalStore()
+    store.RANK_UP_TO, store.SPLITS_KEPT = 1, 2
+    _seeds(store, ("GEN-1", "budget", "x"), ("GEN-2", "budget", "y"),
+           ("GEN-3", "budget", "z"), ("GEN-4", "budget", "w"))
+    first = [s["id"] for s in store.search_seeds("budget")]
+    assert len(store._seed_splits) == 4  # kept past the bound until the next search
+    assert [s["id"] for s in store.search_seeds("budget")] == first
+    assert len(store._seed_splits) == 4  # cleared, then the same four split again
+    assert first == ["GEN-4", "GEN-3", "GEN-2", "GEN-1"]
+
+
 def test_seeds_cached_before_0007_are_searchable_by_their_conditions(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     LocalStore(path, migrations=[m for m in MIGRATIONS if m.name < "0007"]).close()
