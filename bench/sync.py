@@ -17,7 +17,10 @@ each judged as a ratio to a baseline measured in the same run, the absolute figu
   and ``limit_ms_per_500`` (both CPU ms), ``limit_wall_ms_per_500`` (wall, for
   information), and the client's split into ``client_enqueue_ms_per_500`` (the
   ``approve()`` calls: one durable transaction per tap) and ``client_upload_ms_per_500``
-  (claim, send, read, record).
+  (claim, send, read, record). The outbox asks for the slim answer (``Prefer:
+  return=minimal``): against a stub that gives it, the upload reads and records each
+  request's status and version only; against one that answers in full, the whole
+  request is parsed and merged into the cache.
 - ``initial_sync_vs_limit_ratio`` (max 3): wall time over wall time, both measured the
   same way (``time.perf_counter()`` around the whole catch-up, in this process, each
   against a server in its own process): an empty store catching up 10,000 seeds from the
