@@ -56,8 +56,9 @@ def rank(candidates: Sequence[Candidate], words: Sequence[str],
     prefix, as typed), each column's hits multiplied by its weight; ties go to the newer.
 
     ``known``: candidates split by earlier calls with the same ``weights``, keyed by row
-    number and column texts; new splits are added to it (the caller bounds its size).
-    Typing a query re-ranks mostly the same newest matches at every keystroke."""
+    number and version; new splits are added to it (the caller bounds its size, and
+    empties it when a row may have changed under the same version). Typing a query
+    re-ranks mostly the same newest matches at every keystroke."""
     query = [t for w in words for t in tokens(w)]
     if not query:
         return [c.key for c in sorted(candidates, key=lambda c: (-c.version, -c.key))]
@@ -70,7 +71,7 @@ def rank(candidates: Sequence[Candidate], words: Sequence[str],
     cache: dict[Any, Split] = {} if known is None else known
     texts = []
     for candidate in candidates:
-        ident = (candidate.key, candidate.columns)
+        ident = (candidate.key, candidate.version)
         found = cache.get(ident)
         if found is None:
             found = cache[ident] = _split(candidate, groups)

@@ -1028,6 +1028,7 @@ class LocalStore:
         rows = list({row[0]: row for row in map(self._seed_row, seeds)}.values())
         if not rows:
             return 0
+        self._seed_splits.clear()  # a row may change under its version (local writes)
         db = cast(sqlite3.Connection, conn.connection.driver_connection)
         if len(rows) < self.BULK_INDEX_ROWS:
             db.executemany(self._UPSERT_SEED, rows)
