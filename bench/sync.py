@@ -17,7 +17,10 @@ each judged as a ratio to a baseline measured in the same run, the absolute figu
   and ``limit_ms_per_500`` (both CPU ms), ``limit_wall_ms_per_500`` (wall, for
   information), and the client's split into ``client_enqueue_ms_per_500`` (the
   ``approve()`` calls: one durable transaction per tap) and ``client_upload_ms_per_500``
-  (claim, send, read, record).
+  (claim, send, read, record). The outbox asks for the slim answer (``Prefer:
+  return=minimal``): against a stub that gives it, the upload reads and records each
+  request's status and version only; against one that answers in full, the whole
+  request is parsed and merged into the cache.
 - ``initial_sync_vs_limit_ratio`` (max 3): wall time over wall time, both measured the
   same way (``time.perf_counter()`` around the whole catch-up, in this process, each
   against a server in its own process): an empty store catching up 10,000 seeds from the
@@ -35,7 +38,8 @@ each judged as a ratio to a baseline measured in the same run, the absolute figu
 - ``unchanged_resync_ms``: a full download (six collections) when nothing changed, median;
 - ``fts_100k_p95_ms``: offline seed search over 100,000 cached seeds (``SyncEngine.seeds``,
   results parsed), 95th percentile over every run of 300 queries run three times each;
-- ``rss_100k_seeds_mb``: peak RSS of a process running the engine over that store;
+- ``rss_100k_seeds_mb``: peak RSS of a process running the engine over that store (its
+  own ``VmHWM``: ``ru_maxrss`` would carry the bench's larger peak across the exec);
 - ``approvals_page_5k_ms``: with 5,000 cached requests (some with a queued decision), the
   95th percentile over every run (three each) of the list's reads:
   ``approvals("pending", "", 50, 0)``, the other filters, a later page, and every keystroke
@@ -554,9 +558,15 @@ for q in queries:
         timings.append((time.perf_counter() - t) * 1000)
     found += n
 engine.seeds("")
+# This process's own peak: ``ru_maxrss`` survives exec, so it would report the bench's
+# (the parent's) peak when that was higher; the kernel's VmHWM is this image's alone.
+try:
+    peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
+                   if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"p95": statistics.quantiles(timings, n=20, method="inclusive")[-1],
-                  "found": found,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+                  "found": found, "rss_mb": peak_kb / 1024}}))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=600, cwd=ROOT)

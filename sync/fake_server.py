@@ -59,6 +59,9 @@ class FakeServer(httpx.AsyncBaseTransport):
     # GET /seeds/schema's body (tests hand in the stub's); None: a server without the route.
     seed_schema: dict[str, Any] | None = None
     event_seq: int = 0  # the last event's id (the stub's ids grow from 1)
+    # As the stub: ``Prefer: return=minimal`` on POST /decisions slims each result's
+    # approval to ``{id, status, version, updated_at}``; False: a server that ignores it.
+    honours_prefer: bool = True
     _keys: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     # --- world building ---------------------------------------------------------------
@@ -70,7 +73,8 @@ class FakeServer(httpx.AsyncBaseTransport):
                   "version": version,
                   "veto_deadline": iso(veto_deadline) if veto_deadline else None,
                   "created_at": iso(self.clock.now()), "pipeline": [], "capabilities": [],
-                  "decided_by": None, "decided_at": None}
+                  "decided_by": None, "decided_at": None,
+                  "updated_at": iso(self.clock.now())}
         self.approvals[approval_id] = record
         return record
 
@@ -78,7 +82,7 @@ class FakeServer(httpx.AsyncBaseTransport):
                          by: str = "sub-other") -> None:
         record = self.approvals[approval_id]
         record.update(status=status, version=record["version"] + 1, decided_by=by,
-                      decided_at=iso(self.clock.now()))
+                      decided_at=iso(self.clock.now()), updated_at=iso(self.clock.now()))
 
     def add_seed(self, seed_id: str, title: str, description: str = "") -> None:
         self.seed_version += 1
@@ -155,7 +159,11 @@ class FakeServer(httpx.AsyncBaseTransport):
                 body = json.loads(request.content)
             except ValueError:  # as the stub: a body that is not JSON is a 422
                 return _error(422, "VALIDATION_FAILED", "The body is not valid JSON.")
-            return self._decisions(body, fault)
+            minimal = self.honours_prefer and _prefers_minimal(request)
+            response = self._decisions(body, fault, minimal=minimal)
+            if minimal and response.status_code == 200:
+                response.headers["Preference-Applied"] = "return=minimal"
+            return response
         if request.method == "POST" and path == "/seeds":
             return self._create_seed(request)
         if request.method == "POST" and path.startswith("/seeds/") and \
@@ -212,7 +220,8 @@ class FakeServer(httpx.AsyncBaseTransport):
                               "last_event_id": page[-1]["id"] if page else after or 0})
         return _error(404, "NOT_FOUND", f"No route {request.method} {path}.")
 
-    def _decisions(self, body: dict[str, Any], fault: Fault | None) -> httpx.Response:
+    def _decisions(self, body: dict[str, Any], fault: Fault | None, *,
+                   minimal: bool = False) -> httpx.Response:
         items = body.get("decisions", [])
         if fault == "refuse_batch" and len(items) > 1:
             return _error(413, "PAYLOAD_TOO_LARGE", "The batch is too large.")
@@ -221,6 +230,8 @@ class FakeServer(httpx.AsyncBaseTransport):
             return _error(422, "VALIDATION_FAILED", "A reason is malformed.",
                           {"reason": "malformed"})
         results = [self._decide(item) for item in items]
+        if minimal:
+            results = [_slim(r) for r in results]
         if fault == "reorder":
             self.rng.shuffle(results)
         if fault == "drop_result" and results:
@@ -282,7 +293,7 @@ class FakeServer(httpx.AsyncBaseTransport):
         else:
             return rejected("VALIDATION_FAILED", "Unknown action.", {"action": action})
         record.update(version=record["version"] + 1, decided_by=self.sub,
-                      decided_at=iso(now))
+                      decided_at=iso(now), updated_at=iso(now))
         self.audit.append(AuditRecord(key, record["id"], str(action), self.sub,
                                       str(item.get("device_id"))))
         # Like the stub: every applied decision is an event (the other devices' news).
@@ -348,11 +359,31 @@ def _within(limit: str, most: int) -> bool:
 
 
 _CHANGE_FIELDS = ("id", "agent", "requester", "industry", "status", "version",
-                  "veto_deadline", "created_at", "pipeline", "decided_by", "decided_at")
+                  "veto_deadline", "created_at", "pipeline", "decided_by", "decided_at",
+                  "updated_at")
 
 
 def _change(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in _CHANGE_FIELDS if k in record}
+
+
+_SLIM_FIELDS = ("id", "status", "version", "updated_at")
+
+
+def _prefers_minimal(request: httpx.Request) -> bool:
+    """RFC 7240: ``return=minimal`` among the request's ``Prefer`` preferences."""
+    prefer = ",".join(request.headers.get_list("prefer"))
+    return any(p.strip().lower() == "return=minimal" for p in prefer.split(","))
+
+
+def _slim(result: dict[str, Any]) -> dict[str, Any]:
+    """A decision result as ``return=minimal`` answers it: the approval reduced to its
+    id, status, version and ``updated_at``; the rest (outcome, error) as it was. The
+    kept answer of a key is never changed: a replay is slimmed by its own request."""
+    approval = result.get("approval")
+    if not isinstance(approval, dict):
+        return result
+    return {**result, "approval": {k: approval[k] for k in _SLIM_FIELDS if k in approval}}
 
 
 def _ok(data: Any, meta: dict[str, Any] | None = None, *, status: int = 200,

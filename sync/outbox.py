@@ -34,6 +34,10 @@ MAX_BATCH_BYTES = 4 * 1024 * 1024  # keeps evidence-heavy vetoes under the serve
 # the whole request, 405 ...) says nothing about the entries: they stay queued, and the
 # error is shown, rather than a misconfiguration rejecting the whole queue.
 ENTRY_ERRORS = frozenset({400, 409, 413, 422})
+# RFC 7240: the slim answer, each result's ``approval`` only ``{id, status, version,
+# updated_at}`` (the receipt stays). A server that ignores it answers in full, and says
+# which it did in ``Preference-Applied``.
+PREFER_MINIMAL = {"Prefer": "return=minimal"}
 
 
 @dataclass
@@ -146,7 +150,8 @@ class Outbox:
         try:
             report.requests += 1
             response = await self.api.request("POST", DECISIONS_PATH,
-                                              json_body={"decisions": self._items(batch)})
+                                              json_body={"decisions": self._items(batch)},
+                                              headers=PREFER_MINIMAL)
         except ApiRejected as exc:
             if exc.status not in ENTRY_ERRORS:
                 self.store.requeue(ids, self.clock.now())
@@ -188,14 +193,15 @@ class Outbox:
                     error_message=str(error.get("message") or "The server refused it."),
                     error_details=error.get("details") or {}, approval=approval))
         answered = {o.entry_id for o in outcomes}
-        self._record(report, outcomes)
+        self._record(report, outcomes, slim=minimal_answer(response.headers))
         # An item the server left out of its answer is retried, never assumed either way.
         unanswered = [i for i in ids if i not in answered]
         self.store.requeue(unanswered, self.clock.now())
         self._unanswered.update(unanswered)
 
-    def _record(self, report: UploadReport, outcomes: list[Outcome]) -> None:
-        self.store.record_outcomes(outcomes, self.clock.now())
+    def _record(self, report: UploadReport, outcomes: list[Outcome], *,
+                slim: bool = False) -> None:
+        self.store.record_outcomes(outcomes, self.clock.now(), slim=slim)
         for o in outcomes:
             (report.applied if o.applied else report.rejected).append(o.entry_id)
         report.approvals_changed = report.approvals_changed or bool(outcomes)
@@ -219,6 +225,13 @@ class Outbox:
             self.store.upsert_seeds([response.data])
             report.seeds_changed = True
         report.applied.append(entry.id)
+
+
+def minimal_answer(headers: dict[str, str]) -> bool:
+    """Whether the server applied ``return=minimal`` (its ``Preference-Applied``, RFC
+    7240: a comma-separated list of preferences)."""
+    applied = headers.get("preference-applied", "")
+    return any(p.strip().lower() == "return=minimal" for p in applied.split(","))
 
 
 def _parsed(entry: Claimed) -> dict[str, Any] | None:

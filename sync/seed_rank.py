@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Any
 
 K1 = 1.2  # FTS5's bm25 constants
 B = 0.75
@@ -44,10 +45,20 @@ class Candidate:
     version: int  # the server's version: newer breaks ties
 
 
+# A candidate's columns as ranking reads them: per weight, its words and the words joined
+# by spaces; and how many words it has in all.
+Split = tuple[list[tuple[float, list[str], str]], int]
+
+
 def rank(candidates: Sequence[Candidate], words: Sequence[str],
-         weights: Sequence[float]) -> list[int]:
+         weights: Sequence[float], known: dict[Any, Split] | None = None) -> list[int]:
     """The candidates' keys, best first: BM25 over the query ``words`` (the last one a
-    prefix, as typed), each column's hits multiplied by its weight; ties go to the newer."""
+    prefix, as typed), each column's hits multiplied by its weight; ties go to the newer.
+
+    ``known``: candidates split by earlier calls with the same ``weights``, keyed by row
+    number and version; new splits are added to it (the caller bounds its size, and
+    empties it when a row may have changed under the same version). Typing a query
+    re-ranks mostly the same newest matches at every keystroke."""
     query = [t for w in words for t in tokens(w)]
     if not query:
         return [c.key for c in sorted(candidates, key=lambda c: (-c.version, -c.key))]
@@ -57,13 +68,14 @@ def rank(candidates: Sequence[Candidate], words: Sequence[str],
     *whole, last = query
     groups = [(weight, [i for i, _ in members]) for weight, members in
               groupby(enumerate(weights), key=lambda m: m[1])]
+    cache: dict[Any, Split] = {} if known is None else known
     texts = []
     for candidate in candidates:
-        split = [(weight, _WORD.findall(fold("\n".join(
-                     candidate.columns[i] for i in members if i < len(candidate.columns)))))
-                 for weight, members in groups]
-        texts.append(([(weight, words_, " " + " ".join(words_)) for weight, words_ in split],
-                      sum(len(words_) for _, words_ in split)))
+        ident = (candidate.key, candidate.version)
+        found = cache.get(ident)
+        if found is None:
+            found = cache[ident] = _split(candidate, groups)
+        texts.append(found)
     average = (sum(t[1] for t in texts) / len(texts)) if texts else 1.0
     start = " " + last
     scored = []
@@ -78,3 +90,11 @@ def rank(candidates: Sequence[Candidate], words: Sequence[str],
         scored.append((-score, -candidate.version, -candidate.key, candidate.key))
     scored.sort()
     return [s[3] for s in scored]
+
+
+def _split(candidate: Candidate, groups: list[tuple[float, list[int]]]) -> Split:
+    split = [(weight, _WORD.findall(fold("\n".join(
+                 candidate.columns[i] for i in members if i < len(candidate.columns)))))
+             for weight, members in groups]
+    return ([(weight, words_, " " + " ".join(words_)) for weight, words_ in split],
+            sum(len(words_) for _, words_ in split))

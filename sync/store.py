@@ -207,7 +207,7 @@ def _backfill_approval_list(conn: Connection) -> None:
 # The row's texts are copied as stored (sealed for the row) with its two versions; only
 # the first change is kept. (``NOT EXISTS``, not ``OR IGNORE``: an upsert's conflict
 # clause overrides the one of a statement in its trigger.)
-_SEEN_ON_CHANGE = """CREATE TRIGGER {trigger} BEFORE {event} ON approval {when} BEGIN
+_SEEN_ON_CHANGE = """CREATE TRIGGER {trigger} {timing} {event} ON approval {when} BEGIN
   INSERT INTO decision_seen (entry_id, body, approval_id)
   SELECT o.id, json_array(old.summary, old.detail, old.version, old.detail_version), old.id
   FROM outbox o WHERE o.approval_id = old.id AND o.kind = 'decision'
@@ -365,10 +365,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     # change itself. Until it changes, the request as cached is the request as seen.
     Migration("0013_decision_seen_on_change", (
         "ALTER TABLE decision_seen ADD COLUMN approval_id TEXT",
-        _SEEN_ON_CHANGE.format(trigger="approval_seen_update",
+        _SEEN_ON_CHANGE.format(trigger="approval_seen_update", timing="BEFORE",
                                event="UPDATE OF version",
                                when="WHEN new.version IS NOT old.version"),
-        _SEEN_ON_CHANGE.format(trigger="approval_seen_delete", event="DELETE", when=""),
+        _SEEN_ON_CHANGE.format(trigger="approval_seen_delete", timing="BEFORE",
+                               event="DELETE", when=""),
     )),
     # A tap wrote a receipt row beside its entry (three more index entries in its
     # commit): the digest the receipt must name now goes in the entry itself, and the
@@ -376,6 +377,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Until then the decision awaits its receipt from the outbox (``receipt_rows``).
     Migration("0014_outbox_digest", (
         "ALTER TABLE outbox ADD COLUMN digest TEXT",
+    )),
+    # The same copy, made after the row changed (``old`` is the row before either way, and
+    # the trigger writes only decision_seen): a BEFORE trigger makes SQLite compute the
+    # new row twice, which cost a batch's answer (500 rows stamped) four times the update.
+    Migration("0015_decision_seen_after_update", (
+        "DROP TRIGGER approval_seen_update",
+        _SEEN_ON_CHANGE.format(trigger="approval_seen_update", timing="AFTER",
+                               event="UPDATE OF version",
+                               when="WHEN new.version IS NOT old.version"),
     )),
 )
 
@@ -458,6 +468,8 @@ def fts_query(query: str) -> str | None:
     return " ".join([*whole, f'"{tokens[-1]}"*'])
 
 
+# What a slim decision answer (``Prefer: return=minimal``) says of each approval.
+SLIM_KEYS = frozenset({"id", "status", "version", "updated_at"})
 # What is sealed in an outbox payload when a sealer is given (with any attachments).
 SECRET_FIELDS = ("reason", "comment")
 # How a secret key of cached JSON appears in ``_dumps`` text.
@@ -549,6 +561,8 @@ class LocalStore:
         # pooled checkout, its events and reset cost more than the statements of a tap.
         # Taken on first use, and again after ``close()``, as the pool's connections are.
         self._raw_fairy: Any = None
+        # Seed search: the words of seeds ranked lately (``seed_rank.rank``'s ``known``).
+        self._seed_splits: dict[Any, seed_rank.Split] = {}
 
     @property
     def _raw(self) -> sqlite3.Connection:
@@ -1014,6 +1028,7 @@ class LocalStore:
         rows = list({row[0]: row for row in map(self._seed_row, seeds)}.values())
         if not rows:
             return 0
+        self._seed_splits.clear()  # a row may change under its version (local writes)
         db = cast(sqlite3.Connection, conn.connection.driver_connection)
         if len(rows) < self.BULK_INDEX_ROWS:
             db.executemany(self._UPSERT_SEED, rows)
@@ -1051,6 +1066,7 @@ class LocalStore:
     SEARCH_WEIGHTS = (4.0, 1.0, 1.0)
     RANK_UP_TO = 2000  # seeds; up to this, FTS5 ranks every match itself
     RANK_CANDIDATES = 100  # beyond it, how many of the newest matches are ranked
+    SPLITS_KEPT = 4096  # seeds whose words ranking keeps between searches (a few MB)
     _SEARCH_RANKED = (
         "SELECT s.body FROM seed_fts JOIN seed s ON s.num = seed_fts.rowid "
         "WHERE seed_fts MATCH ? ORDER BY bm25(seed_fts, {}, {}, {}), s.version DESC, "
@@ -1069,27 +1085,32 @@ class LocalStore:
         100,000 seeds), so the newest ``RANK_CANDIDATES`` matches (at least ``limit``),
         which FTS5 streams and stops at, are ranked by ``sync.seed_rank`` instead."""
         match = fts_query(query)
+        # One read transaction; its statements go to the driver's connection directly (the
+        # SQLAlchemy result layer cost a tenth of a search over 100k seeds).
         with self.reading() as conn:
+            db = _db(conn)
             if match is None:
-                rows = conn.exec_driver_sql("SELECT body FROM seed ORDER BY id LIMIT ?",
-                                            (limit,)).all()
+                rows = db.execute("SELECT body FROM seed ORDER BY id LIMIT ?",
+                                  (limit,)).fetchall()
                 return [_loads(r[0]) for r in rows]
             if self._seed_total(conn) <= self.RANK_UP_TO:
-                rows = conn.exec_driver_sql(self._SEARCH_RANKED, (match, limit)).all()
+                rows = db.execute(self._SEARCH_RANKED, (match, limit)).fetchall()
                 return [_loads(r[0]) for r in rows]
-            found = conn.exec_driver_sql(
-                self._SEARCH_NEWEST, (match, max(limit, self.RANK_CANDIDATES))).all()
+            found = db.execute(
+                self._SEARCH_NEWEST, (match, max(limit, self.RANK_CANDIDATES))).fetchall()
+            if len(self._seed_splits) > self.SPLITS_KEPT:
+                self._seed_splits.clear()
             best = seed_rank.rank(
                 [seed_rank.Candidate(r[0], (r[2], r[3], r[4]), r[1]) for r in found],
-                _FTS_TOKEN.findall(query), self.SEARCH_WEIGHTS)[:limit]
-            bodies: dict[int, str] = dict(conn.exec_driver_sql(
+                _FTS_TOKEN.findall(query), self.SEARCH_WEIGHTS, self._seed_splits)[:limit]
+            bodies: dict[int, str] = dict(db.execute(
                 "SELECT num, body FROM seed WHERE num IN (SELECT value FROM json_each(?))",
-                (_dumps(best),)).all())
+                (_dumps(best),)).fetchall())
         return [_loads(bodies[num]) for num in best]
 
     def _seed_total(self, conn: Connection) -> int:
         # max(num) is an index lookup, and close enough to the count to pick a strategy.
-        return int(conn.exec_driver_sql("SELECT coalesce(max(num), 0) FROM seed").scalar_one())
+        return int(_db(conn).execute("SELECT coalesce(max(num), 0) FROM seed").fetchone()[0])
 
     def seed(self, seed_id: str) -> dict[str, Any] | None:
         with self.reading() as conn:
@@ -1445,14 +1466,16 @@ class LocalStore:
                                        "WHERE state = 'sending'"), {"t": iso(now)})
         return int(result.rowcount or 0)
 
-    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime, *,
+                        slim: bool = False) -> None:
         """The server's answers for a batch, all in one transaction; approvals the server
         returned refresh the cache in the same transaction, so the pending marker and the
-        fresh state appear together."""
+        fresh state appear together. ``slim``: the server answered ``return=minimal``
+        (each approval only its id, status, version and ``updated_at``)."""
         if not outcomes:
             return
         t = iso(now)
-        applied = [(t, o.entry_id) for o in outcomes if o.applied]
+        applied = [o.entry_id for o in outcomes if o.applied]
         rejected = [(t, o.error_code, o.error_message, _dumps(o.error_details or {}),
                      o.entry_id) for o in outcomes if not o.applied]
         returned = [o.approval for o in outcomes
@@ -1460,20 +1483,24 @@ class LocalStore:
                     and "version" in o.approval]
         receipts = [(o.receipt, t, o.entry_id) for o in outcomes if o.applied and o.receipt]
         with self._writing() as db:
+            # One statement per change over the batch's ids (``json_each``), not one per
+            # entry.
+            applied_ids = _dumps(applied)
             if applied:  # the receipt rows of the decisions taken, kept after their entries
-                db.execute(self._RECEIPTS_FROM_OUTBOX, (_dumps([a[1] for a in applied]),))
+                db.execute(self._RECEIPTS_FROM_OUTBOX, (applied_ids,))
             if receipts:  # before the attachments go: an entry queued earlier needs them
                 self._expect_receipts(db, [r[2] for r in receipts])
                 db.executemany("UPDATE receipt SET token = ?, received_at = ? "
                                "WHERE decision_id = ?", receipts)
             if applied:
-                db.executemany(
+                db.execute(
                     "UPDATE outbox SET state = 'applied', updated_at = ?, error_code = NULL, "
-                    "error_message = NULL, error_details = '{}' "
-                    "WHERE id = ? AND state IN ('queued', 'sending')", applied)
+                    "error_message = NULL, error_details = '{}' WHERE id IN "
+                    "(SELECT value FROM json_each(?)) AND state IN ('queued', 'sending')",
+                    (t, applied_ids))
                 # The evidence reached the server; keep the row, drop the bytes.
-                db.executemany("DELETE FROM attachment WHERE entry_id = ?",
-                               [(a[1],) for a in applied])
+                db.execute("DELETE FROM attachment WHERE entry_id IN "
+                           "(SELECT value FROM json_each(?))", (applied_ids,))
             if rejected:
                 db.executemany(
                     "UPDATE outbox SET state = 'rejected', updated_at = ?, error_code = ?, "
@@ -1481,8 +1508,29 @@ class LocalStore:
                     "WHERE id = ? AND state IN ('queued', 'sending')", rejected)
                 db.executemany("DELETE FROM receipt WHERE decision_id = ? "
                                "AND token IS NULL", [(r[4],) for r in rejected])
-            if returned:
-                self._merge_approvals(db, returned)
+            # Slim approvals (all of them when the server says it answered minimal; else
+            # any that carries no more, as a replay of a slim first answer may) are
+            # stamped in one statement; full ones are merged.
+            stamped = returned if slim else [a for a in returned if a.keys() <= SLIM_KEYS]
+            full = [] if slim else [a for a in returned if not a.keys() <= SLIM_KEYS]
+            if stamped:
+                db.executemany(self._STAMP_APPROVAL, [
+                    (str(a["status"]), int(a["version"]),
+                     a["updated_at"] if isinstance(a.get("updated_at"), str) else None,
+                     str(a["id"])) for a in stamped])
+            if full:
+                self._merge_approvals(db, full)
+
+    # A slim answer's new status and version laid over the cached summary in SQL (nothing
+    # parsed or sealed: the fields it names hold no secret). The detail keeps its older
+    # version, so it reads with the summary's status and is fetched again by the next
+    # download; fields the answer leaves out (deadline, decider) come with the next
+    # listing, which the same version overwrites.
+    _STAMP_APPROVAL = (
+        "UPDATE approval SET status = ?1, version = ?2, summary = CASE WHEN ?3 IS NULL "
+        "THEN json_set(summary, '$.status', ?1, '$.version', ?2) "
+        "ELSE json_set(summary, '$.status', ?1, '$.version', ?2, '$.updated_at', ?3) END "
+        "WHERE id = ?4 AND version <= ?2")
 
     def _merge_approvals(self, db: sqlite3.Connection,
                          returned: list[dict[str, Any]]) -> None:

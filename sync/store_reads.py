@@ -25,7 +25,7 @@ from sync.models import PENDING_SHOWS_AS, DecisionAction
 DATABASE_NAME = "governor.db"
 # The last migration of ``sync.store.MIGRATIONS`` (a test keeps the two equal): a store
 # not migrated that far is one the engine must migrate before anything reads it.
-SCHEMA = "0014_outbox_digest"
+SCHEMA = "0015_decision_seen_after_update"
 # ``meta`` keys: who the store serves (``Account`` fields as JSON, ``null`` when nobody
 # is signed in), the server it caches (``server_identity``), the last full sync.
 ACCOUNT_META = "account"

@@ -19,6 +19,7 @@ from sync.models import (
     SeedDraft,
     VetoCategory,
 )
+from sync.store import Outcome
 from tests.sync.conftest import AUDITOR, OTHER, World, run
 
 
@@ -380,11 +381,71 @@ def test_applied_entries_are_pruned_after_a_week(world: World) -> None:
 
 
 def test_a_full_approval_in_the_answer_also_refreshes_the_detail(world: World) -> None:
+    world.server.honours_prefer = False  # a server that ignores Prefer answers in full
     world.engine.approve("APR-0")
     run(world.engine.upload())
+    assert world.server.requests[-1] == "POST /v1/mobile/decisions"
     assert "APR-0" not in world.store.stale_detail_ids(10, {"approved"})
     detail = world.engine.approval("APR-0")
     assert detail is not None and detail.version == 2 and detail.decided_by == "sub-governor"
+
+
+def test_decisions_ask_for_the_slim_answer_and_it_updates_the_cached_summary(
+        world: World) -> None:
+    sent: list[str] = []
+    original = world.server.handle_async_request
+
+    async def spy(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/decisions"):
+            sent.append(request.headers.get("prefer", ""))
+        return await original(request)
+
+    world.server.handle_async_request = spy  # type: ignore[method-assign]
+    run(world.engine.refresh_approval("APR-0"))  # the detail is cached at version 1
+    world.clock.advance(60)
+    entry = world.engine.approve("APR-0")
+    report = run(world.engine.upload())
+    assert sent == ["return=minimal"]
+    assert report is not None and report.applied == [entry.id]
+    shown = world.engine.approval("APR-0")
+    assert shown is not None and shown.pending_decision is None
+    assert shown.status == ApprovalStatus.APPROVED and shown.version == 2
+    summary = next(a for a in world.store.approval_summaries() if a["id"] == "APR-0")
+    assert summary["updated_at"] == world.server.approvals["APR-0"]["updated_at"]
+    assert summary["agent"]["name"] == "Agent APR-0"  # the rest of the row is kept
+    # The slim answer says nothing of the deadline or the decider: the detail is stale
+    # and the next download brings both.
+    assert "APR-0" in world.store.stale_detail_ids(10, {"approved"})
+    run(world.engine.download())
+    detail = world.engine.approval("APR-0")
+    assert detail is not None and detail.decided_by == "sub-governor"
+    assert detail.veto_deadline is not None
+    assert "APR-0" not in world.store.stale_detail_ids(10, {"approved"})
+
+
+def test_a_slim_answer_never_takes_a_cached_request_back_to_an_older_version(
+        world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    old = {"id": "APR-0", "status": "pending_approval", "version": 1, "updated_at": "x"}
+    cached = next(a for a in world.store.approval_summaries() if a["id"] == "APR-0")
+    world.store.upsert_approvals([{**cached, "version": 3, "status": "vetoed"}])  # newer
+    world.store.record_outcomes([Outcome(entry.id, applied=True, approval=old)],
+                                world.clock.now(), slim=True)
+    summary = next(a for a in world.store.approval_summaries() if a["id"] == "APR-0")
+    assert summary["updated_at"] != "x"  # not stamped
+    assert summary["version"] == 3 and summary["status"] == "vetoed"
+
+
+def test_a_slim_approval_without_the_header_is_stamped_not_merged(world: World) -> None:
+    entry = world.engine.approve("APR-0")
+    slim = {"id": "APR-0", "status": "approved", "version": 2,
+            "updated_at": "2026-01-01T00:00:00Z"}
+    world.store.record_outcomes([Outcome(entry.id, applied=True, approval=slim)],
+                                world.clock.now())
+    summary = next(a for a in world.store.approval_summaries() if a["id"] == "APR-0")
+    assert summary["status"] == "approved" and summary["version"] == 2
+    assert summary["updated_at"] == "2026-01-01T00:00:00Z"
+    assert summary["requester"] == "ops"
 
 
 def test_a_missing_endpoint_keeps_the_queue_instead_of_rejecting_it(world: World) -> None:
@@ -488,6 +549,7 @@ def test_an_upload_cancelled_mid_flight_puts_its_entries_back(world: World) -> N
 
 
 def test_a_compact_answer_keeps_the_cached_detail_and_moves_it_forward(world: World) -> None:
+    world.server.honours_prefer = False  # the answer in full: what a decision changes
     world.server.approvals["APR-0"]["version"] = 2
     world.server.approvals["APR-0"]["capabilities"] = [{"capability": "file_read:/data/*"}]
     run(world.engine.download())

@@ -258,7 +258,8 @@ def test_a_decision_awaits_its_receipt_from_the_outbox_until_the_server_takes_it
 def test_a_decision_queued_before_receipts_were_kept_gets_its_digest_on_arrival(
         tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    LocalStore(path, migrations=MIGRATIONS[:-1]).close()
+    before = [m.name for m in MIGRATIONS].index("0014_outbox_digest")
+    LocalStore(path, migrations=MIGRATIONS[:before]).close()
     payload = {"id": "old-1", "approval_id": "APR-1", "action": "veto", "category": "safety",
                "reason": "old", "decided_at": "2026-01-01T12:00:00Z", "device_id": "dev"}
     with sqlite3.connect(path) as db:

@@ -202,6 +202,32 @@ def test_beyond_the_candidates_only_the_newest_matches_are_ranked() -> None:
     assert [s["id"] for s in store.search_seeds("budget budg", limit=1)] == ["GEN-4"]
 
 
+def test_a_seed_whose_text_changed_is_ranked_on_its_new_words() -> None:
+    store = LocalStore()
+    store.RANK_UP_TO = 1
+    _seeds(store, ("GEN-1", "budget", "x"), ("GEN-2", "x", "budget"))
+    assert [s["id"] for s in store.search_seeds("budget")] == ["GEN-1", "GEN-2"]
+    # Same row, same version, other words: the words kept from the last search are not
+    # the ones ranked now.
+    store.upsert_seeds([{"id": "GEN-1", "title": "x", "description": "budget",
+                         "version": 1},
+                        {"id": "GEN-2", "title": "budget", "description": "x",
+                         "version": 2}])
+    assert [s["id"] for s in store.search_seeds("budget")] == ["GEN-2", "GEN-1"]
+
+
+def test_the_words_kept_for_ranking_are_bounded() -> None:
+    store = LocalStore()
+    store.RANK_UP_TO, store.SPLITS_KEPT = 1, 2
+    _seeds(store, ("GEN-1", "budget", "x"), ("GEN-2", "budget", "y"),
+           ("GEN-3", "budget", "z"), ("GEN-4", "budget", "w"))
+    first = [s["id"] for s in store.search_seeds("budget")]
+    assert len(store._seed_splits) == 4  # kept past the bound until the next search
+    assert [s["id"] for s in store.search_seeds("budget")] == first
+    assert len(store._seed_splits) == 4  # cleared, then the same four split again
+    assert first == ["GEN-4", "GEN-3", "GEN-2", "GEN-1"]
+
+
 def test_seeds_cached_before_0007_are_searchable_by_their_conditions(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     LocalStore(path, migrations=[m for m in MIGRATIONS if m.name < "0007"]).close()
@@ -457,6 +483,38 @@ def test_a_change_after_the_decision_was_applied_keeps_nothing() -> None:
     store.claim("decision", 10, "gov", NOW)
     store.record_outcomes([Outcome("e1", applied=True, approval=_request(2))], NOW)
     assert _seen_rows(store) == []
+
+
+def test_a_slim_answer_refusing_a_decision_keeps_the_request_as_seen() -> None:
+    store = _sealed_store()
+    store.upsert_approvals([_request(1)])
+    _decision(store, "e1")
+    store.claim("decision", 10, "gov", NOW)
+    store.record_outcomes([Outcome("e1", applied=False, error_code="ALREADY_DECIDED",
+                                   approval={"id": "REQ-1", "status": "approved",
+                                             "version": 2, "updated_at": "t2"})],
+                          NOW, slim=True)
+    assert store.seen("e1") == _request(1)
+    found = store.approval("REQ-1")
+    assert found is not None and found[0] == _request(2, status="approved", updated_at="t2")
+
+
+def test_a_store_made_before_the_copy_moved_after_the_update_keeps_copying(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    names = [m.name for m in MIGRATIONS]
+    LocalStore(path, migrations=MIGRATIONS[:names.index("0015_decision_seen_after_update")]
+               ).close()
+    store = LocalStore(path)
+    assert store.applied_migrations == ["0015_decision_seen_after_update"]
+    [sql] = store._raw.execute("SELECT sql FROM sqlite_master "
+                               "WHERE name = 'approval_seen_update'").fetchone()
+    assert " AFTER UPDATE OF version " in sql
+    store.upsert_approvals([_request(1)])
+    _decision(store, "e1")
+    store.upsert_approvals([_request(2, requester="finance")])
+    assert [r[0] for r in _seen_rows(store)] == ["e1"]
+    assert store.seen("e1") == _request(1)
 
 
 def test_the_request_as_seen_copied_at_the_tap_by_earlier_versions_still_reads() -> None:
