@@ -19,8 +19,11 @@ reason), and the hand-over redraws them. The account is the one the engine last 
 in the store (``LocalStore.keep_account``; the vault stays the authority, and the
 hand-over always re-reads it).
 
-Anything else (a list, a decision, a sign-in) is answered by the engine itself: reads
-wait for it to be built (at most the build time, once), async calls await it. When the
+A page of the approvals list (the dashboard names the nearest request in a veto window)
+is read from the store when asked, through the engine's own query
+(``store_reads.approval_page``). Anything else (a request's detail, a decision, a
+sign-in) is answered by the engine itself: reads wait for it to be built (at most the
+build time, once), async calls await it. When the
 store cannot answer (first run, another server, an older schema no version has migrated
 yet, no account recorded, a locked or damaged file) the engine is built at once, as
 before. (``governor_app.startup.prewarm`` imports, while the browser loads, the Flet
