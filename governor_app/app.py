@@ -106,8 +106,10 @@ async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, 
     ready = asyncio.ensure_future(start_client(make_client, before_serve))
     app = GovernorApp(ready, step_up_for_veto=step_up_for_veto, preferences=preferences,
                       server_url=profile.server_url)
-    # Push starts with the client (after the demo's sign-in), before any window opens.
-    push_started = asyncio.ensure_future(app.start_push())
+    # Push starts with the client (after the demo's sign-in), before any window opens,
+    # once the web server listens: importing it (httpx) delayed the first page.
+    listening = asyncio.Event()
+    push_started = asyncio.ensure_future(_when_set(listening, app.start_push))
     port = profile.port
     if web:
         # Serve, never open a browser: the launcher prints the URL instead.
@@ -116,10 +118,18 @@ async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, 
         if port == 0:
             port = _free_port(profile.host)
     watcher = None
-    if web and on_listening is not None:
+    if web:
         url = f"http://{profile.host}:{port}"
+
+        def listened(url: str) -> None:
+            listening.set()
+            if on_listening is not None:
+                on_listening(url)
+
         watcher = asyncio.create_task(_announce_when_listening(profile.host, port, url,
-                                                               on_listening))
+                                                               listened))
+    else:
+        listening.set()
     try:
         await ft.run_async(
             app.main,
@@ -134,11 +144,19 @@ async def serve(make_client: Callable[[], GovernorClient], profile: AppProfile, 
     finally:
         if watcher is not None:
             watcher.cancel()
-        with contextlib.suppress(Exception):  # a failed start is reported by ``ready``
+        if not listening.is_set():
+            push_started.cancel()  # the server never listened: push never started
+        # A failed start is reported by ``ready``.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await push_started
         await app.stop_push()
         client = await ready
         await client.stop()
+
+
+async def _when_set(event: asyncio.Event, start: Callable[[], Awaitable[object]]) -> None:
+    await event.wait()
+    await start()
 
 
 async def start_client(make_client: Callable[[], GovernorClient],

@@ -19,8 +19,11 @@ reason), and the hand-over redraws them. The account is the one the engine last 
 in the store (``LocalStore.keep_account``; the vault stays the authority, and the
 hand-over always re-reads it).
 
-Anything else (a list, a decision, a sign-in) is answered by the engine itself: reads
-wait for it to be built (at most the build time, once), async calls await it. When the
+A page of the approvals list (the dashboard names the nearest request in a veto window)
+is read from the store when asked, through the engine's own query
+(``store_reads.approval_page``). Anything else (a request's detail, a decision, a
+sign-in) is answered by the engine itself: reads wait for it to be built (at most the
+build time, once), async calls await it. When the
 store cannot answer (first run, another server, an older schema no version has migrated
 yet, no account recorded, a locked or damaged file) the engine is built at once, as
 before. (``governor_app.startup.prewarm`` imports, while the browser loads, the Flet
@@ -182,8 +185,7 @@ class FirstScreen:
             for nid, stored, read in store_reads.notification_rows(db, owner)
             for body in (_withheld(stored, f"notification/{nid}"),)
             if isinstance(body, dict)]
-        pending = store_reads.approval_total(db, owner, "pending", "",
-                                             now.astimezone(UTC).isoformat())
+        pending = store_reads.approval_total(db, owner, "pending", "", store_reads.iso(now))
         return cls(account=account, status=status, dashboard=dashboard,
                    notifications=notifications, pending_approvals=pending)
 
@@ -497,7 +499,38 @@ class StartingClient:
 
     def approvals(self, filter: ApprovalFilter = "all", query: str = "", limit: int = 200,
                   offset: int = 0) -> list[ApprovalSummary]:
+        snap = self._first
+        if snap is not None and self._started is None and not self._stopped:
+            listed = self._listed_from_store(snap, filter, query, limit, offset)
+            if listed is not None:
+                return listed
         return self._engine_now().approvals(filter, query, limit, offset)
+
+    def _listed_from_store(self, first: FirstScreen, filter: ApprovalFilter, query: str,
+                           limit: int, offset: int) -> list[ApprovalSummary] | None:
+        """A page of the list read from the store now, through the engine's own query (the
+        dashboard names the nearest request in a veto window: the first screen must not
+        wait for the engine's build); None when the store cannot answer (the engine
+        does)."""
+        assert self._path is not None  # a first screen was read from it
+        owner = first.account.sub if first.account is not None else None
+        try:
+            db = store_reads.open_read_only(self._path, LOCK_WAIT_S)
+        except sqlite3.Error as exc:
+            log.warning("the list cannot be read from %s (%s); asking the engine",
+                        self._path, exc)
+            return None
+        try:
+            rows = store_reads.approval_page(db, owner, filter, query.strip().lower(),
+                                             store_reads.iso(self._clock()), limit, offset)
+            return [store_reads.shown(ApprovalSummary, json.loads(summary), pending)
+                    for summary, pending in rows]
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            log.warning("the list cannot be read from %s (%s); asking the engine",
+                        self._path, exc)
+            return None
+        finally:
+            db.close()
 
     def approval_count(self, filter: ApprovalFilter = "all", query: str = "") -> int:
         snap = self._first

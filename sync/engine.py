@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
-from sync import rules
+from sync import rules, store_reads
 from sync.alert_feed import AlertFeed, AlertsThroughFeed
 from sync.alerts import Alert, BeforeApprove, QuietHours, StepUp
 from sync.api import ApiClient, Authenticator
@@ -327,11 +327,7 @@ class SyncEngine(AlertsThroughFeed):
 
     def _present(self, fields: dict[str, Any], pending: DecisionAction | None,
                  model: type[ApprovalSummary]) -> ApprovalSummary:
-        item = model.model_validate(fields)
-        if pending is not None:
-            item.pending_decision = pending
-            item.status = PENDING_SHOWS_AS[pending]
-        return item
+        return store_reads.shown(model, fields, pending)
 
     def approvals(self, filter: ApprovalFilter = "all", query: str = "", limit: int = 200,
                   offset: int = 0) -> list[ApprovalSummary]:

@@ -397,9 +397,7 @@ EVERY_ACCOUNT = store_reads.EVERY_ACCOUNT
 Owner = store_reads.Owner
 
 
-def iso(value: datetime) -> str:
-    """Timestamps are stored as UTC ISO strings, so text order is time order."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+iso = store_reads.iso
 
 
 def parse_iso(value: str | None) -> datetime | None:
@@ -946,15 +944,10 @@ class LocalStore:
         "decided") and whose search text holds ``needle`` (lower-cased by the caller).
         Sealed values (notes, reasons) stay sealed: the list shows none of them, so a page
         decrypts nothing."""
-        mine, owner = self._mine()
-        sql = (store_reads.SHOWN.format(mine=mine) + "SELECT summary, pending FROM shown "
-               + store_reads.list_where(filter, needle)
-               + " ORDER BY created_at DESC, id DESC LIMIT :l OFFSET :o")
-        with self.reading() as conn:
-            rows = conn.execute(text(sql), {"now": iso(now), "needle": needle,
-                                            "l": max(0, limit), "o": max(0, offset),
-                                            **owner}).all()
-        return [(_loads(r[0]), DecisionAction(r[1]) if r[1] else None) for r in rows]
+        with self._peeking() as db:
+            rows = store_reads.approval_page(db, self.owner, filter, needle, iso(now), limit,
+                                             offset)
+        return [(_loads(summary), pending) for summary, pending in rows]
 
     def approval_total(self, filter: str, needle: str, now: datetime) -> int:
         """How many requests ``approval_page`` would list with no limit."""

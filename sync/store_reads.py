@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from sync.models import PENDING_SHOWS_AS, DecisionAction
+from sync.models import PENDING_SHOWS_AS, ApprovalSummary, DecisionAction
+
+Shown = TypeVar("Shown", bound=ApprovalSummary)
 
 # The engine's database in its data directory (``GovernorSettings.database_path``).
 DATABASE_NAME = "governor.db"
@@ -41,6 +44,11 @@ class EveryAccount:
 
 EVERY_ACCOUNT = EveryAccount()
 Owner = str | None | EveryAccount  # an account's ``sub``, no account (None), or all
+
+
+def iso(value: datetime) -> str:
+    """Timestamps are stored as UTC ISO strings, so text order is time order."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def server_identity(url: str) -> str:
@@ -196,3 +204,27 @@ def approval_total(db: sqlite3.Connection, owner: Owner, filter: str, needle: st
     sql = SHOWN.format(mine=where) + "SELECT count(*) FROM shown " + list_where(filter,
                                                                                  needle)
     return int(db.execute(sql, {"now": now, "needle": needle, **params}).fetchone()[0])
+
+
+def approval_page(db: sqlite3.Connection, owner: Owner, filter: str, needle: str, now: str,
+                  limit: int, offset: int) -> list[tuple[str, DecisionAction | None]]:
+    """One page of the list, newest first: ``(summary as stored, unanswered decision)``
+    for the requests whose shown status passes ``filter`` and whose search text holds
+    ``needle`` (lower-cased by the caller), at ``now`` (stored UTC text)."""
+    where, params = mine(owner)
+    sql = (SHOWN.format(mine=where) + "SELECT summary, pending FROM shown "
+           + list_where(filter, needle) + " ORDER BY created_at DESC, id DESC LIMIT :l OFFSET :o")
+    rows = db.execute(sql, {"now": now, "needle": needle, "l": max(0, limit),
+                            "o": max(0, offset), **params}).fetchall()
+    return [(r[0], DecisionAction(r[1]) if r[1] else None) for r in rows]
+
+
+def shown(model: type[Shown], fields: dict[str, Any], pending: DecisionAction | None
+          ) -> Shown:
+    """A request as the app shows it: a decision still unanswered shows as the status it
+    leads to (``PENDING_SHOWS_AS``), as the list filters on it."""
+    item = model.model_validate(fields)
+    if pending is not None:
+        item.pending_decision = pending
+        item.status = PENDING_SHOWS_AS[pending]
+    return item

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from governor_app.app import start_client
+import governor_app.app as app_module
+from governor_app.app import GovernorApp, serve, start_client
+from governor_app.profile import AppProfile
 from sync.errors import SyncError
 from sync.facade import GovernorClient
 from sync.fakes import FakeGovernorClient
@@ -58,3 +61,47 @@ def test_a_client_whose_start_fails_is_stopped() -> None:
     with pytest.raises(RuntimeError, match="read-only"):
         asyncio.run(start_client(lambda: client))
     assert client.stopped == 1
+
+
+def _serve(monkeypatch: pytest.MonkeyPatch, run: Callable[..., Awaitable[None]],
+           events: list[str], client: Client) -> None:
+    """``serve`` in web mode over ``run`` (Flet's server), recording what happens when."""
+    monkeypatch.setenv("FLET_FORCE_WEB_SERVER", "1")  # serve sets them; restored after
+    monkeypatch.setenv("FLET_SERVER_IP", "127.0.0.1")
+    monkeypatch.setattr(app_module.ft, "run_async", run)
+
+    async def start_push(self: GovernorApp) -> None:
+        events.append("push")
+
+    monkeypatch.setattr(GovernorApp, "start_push", start_push)
+    asyncio.run(serve(lambda: client, AppProfile(server_url="http://127.0.0.1:9"),
+                      web=True, on_listening=lambda url: events.append("listening")))
+
+
+def test_push_starts_once_the_web_server_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Importing push (httpx) used to run before the server listened, delaying the page."""
+    events: list[str] = []
+
+    async def run(main: object, *, host: str, port: int, **options: object) -> None:
+        server = await asyncio.start_server(lambda r, w: w.close(), host, port)
+        async with server:
+            for _ in range(1000):  # until push has started
+                if "push" in events:
+                    return
+                await asyncio.sleep(0.01)
+
+    client = Client()
+    _serve(monkeypatch, run, events, client)
+    assert events == ["listening", "push"] and client.stopped == 1
+
+
+def test_a_server_that_never_listens_starts_no_push(monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+
+    async def run(main: object, **options: object) -> None:
+        raise OSError("address already in use: give another --port")
+
+    client = Client()
+    with pytest.raises(OSError, match="another --port"):
+        _serve(monkeypatch, run, events, client)
+    assert events == [] and client.stopped == 1  # and serve did not wait for push

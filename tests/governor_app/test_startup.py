@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from governor_app.startup import flet_names_used
+from sync import store_reads
 from sync.cold_start import STALE_SNAPSHOT_NAME, FirstScreen, StartingClient
 from sync.errors import ClientStopped
 from sync.fakes import FakeGovernorClient
-from sync.models import DecisionAction
+from sync.models import ApprovalSummary, DecisionAction
 from sync.sealing import OutboxSealer, new_device_key
 from sync.store import MIGRATIONS, LocalStore, iso
 from sync.store_reads import DATABASE_NAME, server_identity
@@ -146,7 +147,90 @@ def test_a_read_after_stop_with_no_engine_built_is_refused_not_hung(tmp_path: Pa
         client.approvals()
 
 
-def test_a_list_read_before_the_hand_over_waits_for_the_build(tmp_path: Path) -> None:
+def _queue_approve(path: Path, engine: FakeGovernorClient, approval_id: str) -> None:
+    """A decision the server has not answered yet, as the engine leaves it in the store."""
+    account = engine.account()
+    assert account is not None
+    store = LocalStore(path, sealer=OutboxSealer(new_device_key))
+    try:
+        store.enqueue(entry_id="e-1", kind="decision", created_at=NOW,
+                      payload={"id": "e-1", "approval_id": approval_id, "action": "approve",
+                               "expected_version": 1}, approval_id=approval_id,
+                      action=DecisionAction.APPROVE, expected_version=1, sub=account.sub)
+    finally:
+        store.close()
+
+
+def _engine_list(path: Path, sub: str, filter: str, needle: str, limit: int = 200,
+                 offset: int = 0) -> list[ApprovalSummary]:
+    """The list as the engine reads it from its store (``SyncEngine.approvals``)."""
+    store = LocalStore(path, sealer=OutboxSealer(new_device_key))
+    try:
+        store.serve(sub)
+        return [store_reads.shown(ApprovalSummary, fields, pending) for fields, pending
+                in store.approval_page(filter, needle, NOW, limit, offset)]
+    finally:
+        store.close()
+
+
+def test_a_list_read_before_the_hand_over_comes_from_the_store(tmp_path: Path) -> None:
+    """The dashboard names the nearest request in a veto window: the first screen's list
+    reads are the engine's own query on its store, and wait for no build."""
+    engine = Engine(approvals=12, now=lambda: NOW)
+    path = keep_store(tmp_path / DATABASE_NAME, engine)
+    _queue_approve(path, engine, "REQ-0001")  # pending, shown as approved until answered
+    account = engine.account()
+    assert account is not None
+    build, threads = builder(engine)
+    client = StartingClient(build, path, SERVER, clock=lambda: NOW, build_at_latest=60)
+
+    async def main() -> None:
+        await client.start()
+        for filter, needle in (("all", ""), ("pending", ""), ("veto_window", ""),
+                               ("decided", ""), ("all", "Finance")):
+            listed = client.approvals(filter, needle)  # type: ignore[arg-type]
+            assert listed == _engine_list(path, account.sub, filter, needle.lower())
+            assert listed, filter
+        assert client.approvals("all", limit=2, offset=3) == \
+            _engine_list(path, account.sub, "all", "", 2, 3)
+        shown = {a.id: a for a in client.approvals("decided")}["REQ-0001"]
+        assert (shown.status, shown.pending_decision) == ("approved", DecisionAction.APPROVE)
+        assert "REQ-0001" not in {a.id for a in client.approvals("pending")}
+        assert threads == [] and client.starting  # the engine was not needed
+        await client.stop()
+
+    asyncio.run(main())
+
+
+def _gone(path: Path) -> None:
+    for file in path.parent.iterdir():
+        file.unlink()
+
+
+def _overwritten(path: Path) -> None:
+    _gone(path)
+    path.write_bytes(b"this is not a database" * 200)
+
+
+@pytest.mark.parametrize("spoil", [_gone, _overwritten], ids=["deleted", "damaged"])
+def test_a_list_the_store_cannot_answer_comes_from_the_engine(
+        tmp_path: Path, spoil: Callable[[Path], None]) -> None:
+    engine = Engine(approvals=3, now=lambda: NOW)
+    path = keep_store(tmp_path / "data" / DATABASE_NAME, engine)
+    build, threads = builder(engine)
+    client = StartingClient(build, path, SERVER, build_at_latest=60)
+
+    async def main() -> None:
+        await client.start()
+        spoil(path)  # after the first screen was read
+        assert client.approvals("all") == engine.approvals("all")
+        assert threads == ["engine-build"]
+        await client.stop()
+
+    asyncio.run(main())
+
+
+def test_a_detail_read_before_the_hand_over_waits_for_the_build(tmp_path: Path) -> None:
     engine = Engine(approvals=3, now=lambda: NOW)
     path = keep_store(tmp_path / DATABASE_NAME, engine)
     build, threads = builder(engine)
@@ -154,7 +238,8 @@ def test_a_list_read_before_the_hand_over_waits_for_the_build(tmp_path: Path) ->
 
     async def main() -> None:
         await client.start()
-        assert [a.id for a in client.approvals("all")] == [a.id for a in engine.approvals()]
+        first = engine.approvals()[0].id
+        assert client.approval(first) == engine.approval(first)
         assert threads == ["engine-build"]
         entry = client.approve(engine.approvals("pending")[0].id)
         assert entry.approval_id
