@@ -314,10 +314,10 @@ def open_cold_start(build: Callable[[], GovernorClient], data_dir: Path,
 def check_server(settings: GovernorSettings) -> None:
     """Raise ``sync.errors.InsecureTransport`` for a server the engine would refuse (plain
     http to another machine, an unreadable CA bundle), before anything is opened."""
-    from sync.transport import check_server_url, tls_context
+    from sync.transport import check_ca_bundle, check_server_url
 
     check_server_url(settings.server_url, allow_insecure_http=settings.allow_insecure_http)
-    tls_context(settings.ca_bundle)
+    check_ca_bundle(settings.ca_bundle)
 
 
 def kept_receipts(database_path: Path) -> tuple[list[Receipt], int]:

@@ -19,7 +19,7 @@ from sync.rules import is_loopback
 from sync.settings import GovernorSettings
 from sync.store import LocalStore
 from sync.tokens import MemoryVault
-from sync.transport import certificate_hint, check_server_url, tls_context
+from sync.transport import certificate_hint, check_ca_bundle, check_server_url, tls_context
 from tests.support.tls import make_pki
 
 REMOTE = "http://governance.example.com:8000"
@@ -76,9 +76,15 @@ def test_an_unreadable_ca_bundle_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "ca.pem"
     bad.write_text("not a certificate")
     for path in (bad, tmp_path / "missing.pem"):
-        with pytest.raises(InsecureTransport, match="GOVERNOR_CA_BUNDLE") as refused:
-            tls_context(path)
-        assert str(path) in str(refused.value)
+        for check in (tls_context, check_ca_bundle):  # the context, and the app's start check
+            with pytest.raises(InsecureTransport, match="GOVERNOR_CA_BUNDLE") as refused:
+                check(path)
+            assert str(path) in str(refused.value)
+
+
+def test_the_start_check_passes_a_readable_bundle_and_none(tmp_path: Path) -> None:
+    check_ca_bundle(None)
+    check_ca_bundle(make_pki(tmp_path).ca_pem)
 
 
 def test_the_certificate_hint_names_the_setting() -> None:
