@@ -123,6 +123,8 @@ _CLAIMED = 0
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 # The dashboard's fleet compliance looks at the requests of this window.
 COMPLIANCE_WINDOW = timedelta(days=30)
+# The fields of a request in a minimal decision answer (``Prefer: return=minimal``).
+MINIMAL_FIELDS = ("id", "status", "version", "updated_at")
 ACTION_SCOPES = {"approve": "governance:write", "request_changes": "governance:write",
                  "veto": "veto:execute"}
 
@@ -498,17 +500,34 @@ class GovernanceService:
 
     # ------------------------------------------------------------------ representations
     @staticmethod
-    def _summary(row: Any) -> dict[str, Any]:
+    def _shown_deadline(status: str, deadline: datetime | None) -> str | None:
+        """The veto deadline as shown: only while the window runs (it stays stored after,
+        for ``VETO_WINDOW_CLOSED`` to report)."""
+        return rfc3339(deadline) if deadline and status in pl.IN_WINDOW else None
+
+    @classmethod
+    def _summary(cls, row: Any) -> dict[str, Any]:
         return {
             "id": row.id,
             "agent": {"id": row.agent_id, "name": row.agent_name, "kind": row.agent_kind,
                       "industry": row.industry},
             "requester": row.requester, "industry": row.industry, "status": row.status,
             "stage": row.stage, "version": row.version,
-            "veto_deadline": (rfc3339(row.veto_deadline)
-                              if row.veto_deadline and row.status in pl.IN_WINDOW else None),
+            "veto_deadline": cls._shown_deadline(row.status, row.veto_deadline),
             "created_at": rfc3339(row.created_at),
         }
+
+    @staticmethod
+    def _minimal(row: Any) -> dict[str, Any]:
+        """What a decision's answer carries under ``Prefer: return=minimal``."""
+        return {"id": row.id, "status": row.status, "version": row.version,
+                "updated_at": rfc3339(row.updated_at)}
+
+    @staticmethod
+    def slim(approval: dict[str, Any]) -> dict[str, Any]:
+        """An answered request (any representation) as ``_minimal`` gives it: a replay of a
+        fuller first answer, asked for with ``Prefer: return=minimal``."""
+        return {k: approval[k] for k in MINIMAL_FIELDS if k in approval}
 
     @classmethod
     def _change(cls, row: Any) -> dict[str, Any]:
@@ -1072,14 +1091,17 @@ class GovernanceService:
 
     # ------------------------------------------------------------------ decisions
     def decide(self, actor: Actor, commands: Sequence[DecisionCommand], *,
-               full_detail: bool = False, also: AlsoWrite | None = None
-               ) -> list[DecisionResult]:
+               full_detail: bool = False, minimal: bool = False,
+               also: AlsoWrite | None = None) -> list[DecisionResult]:
         """Apply decisions in one transaction, each at most once per key; results in order.
 
         A rejected decision writes nothing and is not remembered, so resending it is
         judged again; applied ones are remembered and replayed. Results carry the request
         as changed (``_change``: what a decision changes); ``full_detail`` gives the whole
-        request instead, as the single-decision routes answer. ``also(connection,
+        request instead, as the single-decision routes answer; ``minimal`` only its id,
+        status, version and update time (``_minimal``), and that is what is remembered. A
+        replay answers what was remembered (under ``minimal`` slimmed to those fields: a
+        projection of the first answer, never more than it said). ``also(connection,
         results)`` runs in the same transaction before it commits: what it writes (the
         audit log, the state mirror) is committed with the decisions or not at all.
         """
@@ -1097,7 +1119,8 @@ class GovernanceService:
                        IR.status_code != _CLAIMED)).all()}
             ids = sorted({c.approval_id for c in commands})
             columns = _DETAIL_COLUMNS if full_detail else _CHANGE_COLUMNS
-            represent = self._detail if full_detail else self._change
+            represent = (self._minimal if minimal else
+                         self._detail if full_detail else self._change)
             approvals = {r["id"]: r for r in self._lock_approvals(tx, ids, columns)}
             original = {k: (v["version"]) for k, v in approvals.items()}
             decisions: list[tuple[dict[str, Any], DecisionCommand]] = []
@@ -1121,6 +1144,8 @@ class GovernanceService:
                             "decision; make a new key for a new decision.",
                             details={"key": command.key})))
                         continue
+                    if minimal and body is not None and "data" in body:
+                        body = {**body, "data": self.slim(body["data"])}
                     results.append(DecisionResult(command.key, "replayed", status_code, body))
                     continue
                 state = approvals.get(command.approval_id)
@@ -1158,7 +1183,8 @@ class GovernanceService:
                            {"approval_id": command.approval_id, "action": command.action,
                             "status": state["status"], "decided_by": actor.sub,
                             "category": command.category,
-                            "veto_deadline": body["data"]["veto_deadline"],
+                            "veto_deadline": self._shown_deadline(
+                                state["status"], state["veto_deadline"]),
                             "version": state["version"]},
                            correlation_id=actor.request_id or command.approval_id,
                            causation_id=command.key, user_id=actor.sub)
