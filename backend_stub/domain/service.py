@@ -35,11 +35,13 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    column,
     delete,
     func,
     insert,
     or_,
     select,
+    table,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -112,6 +114,8 @@ EV = _columns(Event)
 DE = _columns(Decision)
 SML = _columns(SeedMatchLink)
 SB = _columns(AgentSubmission)
+# A request's pipeline evidence by stage, JSON text (``pl.split``; migration 0006).
+EVIDENCE = table("approval_evidence", column("approval_id"), column("evidence"))
 
 VETO_WINDOW = timedelta(hours=24)
 CLOSING_NOTICE = timedelta(hours=1)
@@ -534,7 +538,7 @@ class GovernanceService:
         """The summary plus what a decision changes (the batch results' representation)."""
         data = cls._summary(row)
         data.update(
-            pipeline=row.pipeline, decided_by=row.decided_by,
+            pipeline=pl.joined(row.pipeline, row.evidence), decided_by=row.decided_by,
             decided_at=rfc3339(row.decided_at) if row.decided_at else None,
             decision_note=row.decision_note, updated_at=rfc3339(row.updated_at))
         return data
@@ -577,10 +581,36 @@ class GovernanceService:
     def get_approval(self, approval_id: str) -> dict[str, Any]:
         with self.db.engine.connect() as conn:
             row = conn.execute(select(*_DETAIL_COLUMNS).where(AR.id == approval_id)).first()
-        if row is None:
-            raise NotFound(f"Approval request {approval_id!r} does not exist; "
-                           "refresh the approvals list.", details={"id": approval_id})
-        return self._detail(row)
+            if row is None:
+                raise NotFound(f"Approval request {approval_id!r} does not exist; "
+                               "refresh the approvals list.", details={"id": approval_id})
+            evidence = self._evidence(conn, [approval_id]).get(approval_id, {})
+        return self._detail(_Row({**row._mapping, "evidence": evidence}))
+
+    @staticmethod
+    def _evidence(conn: Connection | Session, ids: Sequence[str]) -> dict[str, pl.Evidence]:
+        """The pipeline evidence of the requests ``ids``, by request id."""
+        found: dict[str, pl.Evidence] = {}
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            rows = conn.execute(select(EVIDENCE.c.approval_id, EVIDENCE.c.evidence).where(
+                EVIDENCE.c.approval_id.in_(ids[start:start + 500]))).all()
+            found.update((str(i), orjson.loads(e)) for i, e in rows)
+        return found
+
+    @classmethod
+    def _add_evidence(cls, tx: _Tx, approval_id: str, evidence: pl.Evidence) -> None:
+        """Store the evidence stages of ``approval_id`` just gained (``pl.split``) beside
+        what it had."""
+        if not evidence:
+            return
+        held = cls._evidence(tx.session, [approval_id]).get(approval_id)
+        encoded = orjson.dumps({**(held or {}), **evidence}).decode()
+        if held is None:
+            tx.session.execute(insert(EVIDENCE).values(approval_id=approval_id,
+                                                       evidence=encoded))
+        else:
+            tx.session.execute(update(EVIDENCE).where(EVIDENCE.c.approval_id == approval_id)
+                               .values(evidence=encoded))
 
     def get_module(self, approval_id: str) -> bytes:
         with self.db.session() as session:
@@ -937,7 +967,9 @@ class GovernanceService:
                 version=1, pipeline=[],
                 capabilities=list(capabilities), budget=budget, wasm_module=wasm_module,
                 wasm_report=report, seed_matches=[], created_at=now, updated_at=now)
-            request.pipeline = pl.new_pipeline(stage, now, self._attest(request))
+            request.pipeline, evidence = pl.split(
+                pl.new_pipeline(stage, now, self._attest(request)))
+            self._add_evidence(tx, approval_id, evidence)
             if not report["valid"] and stage in ("genesis_certification", "architect_review"):
                 request.pipeline[pl.STAGES.index(stage)]["notes"] = (
                     "Waiting: the WASM validation report has errors.")
@@ -1036,7 +1068,9 @@ class GovernanceService:
                     details={"status": request.status, "decided_by": request.decided_by,
                              "decided_at": rfc3339(request.decided_at)
                              if request.decided_at else None})
-            request.pipeline = pl.advance(request.pipeline, tx.now, self._attest(request))
+            request.pipeline, evidence = pl.split(
+                pl.advance(request.pipeline, tx.now, self._attest(request)))
+            self._add_evidence(tx, approval_id, evidence)
             request.stage = pl.current_stage(request.pipeline)
             request.version += 1
             request.updated_at = tx.now
@@ -1122,6 +1156,10 @@ class GovernanceService:
             represent = (self._minimal if minimal else
                          self._detail if full_detail else self._change)
             approvals = {r["id"]: r for r in self._lock_approvals(tx, ids, columns)}
+            if not minimal:  # the answers show the stages' evidence
+                evidence = self._evidence(tx.session, list(approvals))
+                for approval_id, held in approvals.items():
+                    held["evidence"] = evidence.get(approval_id, {})
             original = {k: (v["version"]) for k, v in approvals.items()}
             decisions: list[tuple[dict[str, Any], DecisionCommand]] = []
             remembered: list[dict[str, Any]] = []
