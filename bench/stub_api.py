@@ -6,12 +6,17 @@
   ``meta``). Both are separate uvicorn processes started here; each round times one request
   on each, back to back, alternating which goes first.
 - ``batch_500_vs_limit_ratio`` (max 2): one ``POST /v1/mobile/decisions`` of 500 approvals
-  (each a distinct pending request), measured at the client, over the same body posted
+  (each a distinct pending request) with ``Prefer: return=minimal``, as the governor app's
+  client sends its outbox (each result's request only ``{id, status, version, updated_at}``,
+  receipts kept; see ``docs/api.md``), measured at the client, over the same body posted
   to the limit (``bench/_limit.py``: a bare FastAPI app that bulk-inserts the batch into
   SQLite with ``synchronous=FULL``), back to back, alternating which goes first; the
   ratio of the medians (p50) over every batch (10; 4 in short mode, where the figure is
   ``batch_500_x4_vs_limit_ratio``). Beside it, for information: ``batch_500_ms`` and
-  ``limit_500_ms`` (p50), ``batch_500_p95_ms`` and ``limit_500_p95_ms``.
+  ``limit_500_ms`` (p50), ``batch_500_p95_ms`` and ``limit_500_p95_ms``, and
+  ``batch_500_full_ms``: the p50 of batches sent without the preference (the full answer:
+  summary, pipeline and decision fields per request; FULL_BATCHES more batches, after the
+  others).
 
 The stub runs with its rate limit off (it would throttle the benchmark itself).
 ``python bench/stub_api.py``; ``BENCH_SHORT=1`` runs fewer rounds. The last line is one JSON
@@ -53,6 +58,9 @@ BATCH_FIGURE = "batch_500_x4_vs_limit_ratio" if SHORT else "batch_500_vs_limit_r
 TARGETS: dict[str, dict[str, float]] = {"get_approvals_p95_ratio": {"max": 2.0},
                                         BATCH_FIGURE: {"max": 2.0}}
 BATCH_SIZE = 500
+# Batches answered in full (no Prefer), for information beside the figure.
+FULL_BATCHES = 2 if SHORT else 4
+MINIMAL = {"Prefer": "return=minimal"}
 
 
 def _free_port() -> int:
@@ -62,7 +70,8 @@ def _free_port() -> int:
 
 
 def prepare(data_dir: Path) -> list[str]:
-    """The demo world plus BATCHES x 500 pending requests; returns the pending ids."""
+    """The demo world plus (BATCHES + FULL_BATCHES) x 500 pending requests; returns the
+    pending ids."""
     from backend_stub.clock import SystemClock
     from backend_stub.db import Database
     from backend_stub.demo.world import GOOD_MODULE, load_demo_world
@@ -78,7 +87,7 @@ def prepare(data_dir: Path) -> list[str]:
                               capabilities=["file_read:/data/bench/*"], wasm_module=GOOD_MODULE,
                               daily_token_budget=10_000, monthly_cost_usd=10.0,
                               match_seeds=False)["id"]
-           for i in range(BATCHES * BATCH_SIZE)]
+           for i in range((BATCHES + FULL_BATCHES) * BATCH_SIZE)]
     db.dispose()
     return ids
 
@@ -178,27 +187,36 @@ def measure(work: Path) -> dict[str, Any]:
                             samples.append(elapsed)
             batch_ms: list[float] = []
             limit_ms: list[float] = []
+            full_ms: list[float] = []
             with running_limit(work / "limit") as limit_url, \
                     httpx.Client(base_url=limit_url, timeout=30) as limit:
-                for n in range(BATCHES):
+                for n in range(BATCHES + FULL_BATCHES):
                     ids = pending[n * BATCH_SIZE:(n + 1) * BATCH_SIZE]
                     items = [{"id": f"bench-{n}-{i}", "approval_id": approval_id,
                               "action": "approve", "expected_version": 1,
                               "decided_at": "2026-01-01T00:00:00Z", "device_id": "bench"}
                              for i, approval_id in enumerate(ids)]
                     body = json.dumps({"decisions": items}).encode()
-                    # The same body to both, back to back, alternating which goes first.
-                    pair = [(stub, batch_ms), (limit, limit_ms)]
+                    # The same body to both, back to back, alternating which goes first;
+                    # the last FULL_BATCHES without the preference (the limit is not timed).
+                    full = n >= BATCHES
+                    pair = [(stub, full_ms if full else batch_ms), (limit, limit_ms)]
                     for client, samples in (pair if n % 2 else pair[::-1]):
                         started = time.perf_counter()
-                        response = client.post("/v1/mobile/decisions", content=body,
-                                               headers={"Content-Type": "application/json"})
-                        samples.append((time.perf_counter() - started) * 1000)
+                        response = client.post(
+                            "/v1/mobile/decisions", content=body,
+                            headers={"Content-Type": "application/json",
+                                     **({} if full or client is limit else MINIMAL)})
+                        if not (full and client is limit):
+                            samples.append((time.perf_counter() - started) * 1000)
                         outcomes = {r["outcome"] for r in response.json()["data"]}
                         assert outcomes == {"applied"}, outcomes
+                        if client is stub:  # the answer asked for, minimal or full
+                            approval = response.json()["data"][0]["approval"]
+                            assert ("pipeline" in approval) is full, approval
     return {"stub_p95": p95(stub_ms), "base_p95": p95(base_ms),
             "stub_p50": statistics.median(stub_ms), "base_p50": statistics.median(base_ms),
-            "batch_ms": batch_ms, "limit_ms": limit_ms}
+            "batch_ms": batch_ms, "limit_ms": limit_ms, "full_ms": full_ms}
 
 
 # --- WASM modules: validation and upload, each against reading + hashing the same bytes ---
@@ -317,7 +335,8 @@ def main() -> int:
                "batch_500_ms": round(batch_p50, 1),
                "batch_500_p95_ms": round(p95(raw["batch_ms"]), 1),
                "limit_500_ms": round(limit_p50, 1),
-               "limit_500_p95_ms": round(p95(raw["limit_ms"]), 1), **wasm}
+               "limit_500_p95_ms": round(p95(raw["limit_ms"]), 1),
+               "batch_500_full_ms": round(statistics.median(raw["full_ms"]), 1), **wasm}
     ok = all(figures[name] <= target["max"] for name, target in TARGETS.items())
     print(f"stub_api ({'short' if SHORT else 'full'}: {ROUNDS} rounds, {BATCHES} batches)")
     print(f"{'measure':<34}{'value':>12}")
@@ -327,6 +346,8 @@ def main() -> int:
     print(f"{'GET /approvals p95 bare (ms)':<34}{raw['base_p95']:>12.2f}")
     print(f"{'batches of 500, stub (ms)':<34}{', '.join(f'{v:.0f}' for v in raw['batch_ms']):>12}")
     print(f"{'batches of 500, limit (ms)':<34}{', '.join(f'{v:.0f}' for v in raw['limit_ms']):>12}")
+    print(f"{'batches of 500, full answer (ms)':<34}"
+          f"{', '.join(f'{v:.0f}' for v in raw['full_ms']):>12}")
     for name, value in wasm_raw.items():
         print(f"{name:<34}{value:>12.1f}")
     print(f"{'figure':<34}{'value':>12}{'target':>10}{'met':>6}")

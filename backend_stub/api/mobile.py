@@ -64,6 +64,13 @@ REPLAYED = {"Idempotent-Replayed": {"description": "true when this answer is a r
                                     "schema": {"type": "string", "enum": ["true"]}}}
 IfNoneMatch = Annotated[str | None, Header(max_length=200, description=(
     "An ETag of an earlier answer: 304 Not Modified (no body) while it is still current."))]
+PreferHeader = Annotated[str | None, Header(alias="Prefer", max_length=500, description=(
+    "RFC 7240. `return=minimal`: each result's `approval` is only `{id, status, version, "
+    "updated_at}` (the receipt stays); answered with `Preference-Applied: return=minimal`."
+))]
+MINIMAL_APPLIED = {"Preference-Applied": {
+    "description": "`return=minimal` when the request's `Prefer` asked for it",
+    "schema": {"type": "string", "enum": ["return=minimal"]}}}
 CACHEABLE = {**errors(304), 200: {"headers": {"ETag": {
     "description": "Validator for If-None-Match", "schema": {"type": "string"}}}}}
 
@@ -189,11 +196,24 @@ def _device_time(value: str) -> datetime | None:
         return None
 
 
-@router.post("/decisions", response_model=s.Envelope[list[s.BatchResult]], responses=errors())
-def decisions(request: Request, body: s.BatchIn, principal: Anyone, svc: Svc) -> JSONResponse:
+def prefers_minimal(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header (RFC 7240: comma-separated preferences, each maybe with
+    ``;`` parameters, names case-insensitive, values maybe quoted) asks ``return=minimal``."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+            return True
+    return False
+
+
+@router.post("/decisions", response_model=s.Envelope[list[s.BatchResult]],
+             responses={**errors(), 200: {"headers": MINIMAL_APPLIED}})
+def decisions(request: Request, body: s.BatchIn, principal: Anyone, svc: Svc,
+              prefer: PreferHeader = None) -> JSONResponse:
     """Up to 500 decisions in one transaction; one result per item, in order.
 
-    Each item needs the scope of its action; an item without it is rejected alone.
+    Each item needs the scope of its action; an item without it is rejected alone. With
+    `Prefer: return=minimal` each `approval` is only `{id, status, version, updated_at}`.
     """
     commands = []
     for item in body.decisions:
@@ -210,8 +230,10 @@ def decisions(request: Request, body: s.BatchIn, principal: Anyone, svc: Svc) ->
         else:
             commands.append(DecisionCommand(**common, expected_version=item.expected_version,
                                             comment=item.comment))
-    results = _decide(request, principal, svc, commands)
-    return ok(request, [_batch_result(r, request.state.receipts) for r in results])
+    minimal = prefers_minimal(prefer)
+    results = _decide(request, principal, svc, commands, minimal=minimal)
+    return ok(request, [_batch_result(r, request.state.receipts) for r in results],
+              headers={"Preference-Applied": "return=minimal"} if minimal else None)
 
 
 def _batch_result(result: DecisionResult, receipts: dict[str, Any]) -> dict[str, Any]:

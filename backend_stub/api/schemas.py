@@ -429,13 +429,24 @@ class Receipt(BaseModel):
                                   "[side, sibling hex] pairs.")
 
 
+class ApprovalMinimal(BaseModel):
+    """A request in a minimal decision answer (``Prefer: return=minimal``)."""
+
+    id: str
+    status: ApprovalStatus
+    version: int
+    updated_at: datetime
+
+
 class BatchResult(BaseModel):
     id: str
     outcome: Literal["applied", "replayed", "rejected"]
     error: BatchError | None = None
-    approval: ApprovalChange | None = Field(
+    approval: ApprovalChange | ApprovalMinimal | None = Field(
         default=None, description="The request after the decision (applied, replayed) or "
-        "as it is now (rejected: refresh from it); absent for an unknown request.")
+        "as it is now (rejected: refresh from it); absent for an unknown request. Only "
+        "`{id, status, version, updated_at}` under `Prefer: return=minimal`, and on the "
+        "replay of a decision first answered so.")
     receipt: Receipt | None = Field(
         default=None, description="Applied or replayed: the decision's signed receipt "
         "(see docs/api.md, Decision receipts). A replay carries the same receipt.")

@@ -7,13 +7,15 @@ models and a fresh database may therefore already have what a later one adds.
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
-from sqlalchemy import Connection, Table, inspect, text
+from sqlalchemy import Connection, Table, inspect, select, text, update
 from sqlmodel import SQLModel
 
 from backend_stub.db import Migration
-from backend_stub.domain.models import DOMAIN_TABLES, AgentSubmission
+from backend_stub.domain import pipeline as pl
+from backend_stub.domain.models import DOMAIN_TABLES, AgentSubmission, ApprovalRequest
 
 
 def _initial(conn: Connection) -> None:
@@ -53,10 +55,30 @@ def _drop_unread_indexes(conn: Connection) -> None:
         conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
 
 
+def _approval_evidence(conn: Connection) -> None:
+    # A request's pipeline evidence (certificate, reviews: ~2 KB of its ~3 KB row) moves
+    # to a table of its own: a batch of 500 decisions rewrote it with every request row
+    # (issue #17). ``pipeline`` keeps the stages' own fields (``pipeline.split``).
+    conn.execute(text("CREATE TABLE approval_evidence (approval_id VARCHAR(64) PRIMARY KEY, "
+                      "evidence TEXT NOT NULL)"))
+    requests = cast(Table, getattr(ApprovalRequest, "__table__"))  # noqa: B009
+    rows = conn.execute(select(requests.c.id, requests.c.pipeline)).all()
+    for approval_id, pipeline in rows:
+        stages, evidence = pl.split(pipeline)
+        if not evidence:
+            continue
+        conn.execute(update(requests).where(requests.c.id == approval_id)
+                     .values(pipeline=stages))
+        conn.execute(text("INSERT INTO approval_evidence (approval_id, evidence) "
+                          "VALUES (:id, :evidence)"),
+                     {"id": approval_id, "evidence": json.dumps(evidence)})
+
+
 MIGRATIONS: list[Migration] = [
     Migration("domain_0001_initial", _initial),
     Migration("domain_0002_audit_indexes", _audit_indexes),
     Migration("domain_0003_event_correlation_index", _event_correlation_index),
     Migration("domain_0004_agent_submissions", _agent_submissions),
     Migration("domain_0005_drop_unread_indexes", _drop_unread_indexes),
+    Migration("domain_0006_approval_evidence", _approval_evidence),
 ]

@@ -22,6 +22,26 @@ VETOABLE = ("pending_approval", "approved", "auto_approved")
 Attest = Callable[[str, datetime], dict[str, Any]]
 
 
+# What a stage entry holds besides its evidence (a certificate, a review).
+STAGE_FIELDS = ("stage", "status", "completed_at", "notes")
+# A request's evidence, by stage: what the stages that passed carry beyond STAGE_FIELDS.
+Evidence = dict[str, dict[str, Any]]
+
+
+def split(pipeline: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Evidence]:
+    """The stages without their evidence, and the evidence by stage: stored apart, so a
+    decision rewrites a few hundred bytes of stages, not kilobytes of signed evidence."""
+    stages = [{k: item[k] for k in STAGE_FIELDS} for item in pipeline]
+    evidence = {item["stage"]: extra for item in pipeline
+                if (extra := {k: v for k, v in item.items() if k not in STAGE_FIELDS})}
+    return stages, evidence
+
+
+def joined(stages: list[dict[str, Any]], evidence: Evidence) -> list[dict[str, Any]]:
+    """``split`` undone: each stage with its evidence after its own fields."""
+    return [{**item, **evidence.get(item["stage"], {})} for item in stages]
+
+
 def new_pipeline(reached: str, now: datetime, attest: Attest) -> list[dict[str, Any]]:
     """Stages before ``reached`` passed (with their evidence), ``reached`` in progress,
     the rest pending."""

@@ -35,11 +35,13 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    column,
     delete,
     func,
     insert,
     or_,
     select,
+    table,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -112,6 +114,8 @@ EV = _columns(Event)
 DE = _columns(Decision)
 SML = _columns(SeedMatchLink)
 SB = _columns(AgentSubmission)
+# A request's pipeline evidence by stage, JSON text (``pl.split``; migration 0006).
+EVIDENCE = table("approval_evidence", column("approval_id"), column("evidence"))
 
 VETO_WINDOW = timedelta(hours=24)
 CLOSING_NOTICE = timedelta(hours=1)
@@ -123,6 +127,8 @@ _CLAIMED = 0
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 # The dashboard's fleet compliance looks at the requests of this window.
 COMPLIANCE_WINDOW = timedelta(days=30)
+# The fields of a request in a minimal decision answer (``Prefer: return=minimal``).
+MINIMAL_FIELDS = ("id", "status", "version", "updated_at")
 ACTION_SCOPES = {"approve": "governance:write", "request_changes": "governance:write",
                  "veto": "veto:execute"}
 
@@ -498,24 +504,41 @@ class GovernanceService:
 
     # ------------------------------------------------------------------ representations
     @staticmethod
-    def _summary(row: Any) -> dict[str, Any]:
+    def _shown_deadline(status: str, deadline: datetime | None) -> str | None:
+        """The veto deadline as shown: only while the window runs (it stays stored after,
+        for ``VETO_WINDOW_CLOSED`` to report)."""
+        return rfc3339(deadline) if deadline and status in pl.IN_WINDOW else None
+
+    @classmethod
+    def _summary(cls, row: Any) -> dict[str, Any]:
         return {
             "id": row.id,
             "agent": {"id": row.agent_id, "name": row.agent_name, "kind": row.agent_kind,
                       "industry": row.industry},
             "requester": row.requester, "industry": row.industry, "status": row.status,
             "stage": row.stage, "version": row.version,
-            "veto_deadline": (rfc3339(row.veto_deadline)
-                              if row.veto_deadline and row.status in pl.IN_WINDOW else None),
+            "veto_deadline": cls._shown_deadline(row.status, row.veto_deadline),
             "created_at": rfc3339(row.created_at),
         }
+
+    @staticmethod
+    def _minimal(row: Any) -> dict[str, Any]:
+        """What a decision's answer carries under ``Prefer: return=minimal``."""
+        return {"id": row.id, "status": row.status, "version": row.version,
+                "updated_at": rfc3339(row.updated_at)}
+
+    @staticmethod
+    def slim(approval: dict[str, Any]) -> dict[str, Any]:
+        """An answered request (any representation) as ``_minimal`` gives it: a replay of a
+        fuller first answer, asked for with ``Prefer: return=minimal``."""
+        return {k: approval[k] for k in MINIMAL_FIELDS if k in approval}
 
     @classmethod
     def _change(cls, row: Any) -> dict[str, Any]:
         """The summary plus what a decision changes (the batch results' representation)."""
         data = cls._summary(row)
         data.update(
-            pipeline=row.pipeline, decided_by=row.decided_by,
+            pipeline=pl.joined(row.pipeline, row.evidence), decided_by=row.decided_by,
             decided_at=rfc3339(row.decided_at) if row.decided_at else None,
             decision_note=row.decision_note, updated_at=rfc3339(row.updated_at))
         return data
@@ -558,10 +581,36 @@ class GovernanceService:
     def get_approval(self, approval_id: str) -> dict[str, Any]:
         with self.db.engine.connect() as conn:
             row = conn.execute(select(*_DETAIL_COLUMNS).where(AR.id == approval_id)).first()
-        if row is None:
-            raise NotFound(f"Approval request {approval_id!r} does not exist; "
-                           "refresh the approvals list.", details={"id": approval_id})
-        return self._detail(row)
+            if row is None:
+                raise NotFound(f"Approval request {approval_id!r} does not exist; "
+                               "refresh the approvals list.", details={"id": approval_id})
+            evidence = self._evidence(conn, [approval_id]).get(approval_id, {})
+        return self._detail(_Row({**row._mapping, "evidence": evidence}))
+
+    @staticmethod
+    def _evidence(conn: Connection | Session, ids: Sequence[str]) -> dict[str, pl.Evidence]:
+        """The pipeline evidence of the requests ``ids``, by request id."""
+        found: dict[str, pl.Evidence] = {}
+        for start in range(0, len(ids), 500):  # bounded IN lists
+            rows = conn.execute(select(EVIDENCE.c.approval_id, EVIDENCE.c.evidence).where(
+                EVIDENCE.c.approval_id.in_(ids[start:start + 500]))).all()
+            found.update((str(i), orjson.loads(e)) for i, e in rows)
+        return found
+
+    @classmethod
+    def _add_evidence(cls, tx: _Tx, approval_id: str, evidence: pl.Evidence) -> None:
+        """Store the evidence stages of ``approval_id`` just gained (``pl.split``) beside
+        what it had."""
+        if not evidence:
+            return
+        held = cls._evidence(tx.session, [approval_id]).get(approval_id)
+        encoded = orjson.dumps({**(held or {}), **evidence}).decode()
+        if held is None:
+            tx.session.execute(insert(EVIDENCE).values(approval_id=approval_id,
+                                                       evidence=encoded))
+        else:
+            tx.session.execute(update(EVIDENCE).where(EVIDENCE.c.approval_id == approval_id)
+                               .values(evidence=encoded))
 
     def get_module(self, approval_id: str) -> bytes:
         with self.db.session() as session:
@@ -918,7 +967,9 @@ class GovernanceService:
                 version=1, pipeline=[],
                 capabilities=list(capabilities), budget=budget, wasm_module=wasm_module,
                 wasm_report=report, seed_matches=[], created_at=now, updated_at=now)
-            request.pipeline = pl.new_pipeline(stage, now, self._attest(request))
+            request.pipeline, evidence = pl.split(
+                pl.new_pipeline(stage, now, self._attest(request)))
+            self._add_evidence(tx, approval_id, evidence)
             if not report["valid"] and stage in ("genesis_certification", "architect_review"):
                 request.pipeline[pl.STAGES.index(stage)]["notes"] = (
                     "Waiting: the WASM validation report has errors.")
@@ -1017,7 +1068,9 @@ class GovernanceService:
                     details={"status": request.status, "decided_by": request.decided_by,
                              "decided_at": rfc3339(request.decided_at)
                              if request.decided_at else None})
-            request.pipeline = pl.advance(request.pipeline, tx.now, self._attest(request))
+            request.pipeline, evidence = pl.split(
+                pl.advance(request.pipeline, tx.now, self._attest(request)))
+            self._add_evidence(tx, approval_id, evidence)
             request.stage = pl.current_stage(request.pipeline)
             request.version += 1
             request.updated_at = tx.now
@@ -1072,14 +1125,17 @@ class GovernanceService:
 
     # ------------------------------------------------------------------ decisions
     def decide(self, actor: Actor, commands: Sequence[DecisionCommand], *,
-               full_detail: bool = False, also: AlsoWrite | None = None
-               ) -> list[DecisionResult]:
+               full_detail: bool = False, minimal: bool = False,
+               also: AlsoWrite | None = None) -> list[DecisionResult]:
         """Apply decisions in one transaction, each at most once per key; results in order.
 
         A rejected decision writes nothing and is not remembered, so resending it is
         judged again; applied ones are remembered and replayed. Results carry the request
         as changed (``_change``: what a decision changes); ``full_detail`` gives the whole
-        request instead, as the single-decision routes answer. ``also(connection,
+        request instead, as the single-decision routes answer; ``minimal`` only its id,
+        status, version and update time (``_minimal``), and that is what is remembered. A
+        replay answers what was remembered (under ``minimal`` slimmed to those fields: a
+        projection of the first answer, never more than it said). ``also(connection,
         results)`` runs in the same transaction before it commits: what it writes (the
         audit log, the state mirror) is committed with the decisions or not at all.
         """
@@ -1097,8 +1153,13 @@ class GovernanceService:
                        IR.status_code != _CLAIMED)).all()}
             ids = sorted({c.approval_id for c in commands})
             columns = _DETAIL_COLUMNS if full_detail else _CHANGE_COLUMNS
-            represent = self._detail if full_detail else self._change
+            represent = (self._minimal if minimal else
+                         self._detail if full_detail else self._change)
             approvals = {r["id"]: r for r in self._lock_approvals(tx, ids, columns)}
+            if not minimal:  # the answers show the stages' evidence
+                evidence = self._evidence(tx.session, list(approvals))
+                for approval_id, held in approvals.items():
+                    held["evidence"] = evidence.get(approval_id, {})
             original = {k: (v["version"]) for k, v in approvals.items()}
             decisions: list[tuple[dict[str, Any], DecisionCommand]] = []
             remembered: list[dict[str, Any]] = []
@@ -1121,6 +1182,8 @@ class GovernanceService:
                             "decision; make a new key for a new decision.",
                             details={"key": command.key})))
                         continue
+                    if minimal and body is not None and "data" in body:
+                        body = {**body, "data": self.slim(body["data"])}
                     results.append(DecisionResult(command.key, "replayed", status_code, body))
                     continue
                 state = approvals.get(command.approval_id)
@@ -1158,7 +1221,8 @@ class GovernanceService:
                            {"approval_id": command.approval_id, "action": command.action,
                             "status": state["status"], "decided_by": actor.sub,
                             "category": command.category,
-                            "veto_deadline": body["data"]["veto_deadline"],
+                            "veto_deadline": self._shown_deadline(
+                                state["status"], state["veto_deadline"]),
                             "version": state["version"]},
                            correlation_id=actor.request_id or command.approval_id,
                            causation_id=command.key, user_id=actor.sub)

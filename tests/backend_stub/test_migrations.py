@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import inspect, text
+from sqlalchemy import insert, inspect, select, text
 
+from backend_stub.clock import FakeClock
 from backend_stub.db import Database
+from backend_stub.domain import pipeline as pl
 from backend_stub.domain.migrations import MIGRATIONS, UNREAD_INDEXES
+from backend_stub.domain.models import ApprovalRequest
+from backend_stub.domain.service import GovernanceService
 
 
 def test_migrations_run_once_each_and_build_every_table(stub_db_url: str) -> None:
@@ -43,17 +47,44 @@ def test_an_older_database_loses_the_indexes_nothing_reads(stub_db_url: str) -> 
     built, ``ix_events_type`` by an older ``0001``) has none of them afterwards."""
     db = Database(stub_db_url)
     try:
-        db.migrate(MIGRATIONS[:-1])
+        db.migrate(MIGRATIONS[:4])
         with db.engine.begin() as conn:
             conn.execute(text("CREATE INDEX ix_events_type ON events (type)"))
         built = {ix["name"] for table in ("decisions", "events")
                  for ix in inspect(db.engine).get_indexes(table)}
         assert set(UNREAD_INDEXES) <= built
-        assert db.migrate(MIGRATIONS) == ["domain_0005_drop_unread_indexes"]
+        assert db.migrate(MIGRATIONS[:5]) == ["domain_0005_drop_unread_indexes"]
         left = {ix["name"] for table in ("decisions", "events")
                 for ix in inspect(db.engine).get_indexes(table)}
         assert not left & set(UNREAD_INDEXES)
         assert "ix_decisions_approval_id" in left
+    finally:
+        db.dispose()
+
+
+def test_an_older_database_moves_the_pipeline_evidence_apart(stub_db_url: str) -> None:
+    """A request stored before migration 0006, its evidence inside its pipeline: after it,
+    the row holds the stages alone and the request reads back as it was."""
+    inline = pl.new_pipeline("governor_approval", FakeClock().now(),
+                             lambda stage, when: {"review": {"stage": stage, "ok": True}})
+    db = Database(stub_db_url)
+    try:
+        db.migrate(MIGRATIONS[:5])
+        now = FakeClock().now()
+        with db.engine.begin() as conn:
+            conn.execute(insert(ApprovalRequest.__table__).values(  # type: ignore[attr-defined]
+                id="REQ-0001", agent_id="AGT-0001", agent_name="Old", agent_kind="industry",
+                requester="genesis", industry="education", status="pending_approval",
+                stage="governor_approval", version=1, pipeline=inline, capabilities=[],
+                budget={}, wasm_module=b"", wasm_report={}, seed_matches=[],
+                closing_notified=False, created_at=now, updated_at=now))
+        assert db.migrate(MIGRATIONS) == ["domain_0006_approval_evidence"]
+        with db.engine.connect() as conn:
+            stored = conn.execute(select(ApprovalRequest.pipeline)).scalar_one()  # type: ignore[call-overload]
+        assert stored == pl.split(inline)[0]
+        assert all(set(stage) == set(pl.STAGE_FIELDS) for stage in stored)
+        read = GovernanceService(db, FakeClock()).get_approval("REQ-0001")
+        assert read["pipeline"] == inline
     finally:
         db.dispose()
 
