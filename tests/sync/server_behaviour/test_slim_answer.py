@@ -1,10 +1,6 @@
 """The slim decision answer (``Prefer: return=minimal``, RFC 7240), over the fake and the
 stub: the outbox asks for it on every batch and records a slim answer differently from a
-full one, so both servers must agree on when it is given and what it holds.
-
-Not collected yet (the file name does not match ``test_*.py``): the stub learns the slim
-answer on another branch. Once that branch is merged, rename this file to
-``test_slim_answer.py`` and it runs over both servers like the rest of the suite."""
+full one, so both servers must agree on when it is given and what it holds."""
 
 from __future__ import annotations
 
