@@ -378,10 +378,11 @@ def _prefers_minimal(request: httpx.Request) -> bool:
 
 def _slim(result: dict[str, Any]) -> dict[str, Any]:
     """A decision result as ``return=minimal`` answers it: the approval reduced to its
-    id, status, version and ``updated_at``; the rest (outcome, error) as it was. The
-    kept answer of a key is never changed: a replay is slimmed by its own request."""
+    id, status, version and ``updated_at``; the rest (outcome, error) as it was. A
+    rejection keeps the whole request (the client names the fields that changed from it).
+    The kept answer of a key is never changed: a replay is slimmed by its own request."""
     approval = result.get("approval")
-    if not isinstance(approval, dict):
+    if not isinstance(approval, dict) or result.get("outcome") == "rejected":
         return result
     return {**result, "approval": {k: approval[k] for k in _SLIM_FIELDS if k in approval}}
 

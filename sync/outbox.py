@@ -193,15 +193,14 @@ class Outbox:
                     error_message=str(error.get("message") or "The server refused it."),
                     error_details=error.get("details") or {}, approval=approval))
         answered = {o.entry_id for o in outcomes}
-        self._record(report, outcomes, slim=minimal_answer(response.headers))
+        self._record(report, outcomes)
         # An item the server left out of its answer is retried, never assumed either way.
         unanswered = [i for i in ids if i not in answered]
         self.store.requeue(unanswered, self.clock.now())
         self._unanswered.update(unanswered)
 
-    def _record(self, report: UploadReport, outcomes: list[Outcome], *,
-                slim: bool = False) -> None:
-        self.store.record_outcomes(outcomes, self.clock.now(), slim=slim)
+    def _record(self, report: UploadReport, outcomes: list[Outcome]) -> None:
+        self.store.record_outcomes(outcomes, self.clock.now())
         for o in outcomes:
             (report.applied if o.applied else report.rejected).append(o.entry_id)
         report.approvals_changed = report.approvals_changed or bool(outcomes)
@@ -225,13 +224,6 @@ class Outbox:
             self.store.upsert_seeds([response.data])
             report.seeds_changed = True
         report.applied.append(entry.id)
-
-
-def minimal_answer(headers: dict[str, str]) -> bool:
-    """Whether the server applied ``return=minimal`` (its ``Preference-Applied``, RFC
-    7240: a comma-separated list of preferences)."""
-    applied = headers.get("preference-applied", "")
-    return any(p.strip().lower() == "return=minimal" for p in applied.split(","))
 
 
 def _parsed(entry: Claimed) -> dict[str, Any] | None:

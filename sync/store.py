@@ -1459,12 +1459,13 @@ class LocalStore:
                                        "WHERE state = 'sending'"), {"t": iso(now)})
         return int(result.rowcount or 0)
 
-    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime, *,
-                        slim: bool = False) -> None:
+    def record_outcomes(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         """The server's answers for a batch, all in one transaction; approvals the server
         returned refresh the cache in the same transaction, so the pending marker and the
-        fresh state appear together. ``slim``: the server answered ``return=minimal``
-        (each approval only its id, status, version and ``updated_at``)."""
+        fresh state appear together. An approval that is only its id, status, version and
+        ``updated_at`` (``return=minimal``) is stamped on the cached request; a whole one
+        (a server answering in full, or a rejection, which stays whole under
+        ``return=minimal``) is merged."""
         if not outcomes:
             return
         t = iso(now)
@@ -1501,11 +1502,12 @@ class LocalStore:
                     "WHERE id = ? AND state IN ('queued', 'sending')", rejected)
                 db.executemany("DELETE FROM receipt WHERE decision_id = ? "
                                "AND token IS NULL", [(r[4],) for r in rejected])
-            # Slim approvals (all of them when the server says it answered minimal; else
-            # any that carries no more, as a replay of a slim first answer may) are
-            # stamped in one statement; full ones are merged.
-            stamped = returned if slim else [a for a in returned if a.keys() <= SLIM_KEYS]
-            full = [] if slim else [a for a in returned if not a.keys() <= SLIM_KEYS]
+            # Told apart by what each carries, not by ``Preference-Applied``: under
+            # ``return=minimal`` a rejection still carries the whole request (the fields
+            # a conflict names come from it), and a replay of a slim first answer is slim
+            # without the header.
+            stamped = [a for a in returned if a.keys() <= SLIM_KEYS]
+            full = [a for a in returned if not a.keys() <= SLIM_KEYS]
             if stamped:
                 db.executemany(self._STAMP_APPROVAL, [
                     (str(a["status"]), int(a["version"]),

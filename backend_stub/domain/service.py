@@ -527,6 +527,17 @@ class GovernanceService:
         return {"id": row.id, "status": row.status, "version": row.version,
                 "updated_at": rfc3339(row.updated_at)}
 
+    def _refused_shown(self, tx: _Tx, state: dict[str, Any],
+                       represent: Callable[[Any], dict[str, Any]], *, minimal: bool
+                       ) -> dict[str, Any]:
+        """The request a refused decision is answered with: as the batch shows it, and
+        whole under ``minimal`` too (its evidence read for it alone): a client names the
+        fields that changed under a ``VERSION_CONFLICT`` from this, and refusals are rare."""
+        if not minimal:
+            return represent(_Row(state))
+        evidence = self._evidence(tx.session, [state["id"]]).get(state["id"], {})
+        return self._change(_Row({**state, "evidence": evidence}))
+
     @staticmethod
     def slim(approval: dict[str, Any]) -> dict[str, Any]:
         """An answered request (any representation) as ``_minimal`` gives it: a replay of a
@@ -1197,7 +1208,8 @@ class GovernanceService:
                 except ApiError as exc:
                     rejected = self._rejected(command, exc)
                     if state is not None:  # the request as it is now, to refresh from
-                        rejected.body = {"data": represent(_Row(state))}
+                        rejected.body = {"data": self._refused_shown(tx, state, represent,
+                                                                     minimal=minimal)}
                     results.append(rejected)
                     continue
                 vetoed_any = vetoed_any or command.action == "veto"

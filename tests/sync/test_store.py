@@ -493,7 +493,7 @@ def test_a_slim_answer_refusing_a_decision_keeps_the_request_as_seen() -> None:
     store.record_outcomes([Outcome("e1", applied=False, error_code="ALREADY_DECIDED",
                                    approval={"id": "REQ-1", "status": "approved",
                                              "version": 2, "updated_at": "t2"})],
-                          NOW, slim=True)
+                          NOW)
     assert store.seen("e1") == _request(1)
     found = store.approval("REQ-1")
     assert found is not None and found[0] == _request(2, status="approved", updated_at="t2")

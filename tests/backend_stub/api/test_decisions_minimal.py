@@ -37,10 +37,14 @@ def test_minimal_answers_carry_four_fields_and_every_receipt(api: Api) -> None:
     assert vetoed["approval"]["status"] == "vetoed" and set(vetoed["approval"]) == FIELDS
     assert applied["receipt"]["claims"]["decision_id"] == "m1"
     assert vetoed["receipt"]["claims"]["approval_version"] == vetoed["approval"]["version"]
-    # A rejection: the request as it is now, minimal too, and no receipt.
+    # A rejection: the request as it is now, whole (the client names the fields that
+    # changed from it), and no receipt.
     assert conflict["error"]["code"] == "VERSION_CONFLICT" and "receipt" not in conflict
-    assert conflict["approval"] == {"id": c["id"], "status": "pending_approval",
-                                    "version": 1, "updated_at": c["updated_at"]}
+    assert {k: conflict["approval"][k] for k in FIELDS} == {
+        "id": c["id"], "status": "pending_approval", "version": 1,
+        "updated_at": c["updated_at"]}
+    assert {"pipeline", "agent", "decided_by"} <= set(conflict["approval"])
+    assert conflict["approval"]["pipeline"] == c["pipeline"]  # its evidence joined back
     assert unknown["error"]["code"] == "NOT_FOUND" and "approval" not in unknown
     # What was stored is what was answered.
     full = api.client.get(f"/v1/mobile/approvals/{a['id']}", headers=api.auth()).json()

@@ -40,7 +40,7 @@ def test_return_minimal_slims_each_approval_and_says_so(server: Target) -> None:
     server.run(scenario)
 
 
-def test_a_rejected_result_carries_the_slim_approval_too(server: Target) -> None:
+def test_a_rejected_result_carries_the_whole_approval(server: Target) -> None:
     async def scenario(s: Server) -> None:
         approval_id = await s.pending()
         version = (await s.approval(approval_id))["version"]
@@ -49,8 +49,10 @@ def test_a_rejected_result_carries_the_slim_approval_too(server: Target) -> None
         assert headers.get("preference-applied") == "return=minimal"
         assert result["outcome"] == "rejected"
         assert result["error"]["code"] == "ALREADY_DECIDED"
-        assert set(result["approval"]) == SLIM_KEYS
+        # Whole: a client names the fields that changed from it.
+        assert set(result["approval"]) > SLIM_KEYS
         assert result["approval"]["status"] == "approved"
+        assert result["approval"]["decided_by"] and "pipeline" in result["approval"]
     server.run(scenario)
 
 
