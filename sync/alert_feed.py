@@ -49,6 +49,11 @@ GONE = ("That notification is gone: it was dismissed, acted on, or the request w
 NOT_RUNNING = "Notifications are not running: sign in again."
 
 
+def not_listening(reason: str) -> PushState:
+    """Push as shown while no center runs: its one channel off, and why."""
+    return PushState(False, False, "Not listening.", (NotifierInfo(CHANNEL, False, reason),))
+
+
 class CenterFactory(Protocol):
     """Makes the signed-in account's center, not started; None when the client has no
     stream to listen to now (``why_no_push``)."""
@@ -241,7 +246,7 @@ class AlertFeed:
             reason = "starts once you are signed in"
         else:
             reason = self.client.why_no_push() or "starts in a moment"
-        return PushState(False, False, "Not listening.", (NotifierInfo(CHANNEL, False, reason),))
+        return not_listening(reason)
 
     async def deliver(self, event: PushEvent) -> None:
         """Hand an event to the running center as its stream would (the in-memory

@@ -46,13 +46,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sync import rules, store_reads
-from sync.alert_feed import CHANNEL
+from sync.alert_feed import not_listening
 from sync.alerts import (
     ActionResult,
     Alert,
     AlertHooks,
     AlertPreferences,
-    NotifierInfo,
     PushState,
 )
 from sync.errors import ClientStopped
@@ -466,8 +465,7 @@ class StartingClient:
     def push_state(self) -> PushState:
         if self._started is not None:
             return self._started.push_state()
-        reason = self.why_no_push() or "starts in a moment"
-        return PushState(False, False, "Not listening.", (NotifierInfo(CHANNEL, False, reason),))
+        return not_listening(self.why_no_push() or "starts in a moment")
 
     async def sign_in_with_browser(self, open_url: Callable[[str], Awaitable[None] | None]
                                    ) -> Account:
@@ -514,13 +512,9 @@ class StartingClient:
         does)."""
         assert self._path is not None  # a first screen was read from it
         owner = first.account.sub if first.account is not None else None
+        db: sqlite3.Connection | None = None
         try:
             db = store_reads.open_read_only(self._path, LOCK_WAIT_S)
-        except sqlite3.Error as exc:
-            log.warning("the list cannot be read from %s (%s); asking the engine",
-                        self._path, exc)
-            return None
-        try:
             rows = store_reads.approval_page(db, owner, filter, query.strip().lower(),
                                              store_reads.iso(self._clock()), limit, offset)
             return [store_reads.shown(ApprovalSummary, json.loads(summary), pending)
@@ -530,7 +524,8 @@ class StartingClient:
                         self._path, exc)
             return None
         finally:
-            db.close()
+            if db is not None:
+                db.close()
 
     def approval_count(self, filter: ApprovalFilter = "all", query: str = "") -> int:
         snap = self._first

@@ -22,7 +22,7 @@ import httpx
 from sync import rules
 from sync.clock import Clock, FakeClock
 from sync.models import ApprovalStatus
-from sync.store import iso
+from sync.store import SLIM_KEYS, iso
 
 Fault = Literal["connect_error", "server_error", "lose_ack", "rate_limited", "reorder",
                 "drop_result", "refuse_batch", "expire_token"]
@@ -367,9 +367,6 @@ def _change(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in _CHANGE_FIELDS if k in record}
 
 
-_SLIM_FIELDS = ("id", "status", "version", "updated_at")
-
-
 def _prefers_minimal(request: httpx.Request) -> bool:
     """RFC 7240: ``return=minimal`` among the request's ``Prefer`` preferences."""
     prefer = ",".join(request.headers.get_list("prefer"))
@@ -384,7 +381,7 @@ def _slim(result: dict[str, Any]) -> dict[str, Any]:
     approval = result.get("approval")
     if not isinstance(approval, dict) or result.get("outcome") == "rejected":
         return result
-    return {**result, "approval": {k: approval[k] for k in _SLIM_FIELDS if k in approval}}
+    return {**result, "approval": {k: approval[k] for k in SLIM_KEYS if k in approval}}
 
 
 def _ok(data: Any, meta: dict[str, Any] | None = None, *, status: int = 200,
