@@ -236,10 +236,13 @@ def _parsed(entry: Claimed) -> dict[str, Any] | None:
 
 
 def _first_error(done: set[asyncio.Task[None]]) -> BaseException | None:
+    """The first failure among finished batches. Every task's outcome is read, not only
+    up to the first failure: two batches failing together (the server gone) would
+    otherwise leave the second's error unread, and asyncio logs "Task exception was
+    never retrieved" for an error the pass has already handled."""
+    first: BaseException | None = None
     for task in done:
-        if task.cancelled():
-            return asyncio.CancelledError()
-        error = task.exception()
-        if error is not None:
-            return error
-    return None
+        error = asyncio.CancelledError() if task.cancelled() else task.exception()
+        if first is None and error is not None:
+            first = error
+    return first

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import random
 import time
@@ -35,6 +36,7 @@ from sqlalchemy import create_engine, text
 
 from sync.auth import Authenticator
 from sync.engine import SyncEngine
+from sync.errors import ServerUnreachable
 from sync.models import DecisionAction, OutboxState
 from sync.settings import GovernorSettings
 from sync.store import LocalStore
@@ -44,6 +46,7 @@ from tests.support.server_state import ServerDecision, ServerState, read_server
 from tests.support.stub_process import StubProcess
 
 ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
 REPORT_ENV = "CHAOS_REPORT"
 
 
@@ -297,10 +300,25 @@ def authenticator(url: str, data: Path) -> ChaosAuthenticator:
     return ChaosAuthenticator(url, data)
 
 
+FIRST_SIGN_IN_TRIES = 3
+
+
 async def signed_in_engine(url: str, data: Path, *, batch_size: int = 4) -> SyncEngine:
+    """A signed-in engine, as the governor gets one: a sign-in the server does not answer
+    in the client's timeout is tried again (a CI run once saw the first token exchange
+    of a fresh world take over 5 s with no fault injected yet); each retry is logged, and
+    a server that stays silent still fails the run."""
     auth = authenticator(url, data)
-    if auth.account() is None:
-        await auth.sign_in_with_password("governor", "governor")
+    for attempt in range(1, FIRST_SIGN_IN_TRIES + 1):
+        if auth.account() is not None:
+            break
+        try:
+            await auth.sign_in_with_password("governor", "governor")
+        except ServerUnreachable:
+            if attempt == FIRST_SIGN_IN_TRIES:
+                raise
+            log.warning("chaos: first sign-in, try %d of %d, went unanswered; trying again",
+                        attempt, FIRST_SIGN_IN_TRIES)
     return SyncEngine(client_settings(url, data, batch_size), authenticator=auth,
                       transport=http_transport())
 

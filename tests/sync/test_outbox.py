@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -486,6 +487,7 @@ class _Overlapping(httpx.AsyncBaseTransport):
         self.most = 0
         self.calls = 0
         self.fail_on = fail_on
+        self.fail_from: int | None = None  # every call from this one on fails
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
@@ -495,7 +497,8 @@ class _Overlapping(httpx.AsyncBaseTransport):
         try:
             for _ in range(3):
                 await asyncio.sleep(0)
-            if call == self.fail_on:
+            if call == self.fail_on or (self.fail_from is not None
+                                        and call >= self.fail_from):
                 raise httpx.ConnectError("dropped", request=request)
             return await self.inner.handle_async_request(request)
         finally:
@@ -533,6 +536,27 @@ def test_a_failing_batch_waits_for_the_one_in_flight_then_requeues(world: World)
     world.clock.advance(600)
     run(world.engine.upload())
     assert all(world.server.applied_count(e.id) == 1 for e in entries)
+
+
+def test_batches_failing_together_leave_no_error_unread(world: World) -> None:
+    """The server gone with two batches in flight: both fail, the pass reports one error
+    and reads the other, so asyncio never logs an unread task exception."""
+    transport = _overlapping_world(world)
+    transport.fail_from = 1
+    entries = [world.engine.approve(f"APR-{i}") for i in range(3)]
+    unread: list[dict[str, object]] = []
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().set_exception_handler(lambda _, ctx: unread.append(ctx))
+        await world.engine.upload()
+        gc.collect()  # an unread task exception is reported when its task is collected
+
+    run(scenario())
+    assert transport.most == 2
+    assert unread == []
+    assert {world.store.entry(e.id).state  # type: ignore[union-attr]
+            for e in entries} == {OutboxState.QUEUED}
+    assert world.server.audit == []
 
 
 def test_an_upload_cancelled_mid_flight_puts_its_entries_back(world: World) -> None:
