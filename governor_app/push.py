@@ -30,10 +30,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from governor_app import addresses
+from governor_app.errors import (
+    ApprovalCancelled,
+    NoSessionOpen,
+    StepUpFailed,
+    VetoTakenBack,
+)
 from governor_app.preferences import Preferences, PreferenceStore, parse_time
 from governor_app.state import veto_reason_problem
 from sync import rules
-from sync.errors import SyncError
 from sync.facade import (
     NO_QUIET_HOURS,
     Alert,
@@ -189,24 +194,6 @@ class BannerPresenter(Protocol):
         ...
 
     def open(self, route: str) -> None: ...
-
-
-class StepUpFailed(SyncError):
-    """The password was refused too many times; nothing was queued."""
-
-
-class NoSessionOpen(SyncError):
-    """A veto was pressed on an OS notification while no app window is open."""
-
-
-class VetoTakenBack(SyncError):
-    """The governor took a confirmed veto back within the undo window; nothing was
-    queued."""
-
-
-class ApprovalCancelled(SyncError):
-    """The governor saw the request's danger flags and did not approve, or took the
-    approval back within the undo window; nothing was queued."""
 
 
 # The presenter of the session whose banner button is being handled (set by ``act``).
@@ -390,7 +377,7 @@ def _retry(prompt: VetoPrompt, answer: VetoAnswer, error: str) -> VetoPrompt:
 
 
 __all__ = ["VISIBLE_BANNERS", "VISIBLE_BANNERS_PHONE",
-           "ApprovalCancelled", "ApprovePrompt", "BannerButton", "BannerPresenter", "BannerView",
-           "NoSessionOpen", "Outcome", "PushService", "StepUpFailed", "VetoAnswer",
-           "VetoPrompt", "VetoTakenBack", "alert_preferences", "banner_view", "danger_flags",
+           "ApprovePrompt", "BannerButton", "BannerPresenter", "BannerView",
+           "Outcome", "PushService", "VetoAnswer",
+           "VetoPrompt", "alert_preferences", "banner_view", "danger_flags",
            "route_for", "visible_banners"]
