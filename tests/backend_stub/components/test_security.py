@@ -558,8 +558,11 @@ def test_what_does_not_survive_json_is_named() -> None:
         HIGH = 1
 
     assert survives_json({"a": "x", "b": 1, "c": True, "d": None})
-    for value in ({"a": 1.5}, {"a": [1]}, {"a": (1,)}, {"a": {}}, {"a": Level.HIGH}, {1: "x"}):
-        assert not survives_json(value)  # type: ignore[arg-type]
+    # Any keys: the last one's is an int, which a JSON round trip turns into a string.
+    refused: tuple[dict[Any, Any], ...] = (
+        {"a": 1.5}, {"a": [1]}, {"a": (1,)}, {"a": {}}, {"a": Level.HIGH}, {1: "x"})
+    for value in refused:
+        assert not survives_json(value)
 
 
 @pytest.mark.parametrize("value", [
