@@ -15,6 +15,7 @@ from sync.alerts import (
     Alert,
     NotifierInfo,
     QuietHours,
+    StepUp,
     Urgency,
     VetoConfirmation,
     alert_for,
@@ -241,7 +242,8 @@ class FakeClient:
         self.calls.append(("sync_now", "", None))
 
 
-def confirm(category: VetoCategory = VetoCategory.SAFETY, reason: str = "unsafe"):  # type: ignore[no-untyped-def]
+def confirm(category: VetoCategory = VetoCategory.SAFETY,
+            reason: str = "unsafe") -> tuple[StepUp, list[str]]:
     asked: list[str] = []
 
     async def step_up(alert: Alert) -> VetoConfirmation | None:
