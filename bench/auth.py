@@ -33,6 +33,7 @@ import tempfile
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -135,7 +136,7 @@ def _receipt_and_token_timings() -> tuple[list[float], list[float]]:
     signer = ReceiptSigner(state.keys, state.clock, issuer=state.settings.issuer)
     store = LocalStore()
     now = state.clock.now()
-    claims = []
+    claims: list[dict[str, Any]] = []
     for i in range(RECEIPTS):
         payload = {"id": f"d-{i}", "approval_id": f"REQ-{i:04d}", "action": "veto",
                    "category": "safety", "reason": f"reason {i}"}

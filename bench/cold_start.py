@@ -8,8 +8,12 @@ object ``{"bench": "cold_start", "figures", "targets", "ok"}``.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
-from _coldstart import cold_start_figures
+# ``python bench/NAME.py`` puts only bench/ on sys.path; the shared helpers are ``bench.*``.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._coldstart import cold_start_figures
 
 TARGETS = {"cold_start_ratio": {"max": 1.3}}
 

@@ -136,7 +136,7 @@ def named(name: str) -> str:
 # Ratios to a baseline measured in the same run (bench/_limit.py: the least a durable
 # server does with the same requests), the absolute figures beside them for information;
 # the other targets are those of earlier issues.
-TARGETS: dict[str, dict[str, float]] = {named(k): v for k, v in {
+_TARGETS_BY_FULL_NAME: dict[str, dict[str, float]] = {
     "drain_vs_limit_ratio": {"min": 0.5},
     "client_per_500_vs_limit_ratio": {"max": 1.0},
     "initial_sync_vs_limit_ratio": {"max": 3.0},
@@ -145,7 +145,8 @@ TARGETS: dict[str, dict[str, float]] = {named(k): v for k, v in {
     "unchanged_resync_ms": {"max": 50},
     "fts_100k_p95_ms": {"max": 10},
     "rss_100k_seeds_mb": {"max": 200},
-}.items()}
+}
+TARGETS = {named(k): v for k, v in _TARGETS_BY_FULL_NAME.items()}
 _VOCABULARY = ("healthcare education finance retail logistics budget tokens network read "
                "write files patients claims ledger curriculum tutor sentinel forecast routing "
                "pricing audit safety ethics constitutional outbound inbound precedent cap "

@@ -38,8 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _coldstart import SHORT, fill_cache, measure_hello
 
+# ``python bench/NAME.py`` puts only bench/ on sys.path; the shared helpers are ``bench.*``.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._coldstart import SHORT, fill_cache, measure_hello
 from sync.fakes import demo_approval
 from sync.models import ApprovalStatus
 from sync.store import LocalStore

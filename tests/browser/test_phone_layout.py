@@ -128,10 +128,30 @@ def open_request(page: Page) -> None:
     by_id(page, "approval-detail").wait_for()
 
 
+def open_veto_form(page: Page) -> None:
+    button(page, "Veto").click()
+    by_id(page, "veto-deadline").wait_for()
+
+
+def open_seed(page: Page) -> None:
+    first(page, "seed-GEN").click()
+    by_id(page, "seed-detail").wait_for()
+
+
 def open_wizard(page: Page) -> None:
     nav(page, "Seeds")
     button(page, "New seed").click()
     button(page, "Next step").wait_for()
+
+
+def open_more(page: Page) -> None:
+    nav(page, "More")
+    button(page, "Settings").wait_for()
+
+
+def open_agents(page: Page) -> None:
+    button(page, "Agents").click()
+    first(page, "agent")
 
 
 # The governor's walk through every screen: (screen, how to get there from the last one).
@@ -139,14 +159,14 @@ WALK: tuple[tuple[str, Callable[[Page], object]], ...] = (
     ("dashboard", lambda p: by_id(p, "figure-pending-approvals").wait_for()),
     ("approvals", lambda p: opened(p, "Approvals", "approval-REQ")),
     ("request", open_request),
-    ("veto form", lambda p: (button(p, "Veto").click(), by_id(p, "veto-deadline").wait_for())),
+    ("veto form", open_veto_form),
     ("seeds", lambda p: opened(p, "Seeds", "seed-GEN")),
-    ("seed", lambda p: (first(p, "seed-GEN").click(), by_id(p, "seed-detail").wait_for())),
+    ("seed", open_seed),
     ("seed wizard", open_wizard),
     ("notifications", lambda p: opened(p, "Notifications", "notification")),
-    ("more", lambda p: (nav(p, "More"), button(p, "Settings").wait_for())),
+    ("more", open_more),
     # From the More screen itself (a tap on More again would re-render it under the tap).
-    ("agents", lambda p: (button(p, "Agents").click(), first(p, "agent"))),
+    ("agents", open_agents),
     ("violations", lambda p: opened(p, "Violations", "violation")),
     ("outbox", lambda p: opened(p, "Outbox", "sync-summary")),
     ("settings", lambda p: opened(p, "Settings", "settings-account")),

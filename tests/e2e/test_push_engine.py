@@ -21,6 +21,7 @@ from sync.notify import (
     center_for_engine,
     password_step_up,
 )
+from sync.push import PushListener
 from sync.settings import GovernorSettings
 from sync.tokens import MemoryVault
 from tests.support.stub_process import StubProcess
@@ -113,6 +114,7 @@ def test_approve_and_veto_from_banners_go_through_the_outbox(push_stub: StubProc
             assert server_status(push_stub, engine, second, token) == ApprovalStatus.VETOED
         finally:
             await center.stop()
+            assert isinstance(center.listener, PushListener)
             assert center.listener._client.is_closed  # no HTTP client left per sign-in
             await engine.stop()
             await auth.aclose()

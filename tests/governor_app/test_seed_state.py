@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from governor_app import state
 from governor_app.seed_wizard import (
@@ -147,10 +148,10 @@ def test_every_wizard_capability_choice_is_a_pattern_the_stub_accepts() -> None:
     assert condition_errors({"capabilities_within": list(CAPABILITY_CHOICES)}) == {}
 
 
-def seed(status: str, auto_approve: bool, matches: int = 4, vetoes: int = 1,
-         veto_rate: float = 0.9) -> Seed:
+def seed(status: Literal["proposed", "active", "retired"], auto_approve: bool,
+         matches: int = 4, vetoes: int = 1, veto_rate: float = 0.9) -> Seed:
     return Seed(id="GEN-009", title="t", description="d", conditions={"wasm_valid": True},
-                auto_approve=auto_approve, status=status,  # type: ignore[arg-type]
+                auto_approve=auto_approve, status=status,
                 metrics=SeedMetrics(matches=matches, vetoes=vetoes, match_rate=0.2,
                                     veto_rate=veto_rate),
                 created_by="governor", created_at=NOW, version=1)

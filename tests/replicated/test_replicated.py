@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,7 @@ def test_one_key_sent_16_times_at_once_across_two_replicas_is_applied_once(
                                      "comment": "once"},
                                headers={**headers, "Idempotency-Key": key})
 
-        answers = at_once([lambda c=c: send(c) for c in clients * 8])
+        answers = at_once([partial(send, c) for c in clients * 8])
     finally:
         for client in clients:
             client.close()

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sync.api import FakeAuthenticator
 from sync.clock import FakeClock
 from sync.engine import SyncEngine
+from sync.facade import ApprovalFilter
 from sync.models import (
     PENDING_SHOWS_AS,
     ApprovalStatus,
@@ -28,7 +29,7 @@ from sync.store import MIGRATIONS, LocalStore, iso, search_text, utc_text
 from tests.sync.conftest import GOVERNOR
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-FILTERS = ("all", "pending", "veto_window", "decided")
+FILTERS: tuple[ApprovalFilter, ...] = ("all", "pending", "veto_window", "decided")
 
 
 def engine_over(store: LocalStore, clock: FakeClock | None = None) -> SyncEngine:
@@ -38,7 +39,7 @@ def engine_over(store: LocalStore, clock: FakeClock | None = None) -> SyncEngine
                       clock=clock or FakeClock(NOW))
 
 
-def expected(store: LocalStore, filter: str, query: str, limit: int,
+def expected(store: LocalStore, filter: ApprovalFilter, query: str, limit: int,
              offset: int) -> list[ApprovalSummary]:
     """The list's meaning, as the engine computed it in Python before it moved to SQL:
     every cached request validated, the pending decision laid over it, then filtered."""
@@ -145,14 +146,14 @@ def shown(items: list[ApprovalSummary]) -> list[tuple[str, str, str | None]]:
 def test_the_sql_list_means_what_the_python_list_meant(
         approvals: list[dict[str, Any]], decisions: list[tuple[int, DecisionAction,
                                                                 OutboxState]],
-        filter: str, query: str, limit: int, offset: int) -> None:
+        filter: ApprovalFilter, query: str, limit: int, offset: int) -> None:
     store = LocalStore()
     fill(store, approvals, decisions)
     engine = engine_over(store)
     assert shown(engine.approvals(filter, query, limit, offset)) == \
-        shown(expected(store, filter, query, limit, offset))  # type: ignore[arg-type]
+        shown(expected(store, filter, query, limit, offset))
     assert engine.approval_count(filter, query) == \
-        len(expected(store, filter, query, 10_000, 0))  # type: ignore[arg-type]
+        len(expected(store, filter, query, 10_000, 0))
 
 
 def test_an_unanswered_veto_wins_over_any_other_decision_and_moves_the_counts() -> None:

@@ -155,7 +155,7 @@ def test_an_engine_stopped_while_its_probe_sleeps_leaves_no_task_and_starts_none
         engine.apply_event({"id": "EVT-after-stop", "type": "governance.approval.updated",
                             "data": {"id": "APR-0", "status": "approved", "version": 2}})
         await asyncio.sleep(0)
-        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+        return asyncio.all_tasks() - {asyncio.current_task()}
 
     assert run(main()) == set()
     assert not engine.probing

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from sync.api import FakeAuthenticator
 from sync.engine import SyncEngine
 from sync.errors import SyncError
+from sync.fake_server import Fault
 from sync.models import OutboxState
 from sync.settings import GovernorSettings
 from sync.store import LocalStore
@@ -73,7 +77,7 @@ def test_a_failing_collection_does_not_stop_the_others(world: World) -> None:
     world.server.add_seed("GEN-1", "Seed")
     original = world.server._route
 
-    def route(request, fault):  # type: ignore[no-untyped-def]
+    def route(request: httpx.Request, fault: Fault | None) -> httpx.Response:
         if request.url.path.endswith("/violations"):
             from sync.fake_server import _error
             return _error(404, "NOT_FOUND", "No violations here.")
@@ -271,7 +275,7 @@ def test_an_unchanged_list_without_etag_is_not_written_again(world: World) -> No
 
     original = world.server._route
 
-    def route(request, fault):  # type: ignore[no-untyped-def]
+    def route(request: httpx.Request, fault: Fault | None) -> httpx.Response:
         if request.url.path.endswith(("/approvals", "/agents")):
             response = original(request, fault)
             return _ok(response.json()["data"], {"next_cursor": None})  # no ETag
@@ -323,7 +327,7 @@ def test_a_delta_cut_short_keeps_its_cursor_and_resumes(
     original = world.server._route
     calls = {"n": 0}
 
-    def route(request, fault):  # type: ignore[no-untyped-def]
+    def route(request: httpx.Request, fault: Fault | None) -> httpx.Response:
         if request.url.path.endswith("/seeds"):
             calls["n"] += 1
             if calls["n"] == 2:
@@ -433,12 +437,11 @@ def test_a_malformed_seed_page_is_refused_and_loses_nothing_stored(
     original = world.server._route
     calls = {"n": 0}
 
-    def route(request, fault):  # type: ignore[no-untyped-def]
+    def route(request: httpx.Request, fault: Fault | None) -> httpx.Response:
         response = original(request, fault)
         if request.url.path.endswith("/seeds"):
             calls["n"] += 1
             if calls["n"] == 3:  # after a flush of the first two pages
-                import httpx
                 body = response.json()
                 return httpx.Response(200, json={**body, "data": page})
         return response
@@ -465,7 +468,7 @@ def test_a_delta_cancelled_while_a_write_is_on_its_way_lets_it_finish_and_keeps_
     writing, release = threading.Event(), threading.Event()
     upsert = world.store.upsert_seeds
 
-    def slow_upsert(seeds):  # type: ignore[no-untyped-def]
+    def slow_upsert(seeds: Iterable[dict[str, Any]]) -> int:
         writing.set()
         release.wait(10)
         return upsert(seeds)

@@ -15,6 +15,7 @@ from sync.alerts import (
     Alert,
     NotifierInfo,
     QuietHours,
+    StepUp,
     Urgency,
     VetoConfirmation,
     alert_for,
@@ -234,8 +235,15 @@ class FakeClient:
         self.calls.append(("veto", approval_id, (category, reason)))
         return self._entry(approval_id, DecisionAction.VETO)
 
+    def outbox(self, states: Any = None) -> list[OutboxEntry]:
+        return []
 
-def confirm(category: VetoCategory = VetoCategory.SAFETY, reason: str = "unsafe"):  # type: ignore[no-untyped-def]
+    async def sync_now(self) -> None:
+        self.calls.append(("sync_now", "", None))
+
+
+def confirm(category: VetoCategory = VetoCategory.SAFETY,
+            reason: str = "unsafe") -> tuple[StepUp, list[str]]:
     asked: list[str] = []
 
     async def step_up(alert: Alert) -> VetoConfirmation | None:
@@ -443,9 +451,10 @@ def test_desktop_notifier_posts_buttons_and_a_press_runs_the_action() -> None:
         pressed: list[tuple[str, str]] = []
         done = asyncio.Event()
 
-        async def handler(alert: Alert, action_id: str) -> None:
+        async def handler(alert: Alert, action_id: str) -> ActionResult:
             pressed.append((alert.id, action_id))
             done.set()
+            return ActionResult(action_id, True)
 
         desktop.set_action_handler(handler)
         assert await desktop.probe() and "Approve / Veto" in desktop.info()[0].reason

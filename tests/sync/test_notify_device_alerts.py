@@ -22,6 +22,7 @@ from sync.models import (
 from sync.notify import (
     DECISION_REFUSED,
     VETO_UNSENT,
+    ActionHandler,
     ActionId,
     ActionResult,
     Alert,
@@ -122,6 +123,9 @@ class Recorder:
 
     async def withdraw(self, alert_id: str) -> None:
         self.shown = [a for a in self.shown if a.id != alert_id]
+
+    def set_action_handler(self, handler: ActionHandler) -> None:
+        pass  # the tests press the actions through NotificationActions
 
 
 def dispatcher(notifier: Recorder) -> NotificationDispatcher:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sync.alerts import ActionId, Alert, NotifierInfo, alert_for, may_act, permitted
 from sync.models import Account
-from sync.notify import NotificationDispatcher
+from sync.notify import ActionHandler, NotificationDispatcher
 from sync.push import PushEvent
 from tests.sync.conftest import AUDITOR, GOVERNOR
 
@@ -16,7 +16,7 @@ from tests.sync.conftest import AUDITOR, GOVERNOR
 def pending() -> PushEvent:
     return PushEvent(id="1", type="governance.approval.pending",
                      timestamp=datetime(2026, 1, 1, 12, tzinfo=UTC),
-                     source="platform", metadata={}, cursor=None,
+                     source="platform", metadata={}, cursor="1",
                      data={"approval_id": "APR-1", "agent_name": "Ledger Bot"})
 
 
@@ -32,6 +32,9 @@ class Shown:
 
     async def withdraw(self, alert_id: str) -> None:
         pass
+
+    def set_action_handler(self, handler: ActionHandler) -> None:
+        pass  # nothing here is pressed
 
 
 def actions_shown_to(account: Account | None) -> list[ActionId]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from sync.engine import SyncEngine
 from sync.errors import InvalidDecision, SignInRequired
+from sync.fake_server import Fault
 from sync.models import (
     ApprovalStatus,
     Attachment,
@@ -290,7 +292,8 @@ def test_attachments_are_stored_locally_and_sent_with_the_veto(world: World) -> 
         Attachment(name="big", content_type="a/b", data_base64="A" * (7 * 1024 * 1024))]),
      "5 MB"),
 ])
-def test_invalid_decisions_are_refused_before_queueing(world: World, call, message) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_decisions_are_refused_before_queueing(
+        world: World, call: Callable[[SyncEngine], object], message: str) -> None:
     with pytest.raises(InvalidDecision, match=message):
         call(world.engine)
     assert world.engine.outbox() == []
@@ -459,7 +462,7 @@ def test_a_missing_endpoint_keeps_the_queue_instead_of_rejecting_it(world: World
 
     original = world.server._route
 
-    def route(request, fault):  # type: ignore[no-untyped-def]
+    def route(request: httpx.Request, fault: Fault | None) -> httpx.Response:
         if request.method == "POST":
             return _error(404, "NOT_FOUND", "No route.")
         return original(request, fault)

@@ -119,10 +119,11 @@ def test_the_digest_matches_the_stubs_for_the_same_decision() -> None:
 
 
 def _json_digest(payload: dict[str, Any]) -> str:
-    body = {"decision_id": payload.get("id"), "approval_id": payload.get("approval_id"),
-            "action": payload.get("action"),
-            **{k: payload.get(k) for k in ("expected_version", "category", "reason",
-                                           "comment")}, "attachments": []}
+    body: dict[str, Any] = {
+        "decision_id": payload.get("id"), "approval_id": payload.get("approval_id"),
+        "action": payload.get("action"),
+        **{k: payload.get(k) for k in ("expected_version", "category", "reason", "comment")},
+        "attachments": []}
     return "sha256:" + hashlib.sha256(canonical(body)).hexdigest()
 
 

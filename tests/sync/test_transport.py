@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,13 +64,18 @@ def test_loopback_agrees_with_the_standard_library(address: object) -> None:
     assert is_loopback(str(ip)) == ip.is_loopback
 
 
+def _common_name(cert: Mapping[str, Any]) -> str | None:
+    """The subject's commonName. (typeshed types each field of a certificate as the union
+    of every field's type, so the subject's pairs are read from an untyped mapping.)"""
+    return dict(rdn[0] for rdn in cert["subject"]).get("commonName")
+
+
 def test_the_tls_context_verifies_and_adds_the_enterprise_ca(tmp_path: Path) -> None:
     plain = tls_context()
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname
     pki = make_pki(tmp_path)
     with_ca = tls_context(pki.ca_pem)
-    subjects = [dict(x[0] for x in c["subject"]).get("commonName")
-                for c in with_ca.get_ca_certs()]
+    subjects = [_common_name(c) for c in with_ca.get_ca_certs()]
     assert "Governor Test CA" in subjects and len(subjects) > 1  # added, not replacing
 
 

@@ -28,10 +28,11 @@ FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 def served(app: FastAPI) -> set[tuple[str, str]]:
     """(path, method) of every route the app routes to, included routers flattened."""
-    routes = set()
+    routes: set[tuple[str, str]] = set()
     for context in iter_route_contexts(app.routes):
         for method in context.methods or ():
             if method != "HEAD":
+                assert context.path is not None, context.original_route
                 routes.add((context.path, method.lower()))
     return routes
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import jwt
 import pytest
 from jwt.algorithms import RSAAlgorithm
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
-from backend_stub.components.security import AuditLog
+from backend_stub.components.security import AuditEntry, AuditLog
 from backend_stub.domain.receipts import AUDIT_HEAD_TYP, RECEIPT_TYP, decision_digest
 from tests.backend_stub.api.conftest import Api
 from tests.backend_stub.api.test_contract import data, error, item
@@ -88,8 +89,13 @@ def test_a_fresh_batch_names_the_audit_entries_it_wrote_without_looking_them_up(
     log: AuditLog = api.app.state.audit_log
     looked_up: list[list[str]] = []
     locate = log.locate
-    monkeypatch.setattr(log, "locate", lambda keys, conn=None: (
-        looked_up.append(list(keys)), locate(keys, conn))[1])
+
+    def recording_locate(keys: Sequence[str], conn: Connection | None = None
+                         ) -> dict[str, AuditEntry]:
+        looked_up.append(list(keys))
+        return locate(keys, conn)
+
+    monkeypatch.setattr(log, "locate", recording_locate)
     first = data(api.client.post("/v1/mobile/decisions", json={"decisions": [
         item(a["id"], "d1")]}, headers=api.auth()))
     assert looked_up == []

@@ -412,7 +412,8 @@ def test_publish_many_keeps_local_delivery_when_the_transport_fails() -> None:
 def _platform_messages() -> st.SearchStrategy[dict[str, Any]]:
     """Well-formed messages, and each bent in one place (a wrong type, a missing or empty
     field, a type off the pattern)."""
-    junk = st.one_of(st.none(), st.integers(), st.just(""), st.just([]), st.just({}))
+    junk: st.SearchStrategy[object] = st.one_of(
+        st.none(), st.integers(), st.just(""), st.just([]), st.just({}))
     good = st.fixed_dictionaries({
         "id": st.text(min_size=1, max_size=6), "timestamp": st.text(min_size=1, max_size=6),
         "source": st.text(min_size=1, max_size=6), "data": st.just({"k": 1}),

@@ -11,6 +11,7 @@ from backend_stub.components.state import (
     SqlStateStore,
     StateManager,
     StateStore,
+    StateVersion,
 )
 from backend_stub.db import Database
 from backend_stub.errors import VersionConflict
@@ -110,7 +111,7 @@ def test_atomic_update_gives_up_after_its_retries() -> None:
 
 def test_a_lost_race_in_the_store_is_a_conflict() -> None:
     class RacyStore(MemoryStateStore):
-        def insert(self, record):  # type: ignore[no-untyped-def]
+        def insert(self, record: StateVersion) -> bool:
             super().insert(record)  # the other writer's copy lands first
             return False
 

@@ -109,7 +109,7 @@ def test_random_batches_apply_each_decision_exactly_once(
                 rows = conn.execute(text(
                     "SELECT idempotency_key, approval_id, action FROM decisions")).all()
                 keys = conn.execute(text("SELECT key FROM idempotency_keys")).scalars().all()
-                versions = dict(conn.execute(text(
+                versions: dict[str, int] = dict(conn.execute(text(
                     "SELECT id, version FROM approval_requests")).all())
                 decided = conn.execute(text("SELECT count(*) FROM events WHERE type = :t"),
                                        {"t": ev.APPROVAL_DECIDED}).scalar_one()

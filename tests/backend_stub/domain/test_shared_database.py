@@ -10,10 +10,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from backend_stub.clock import FakeClock
 from backend_stub.db import Database
@@ -67,7 +69,7 @@ def test_one_key_sent_at_once_to_two_replicas_is_applied_once_and_replayed(
     command = DecisionCommand("k-16", request["id"], "approve", expected_version=1,
                               device_id="phone", comment="ship it")
     results: list[list[DecisionResult]] = at_once(
-        [lambda svc=svc: svc.decide(GOV, [command]) for svc in [a, b] * (SENDS // 2)])
+        [partial(svc.decide, GOV, [command]) for svc in [a, b] * (SENDS // 2)])
     outcomes = [r for [r] in results]
     assert sorted(r.outcome for r in outcomes) == ["applied"] + ["replayed"] * (SENDS - 1)
     [applied] = [r for r in outcomes if r.outcome == "applied"]
@@ -121,7 +123,7 @@ def test_a_rejected_decision_leaves_no_claim_behind(
     assert first.outcome == "applied"
     assert refused.error is not None and refused.error.code == "ALREADY_DECIDED"
     with a.db.session() as session:
-        keys = session.execute(select(IdempotencyRecord.key)).scalars().all()
+        keys = session.execute(select(col(IdempotencyRecord.key))).scalars().all()
     assert keys == ["one"]  # "two" is judged again when resent; no placeholder is left
     # And a key whose decision was refused can be used for a new one.
     other = submit(b)
@@ -136,8 +138,7 @@ def test_a_seed_created_at_once_on_two_replicas_under_one_key_exists_once(
     fields: dict[str, Any] = dict(key="seed-1", title="Education", description="d",
                                   conditions={"industry_in": ["education"]},
                                   auto_approve=True)
-    answers = at_once([lambda svc=svc: svc.create_seed(PLATFORM, **fields)
-                       for svc in [a, b] * 4])
+    answers = at_once([partial(svc.create_seed, PLATFORM, **fields) for svc in [a, b] * 4])
     assert sorted(replayed for _, _, replayed in answers) == [False] + [True] * 7
     assert {(status, repr(body)) for status, body, _ in answers} == {
         (201, repr(answers[0][1]))}
@@ -167,7 +168,7 @@ def test_event_ids_are_committed_in_order_across_replicas(
     reader = threading.Thread(target=tail)
     reader.start()
     try:
-        at_once([lambda svc=svc, r=r: svc.decide(GOV, [DecisionCommand(
+        at_once([partial(svc.decide, GOV, [DecisionCommand(
             f"e-{r['id']}", r["id"], "approve", expected_version=1)])
             for svc, r in zip([a, b] * 12, requests, strict=True)])
     finally:
@@ -184,7 +185,7 @@ def test_vetoes_at_once_on_two_replicas_both_count_in_the_seed_metrics(
     created = seed(a)
     # Agents of their own: a shared agent row would order the two transactions anyway.
     requests = [submit(a, agent_name=f"Tutor {i}") for i in range(8)]  # all match the seed
-    at_once([lambda svc=svc, r=r: svc.decide(GOV, [DecisionCommand(
+    at_once([partial(svc.decide, GOV, [DecisionCommand(
         f"veto-{r['id']}", r["id"], "veto", category="safety", reason="r")])
         for svc, r in zip([a, b] * 4, requests, strict=True)])
     metrics = b.get_seed(created["id"])["metrics"]

@@ -61,6 +61,7 @@ def _cases() -> list[Any]:
                else None)
     if missing is not None:
         return [pytest.param(None, None, None, id=f"missing: {missing}")]
+    assert directory is not None  # else ``missing`` names it
     cases = []
     with tempfile.TemporaryDirectory() as scratch:
         for wast in sorted(directory.glob("*.wast")):
