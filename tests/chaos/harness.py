@@ -250,7 +250,8 @@ class ChaosWorld:
                 "faults_that_matter": self.proxy.faults_that_matter(client_timeout),
                 "harmless_delays": self.proxy.harmless_delays(client_timeout),
                 "faults_by_kind": dict(self.proxy.injected), "stub_kills": self.stub_kills,
-                "disruptions": dict(self.disrupted)}
+                "disruptions": dict(self.disrupted),
+                "first_sign_in_retries": FIRST_SIGN_IN_RETRIES[self.url]}
 
 
 def _json(value: Any) -> dict[str, Any]:
@@ -301,6 +302,9 @@ def authenticator(url: str, data: Path) -> ChaosAuthenticator:
 
 
 FIRST_SIGN_IN_TRIES = 3
+# Each unanswered first sign-in, by the URL it went to: the chaos report counts them
+# (``first_sign_in_retries``) so that a stall shows even in a passing run.
+FIRST_SIGN_IN_RETRIES: Counter[str] = Counter()
 
 
 async def signed_in_engine(url: str, data: Path, *, batch_size: int = 4) -> SyncEngine:
@@ -317,6 +321,7 @@ async def signed_in_engine(url: str, data: Path, *, batch_size: int = 4) -> Sync
         except ServerUnreachable:
             if attempt == FIRST_SIGN_IN_TRIES:
                 raise
+            FIRST_SIGN_IN_RETRIES[url] += 1
             log.warning("chaos: first sign-in, try %d of %d, went unanswered; trying again",
                         attempt, FIRST_SIGN_IN_TRIES)
     return SyncEngine(client_settings(url, data, batch_size), authenticator=auth,
