@@ -27,21 +27,27 @@ def timer_from(clock: Clock | None) -> Callable[[], float]:
 # for every call, built once.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _FLAT_TYPES = (str, int, bool)
+# The scalars orjson writes as ``_CANONICAL`` does (exact types: a subclass may differ).
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _plain(value: Any) -> bool:
     """Whether ``value`` holds only objects with text keys, lists, text, integers, booleans
     and nulls (exact types): what orjson encodes byte for byte as ``_CANONICAL`` does."""
+    # Scalars are checked in place, not by a call each: this runs for every event and
+    # audit entry signed (1,000 values of ~12 fields in a batch of 500 decisions), and the
+    # calls were most of its time.
     kind = type(value)
-    if kind is dict:  # a loop, not all() over a generator: this runs for every signature
+    if kind is dict:  # a loop, not all() over a generator, for the same reason
         for key, item in value.items():
-            plain = type(key) is str and _plain(item)
-            if not plain:
+            if type(key) is not str:
+                return False
+            if type(item) not in _PLAIN_SCALARS and not _plain(item):
                 return False
         return True
     if kind is list:
-        return all(_plain(item) for item in value)
-    return kind is str or kind is int or kind is bool or value is None
+        return all(type(item) in _PLAIN_SCALARS or _plain(item) for item in value)
+    return kind in _PLAIN_SCALARS
 
 
 def canonical_json(value: Any) -> str:

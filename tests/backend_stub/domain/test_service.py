@@ -158,6 +158,31 @@ def test_idempotent_replay_and_key_reuse(governance: GovernanceService) -> None:
     assert conflict.outcome == "applied"
 
 
+def test_a_batch_replays_stored_answers_beside_new_and_refused_decisions(
+        governance: GovernanceService) -> None:
+    """The stored answers a batch reads (``_answered``: by the driver on SQLite) are this
+    decider's alone, replayed as first given, beside applied and refused items."""
+    first, second, third = (submit(governance) for _ in range(3))
+    answered = governance.decide(GOV, [
+        DecisionCommand("k1", first["id"], "approve", expected_version=1, comment="ok"),
+        DecisionCommand("k2", second["id"], "approve", expected_version=1)], minimal=True)
+    # Another decider's k3: not an answer to this decider's k3.
+    [other] = governance.decide(Actor("governor-2", GOV.scopes), [DecisionCommand(
+        "k3", third["id"], "request_changes", expected_version=1, reason="r")])
+    assert other.outcome == "applied"
+    results = governance.decide(GOV, [
+        DecisionCommand("k1", first["id"], "approve", expected_version=1, comment="ok"),
+        DecisionCommand("k2", second["id"], "veto", category="other", reason="r"),
+        DecisionCommand("k3", third["id"], "approve", expected_version=1),
+        DecisionCommand("k4", second["id"], "veto", category="safety", reason="r")],
+        minimal=True)
+    assert [r.outcome for r in results] == ["replayed", "rejected", "rejected", "applied"]
+    assert (results[0].status_code, results[0].body) == (200, answered[0].body)
+    assert results[1].error is not None and results[1].error.code == "IDEMPOTENCY_KEY_REUSED"
+    assert results[2].error is not None and results[2].error.code == "ALREADY_DECIDED"
+    assert results[3].approval is not None and results[3].approval["status"] == "vetoed"
+
+
 def test_batch_duplicates_unknown_ids_and_scopes(governance: GovernanceService) -> None:
     request = submit(governance)
     commands = [DecisionCommand("a", request["id"], "approve", expected_version=1),
