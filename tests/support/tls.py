@@ -15,6 +15,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 @dataclass(frozen=True)
 class TestPki:
+    """A throwaway CA and the server certificate it signed, as PEM files."""
+
+    __test__ = False  # a helper, not a test class: pytest must not try to collect it
+
     ca_pem: Path
     cert_pem: Path
     key_pem: Path
