@@ -76,6 +76,12 @@ def test_settings_show_the_channels_and_apply_quiet_hours_and_the_interval_at_on
     page.get_by_role("switch", name="Quiet hours", exact=True).click()
     replace_text(page, "Quiet from (HH:MM)", (now - timedelta(hours=1)).strftime("%H:00"))
     replace_text(page, "Quiet until (HH:MM)", (now + timedelta(hours=2)).strftime("%H:00"))
+    # The server section is below the fold, part of it under the Save bar: scroll to it
+    # first, as a person would. Tapped where the bar covers it, the Server URL field took
+    # the browser's focus and the keys, but Flutter never saw the tap, so the app got no
+    # change and saved without the new server (reproduced 4 of 4 runs on 2026-12-06).
+    page.mouse.move(640, 400)
+    page.mouse.wheel(0, 2000)
     replace_text(page, "Sync interval (seconds)", "7")
     replace_text(page, "Server URL", "https://governance.example.com")
     save_until_said(page, "Notification settings apply now.")
