@@ -21,6 +21,9 @@ import orjson
 
 from sync.errors import DeviceKeyError
 
+# cryptography is imported where a key is used, not with the module: the cold start reads
+# the store through ``open_secrets`` with no key (sealed values left out) before the
+# engine is built, and importing it there cost ~20 ms of the app's start.
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -44,11 +47,6 @@ SEALED_IN_KEY = "$sealed_in"
 _ROW_KEYS = frozenset({SECRETS_KEY, SEALED_IN_KEY})
 # What a value the device key does not open reads as (kept sealed in the database).
 UNREADABLE = "[sealed with a device key this device no longer holds: not shown]"
-
-
-# cryptography is imported where a key is used, not with the module: the cold start reads
-# the store through ``open_secrets`` with no key (sealed values left out) before the
-# engine is built, and importing it there cost ~20 ms of the app's start.
 
 
 def new_device_key() -> bytes:

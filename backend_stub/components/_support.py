@@ -26,8 +26,8 @@ def timer_from(clock: Clock | None) -> Callable[[], float]:
 # What json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False) builds
 # for every call, built once.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_FLAT_TYPES = (str, int, bool)
-# The scalars orjson writes as ``_CANONICAL`` does (exact types: a subclass may differ).
+# The scalars orjson writes as ``_CANONICAL`` does, and that a JSON round trip gives back
+# as they are (exact types: a subclass may differ).
 _PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 
 
@@ -73,8 +73,7 @@ def survives_json(value: Mapping[str, Any]) -> bool:
     """Whether a JSON round trip gives ``value`` back as it is: a flat object of strings,
     integers, booleans and nulls (exact types: a str or int subclass may not come back).
     Lets a caller skip the round trip it would make to store exactly what it hashed."""
-    return all(type(k) is str and (v is None or type(v) in _FLAT_TYPES)
-               for k, v in value.items())
+    return all(type(k) is str and type(v) in _PLAIN_SCALARS for k, v in value.items())
 
 
 @contextmanager
