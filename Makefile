@@ -6,15 +6,25 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench screenshots clean-venv
+PACKAGES := governor_app sync backend_stub
+
+.PHONY: demo test lint bench screenshots clean-venv bytecode
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m compileall -q $(PACKAGES)
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The packages' bytecode, as installing a wheel compiles it. The editable install compiles
+# none, and where PYTHONDONTWRITEBYTECODE is set Python never writes it: every start of
+# the app compiled its modules again (~0.1 s of the cold start). Only changed files are
+# compiled again; a stale .pyc is never used (Python checks the source's time).
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q $(PACKAGES)
+
+demo: bytecode
 	$(BIN)/governor demo $(ARGS)
 
 # The tests drive Debian tools (chromium, promtool, wast2json, haproxy, redis-server):
@@ -27,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: bytecode
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 screenshots: $(STAMP)

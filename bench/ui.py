@@ -41,7 +41,7 @@ import httpx
 
 # ``python bench/NAME.py`` puts only bench/ on sys.path; the shared helpers are ``bench.*``.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._coldstart import SHORT, fill_cache, measure_hello
+from bench._coldstart import SHORT, fill_cache, installed_bytecode, measure_hello
 from sync.fakes import demo_approval
 from sync.models import ApprovalStatus
 from sync.store import LocalStore
@@ -208,6 +208,7 @@ def usable_start_figures(rounds: int) -> dict[str, float]:
     paint, alternating, medians compared."""
     from playwright.sync_api import sync_playwright
 
+    installed_bytecode()
     with tempfile.TemporaryDirectory(prefix="bench-usable-") as tmp:
         data_dir = Path(tmp) / "app"
         stub = StubProcess(Path(tmp) / "stub").start()

@@ -91,13 +91,17 @@ LOCK_WAIT_S = 0.2
 # Without a first screen (no browser yet, the sign-in screen) the engine is built anyway
 # after this long.
 BUILD_AT_LATEST_S = 5.0
-# After the first screen has been sent, the browser needs a moment of CPU to draw it; the
-# engine's build waits that long unless something needs the engine sooner. (Not a lower
-# thread priority instead: a starved thread holding the GIL would stall the server.) Kept
-# short: the first tap on a list or a decision waits for the engine, and with 1.5 s the
-# build was still running when a governor reached the list (bench/ui.py's usable start
-# 8.3 s, 6.2 s with 0.1 s; the first paint did not move).
-AFTER_FIRST_SCREEN_S = 0.1
+# The engine is built once the UI says it has drawn the first screen (``screen_drawn``: in
+# the browser, the frame's first layout): building it while the browser drew took the CPU
+# from the drawing (2 cores: the browser's main thread and its WebAssembly compiler, and
+# the build's ~0.5 s of imports). Measured with bench/ui.py, alternating, 5 rounds each:
+# first paint 2.30/2.38 s against 2.54/2.54 s when the build began 0.1 s after the screen
+# was sent, and the first decision reached the server no later (4.43/4.70 s against
+# 4.66/4.68 s). Should the UI never say so, the build begins this long after the first
+# screen read the dashboard. (Not a lower thread priority instead: a starved thread
+# holding the GIL would stall the server.) Anything that needs the engine sooner (a tap on
+# a list, a decision) builds it at once.
+AFTER_FIRST_SCREEN_S = 1.0
 DEFAULT_DASHBOARD_TTL = rules.DASHBOARD_TTL_S
 
 
@@ -260,6 +264,14 @@ class StartingClient:
         if self._started is not None:
             await self._started.stop()
 
+    def screen_drawn(self) -> None:
+        """The first screen is on view: build the engine now (the fallback timer of the
+        dashboard read is then moot). Safe from any thread: the UI may call it from a
+        handler's worker thread."""
+        if self._first is not None and self._loop is not None \
+                and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._begin_build)
+
     @property
     def starting(self) -> bool:
         """Still answering from the store's first screen (the engine is not started
@@ -401,7 +413,8 @@ class StartingClient:
         snap = self._first
         if snap is None:
             return self._engine_now().dashboard()
-        # The first screen is being built: build the engine once the browser has drawn it.
+        # The first screen is being built: the engine is built once the UI says it is
+        # drawn (``screen_drawn``), or after ``AFTER_FIRST_SCREEN_S`` if it never says.
         if self._loop is not None and self._thread is None and not self._first_screen:
             self._first_screen = True
             self._loop.call_later(self._after_first_screen, self._begin_build)

@@ -740,6 +740,9 @@ class SyncEngine(AlertsThroughFeed):
         """The OS reports a network change that may have cut us off: probe now."""
         self._start_probe()
 
+    def screen_drawn(self) -> None:
+        """Nothing held back: the engine is the client the cold start hands over to."""
+
     def server_now(self) -> datetime:
         """The server's time as this device knows it (``ServerClock``)."""
         return self.server_clock.now()

@@ -86,6 +86,12 @@ class GovernorClient(Protocol):
 
     async def stop(self) -> None: ...
 
+    def screen_drawn(self) -> None:
+        """The UI has drawn a screen the governor can see. Work held back so as not to take
+        the CPU from the first paint may begin now (the cold start builds the engine);
+        otherwise nothing. Called any number of times."""
+        ...
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(topic)`` on every change; returns the unsubscribe function."""
         ...

@@ -314,6 +314,9 @@ class FakeGovernorClient(AlertsThroughFeed):
     async def confirm_identity(self, password: str) -> bool:
         return password == self.step_up_password
 
+    def screen_drawn(self) -> None:
+        """Nothing held back in memory."""
+
     # reads
     def server_now(self) -> datetime:
         """The fake's clock is the server's."""

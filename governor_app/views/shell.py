@@ -144,6 +144,9 @@ class Shell:
         else:
             self.route = addresses.after_sign_in(_normal(opened))
         frame = ft.Column([self._banner, self._nav_host], spacing=0, expand=True)
+        # Flutter reports the frame's size once it has laid it out: the first screen is
+        # on view, and the client may start what it held back for the first paint.
+        frame.on_size_change = self._on_frame_laid_out
         layers: list[ft.Control] = [ft.Container(frame, left=0, top=0, right=0, bottom=0)]
         if self.push is not None:
             from governor_app.views.banners import BannerStack
@@ -154,6 +157,10 @@ class Shell:
         self._render()  # before add: the first screen goes out in the page's first message
         page.add(ft.SafeArea(content=ft.Stack(layers, expand=True), expand=True))
         self._tick_task = asyncio.create_task(self._tick())
+
+    def _on_frame_laid_out(self, e: Any = None) -> None:
+        self.client.screen_drawn()
+        ft.context.disable_auto_update()  # nothing on the page changed
 
     def _on_disconnect(self, e: Any = None) -> None:
         self._away = True

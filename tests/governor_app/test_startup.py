@@ -114,6 +114,45 @@ def test_first_screen_reads_the_store_then_the_engine_takes_over(tmp_path: Path)
     asyncio.run(main())
 
 
+def test_the_engine_is_built_when_the_ui_says_the_first_screen_is_drawn(
+        tmp_path: Path) -> None:
+    """Not while the browser draws it: the build's imports took the CPU from the drawing.
+    The dashboard read only arms a fallback (an hour here: it must not be what builds)."""
+    path = keep_store(tmp_path / DATABASE_NAME, engine := Engine(now=lambda: NOW))
+    build, threads = builder(engine)
+    client = StartingClient(build, path, SERVER, clock=lambda: NOW, after_first_screen=3600)
+
+    async def main() -> None:
+        await client.start()
+        client.dashboard()  # the first screen is being built
+        await asyncio.sleep(0.05)
+        assert threads == [] and client.starting  # held back while it is drawn
+        # A handler may run in a worker thread: the build still starts once, on the loop.
+        await asyncio.gather(*(asyncio.to_thread(client.screen_drawn) for _ in range(4)))
+        await handed_over(client)
+        assert threads == ["engine-build"] and engine.started == 1
+        client.screen_drawn()  # later layouts (a resize) change nothing
+        assert threads == ["engine-build"]
+        await client.stop()
+
+    asyncio.run(main())
+
+
+def test_the_engine_is_built_anyway_when_the_ui_never_says_it_drew(tmp_path: Path) -> None:
+    path = keep_store(tmp_path / DATABASE_NAME, engine := Engine(now=lambda: NOW))
+    build, threads = builder(engine)
+    client = StartingClient(build, path, SERVER, clock=lambda: NOW, after_first_screen=0.05)
+
+    async def main() -> None:
+        await client.start()
+        client.dashboard()
+        await handed_over(client)
+        assert threads == ["engine-build"] and not client.starting
+        await client.stop()
+
+    asyncio.run(main())
+
+
 def test_the_store_holds_the_reason_sealed_and_no_snapshot_is_left(tmp_path: Path) -> None:
     path = keep_store(tmp_path / DATABASE_NAME, engine := Engine(now=lambda: NOW))
     stale = tmp_path / STALE_SNAPSHOT_NAME

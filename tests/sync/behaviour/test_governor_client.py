@@ -161,6 +161,19 @@ def test_the_sync_interval_is_a_positive_number_of_seconds(world: World) -> None
     world.run(scenario)
 
 
+def test_saying_a_screen_is_drawn_changes_nothing_the_client_says(world: World) -> None:
+    async def scenario(client: GovernorClient) -> None:
+        approval_id = await world.fresh_pending(client)
+        before = (client.account(), client.approval_count("pending"),
+                  client.approval(approval_id), client.status().signed_in)
+        for _ in range(3):  # every layout of the frame says it again
+            client.screen_drawn()
+        await asyncio.sleep(0)
+        assert (client.account(), client.approval_count("pending"),
+                client.approval(approval_id), client.status().signed_in) == before
+    world.run(scenario)
+
+
 def test_server_time_is_an_aware_datetime(world: World) -> None:
     async def scenario(client: GovernorClient) -> None:
         now = client.server_now()
