@@ -17,10 +17,14 @@ each judged as a ratio to a baseline measured in the same run, the absolute figu
   and ``limit_ms_per_500`` (both CPU ms), ``limit_wall_ms_per_500`` (wall, for
   information), and the client's split into ``client_enqueue_ms_per_500`` (the
   ``approve()`` calls: one durable transaction per tap) and ``client_upload_ms_per_500``
-  (claim, send, read, record). The outbox asks for the slim answer (``Prefer:
-  return=minimal``): against a stub that gives it, the upload reads and records each
-  request's status and version only; against one that answers in full, the whole
-  request is parsed and merged into the cache.
+  (claim, send, read, record). For information, no target: the same bodies to the
+  decisions endpoint as FastAPI is usually written (``bench/_limit_orm.py``, the issue's
+  own measure of "a bare FastAPI endpoint"), once per limit run:
+  ``drain_vs_orm_endpoint_ratio``, ``client_per_500_vs_orm_endpoint_ratio``,
+  ``orm_endpoint_10k_per_s``, ``orm_endpoint_ms_per_500`` (CPU). The outbox asks for
+  the slim answer (``Prefer: return=minimal``): against a stub that gives it, the upload
+  reads and records each request's status and version only; against one that answers in
+  full, the whole request is parsed and merged into the cache.
 - ``initial_sync_vs_limit_ratio`` (max 3): wall time over wall time, both measured the
   same way (``time.perf_counter()`` around the whole catch-up, in this process, each
   against a server in its own process): an empty store catching up 10,000 seeds from the
@@ -123,6 +127,10 @@ SHORT_NAMES = {
     "limit_wall_ms_per_500": "limit_wall_ms_per_500_drain_2k",
     "client_enqueue_ms_per_500": "client_enqueue_ms_per_500_drain_2k",
     "client_upload_ms_per_500": "client_upload_ms_per_500_drain_2k",
+    "drain_vs_orm_endpoint_ratio": "drain_2k_vs_orm_endpoint_ratio",
+    "client_per_500_vs_orm_endpoint_ratio": "client_per_500_drain_2k_vs_orm_endpoint_ratio",
+    "orm_endpoint_10k_per_s": "orm_endpoint_2k_per_s",
+    "orm_endpoint_ms_per_500": "orm_endpoint_ms_per_500_drain_2k",
     "fts_100k_p95_ms": "fts_20k_p95_ms",
     "rss_100k_seeds_mb": "rss_20k_seeds_mb",
 }
@@ -387,6 +395,8 @@ async def decisions_run(work: Path, figures: dict[str, float], notes: list[str])
         # LIMIT_RUNS times, each on a fresh file, medians of wall and of CPU time.
         limit_walls: list[float] = []
         limit_cpus: list[float] = []
+        orm_walls: list[float] = []
+        orm_cpus: list[float] = []
         for run in range(LIMIT_RUNS):
             limit_dir = work / f"limit-{run}"
             with running_limit(limit_dir) as limit_url:
@@ -396,6 +406,10 @@ async def decisions_run(work: Path, figures: dict[str, float], notes: list[str])
                                    f"{len(drain_ids)} decisions")
             limit_walls.append(wall)
             limit_cpus.append(limit_cpu)
+            with running_limit(work / f"orm-{run}", orm=True) as orm_url:
+                wall, orm_cpu = await post_to_limit(orm_url, batches, depth=DEPTH)
+            orm_walls.append(wall)
+            orm_cpus.append(orm_cpu)
         limit_seconds = statistics.median(limit_walls)
         per_500 = len(drain_ids) / 500
         rate, limit_rate = len(drain_ids) / seconds, len(drain_ids) / limit_seconds
@@ -409,6 +423,12 @@ async def decisions_run(work: Path, figures: dict[str, float], notes: list[str])
         figures[named("client_ms_per_500")] = round(client_ms, 1)
         figures[named("limit_ms_per_500")] = round(limit_ms, 1)
         figures[named("limit_wall_ms_per_500")] = round(limit_seconds * 1000 / per_500, 1)
+        orm_rate = len(drain_ids) / statistics.median(orm_walls)
+        orm_ms = statistics.median(orm_cpus) * 1000 / per_500
+        figures[named("drain_vs_orm_endpoint_ratio")] = round(rate / orm_rate, 3)
+        figures[named("client_per_500_vs_orm_endpoint_ratio")] = round(client_ms / orm_ms, 3)
+        figures[named("orm_endpoint_10k_per_s")] = round(orm_rate, 1)
+        figures[named("orm_endpoint_ms_per_500")] = round(orm_ms, 1)
         # The client's cost split: each approve() (a tap: checks and one durable outbox
         # row), and the upload (claim, send, read the answers, record the outcomes).
         figures[named("client_enqueue_ms_per_500")] = round(enqueue_cpu * 1000 / per_500, 1)
@@ -420,6 +440,9 @@ async def decisions_run(work: Path, figures: dict[str, float], notes: list[str])
         notes.append(f"limit: the same {len(batches)} bodies, {LIMIT_RUNS} fresh runs: wall "
                      + ", ".join(f"{w:.2f}" for w in limit_walls) + " s; limit CPU "
                      + ", ".join(f"{c:.2f}" for c in limit_cpus) + " s (medians compared)")
+        notes.append("usual FastAPI endpoint (information): wall "
+                     + ", ".join(f"{w:.2f}" for w in orm_walls) + " s; its CPU "
+                     + ", ".join(f"{c:.2f}" for c in orm_cpus) + " s")
 
         # One request per decision, same engine code, batch size 1.
         single = _engine(url, auth, work / "client-single", batch_size=1)

@@ -69,3 +69,42 @@ def test_its_cpu_time_grows_with_the_work_it_does(tmp_path: Path) -> None:
             {"decisions": [{**i, "id": f"{n}-{i['id']}"} for i in _items(200)]}))
     after = client.get("/cpu").json()["data"]["cpu_s"]
     assert isinstance(before, float) and after > before
+
+
+# --- the decisions endpoint as FastAPI is usually written (information beside the limit) ---
+
+def test_the_usual_fastapi_endpoint_stores_a_batch_durably_in_order(tmp_path: Path) -> None:
+    from bench._limit_orm import create_orm_app
+
+    client = TestClient(create_orm_app(tmp_path / "orm.db"))
+    response = client.post("/v1/mobile/decisions", json={"decisions": _items(500)})
+    assert response.status_code == 200
+    assert [r["id"] for r in response.json()["data"]] == [f"d-{i}" for i in range(500)]
+    assert {r["outcome"] for r in response.json()["data"]} == {"applied"}
+    with sqlite3.connect(tmp_path / "orm.db") as db:
+        assert db.execute("SELECT count(*) FROM decision").fetchone()[0] == 500
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT approval_id FROM decision WHERE id = 'd-7'"
+                          ).fetchone()[0] == "REQ-7"
+
+
+def test_the_usual_fastapi_endpoint_refuses_a_bad_batch_and_stores_none(
+        tmp_path: Path) -> None:
+    from bench._limit_orm import create_orm_app
+
+    client = TestClient(create_orm_app(tmp_path / "orm.db"))
+    broken = [*_items(3), {"id": "no-approval"}]
+    answer = client.post("/v1/mobile/decisions", json={"decisions": broken})
+    assert answer.status_code == 422 and "approval_id" in answer.text
+    assert client.post("/v1/mobile/decisions", json={"decisions": _items(2)}).status_code == 200
+    with sqlite3.connect(tmp_path / "orm.db") as db:
+        assert db.execute("SELECT count(*) FROM decision").fetchone()[0] == 2
+
+
+def test_the_usual_fastapi_endpoint_keeps_its_table_out_of_the_stubs_metadata() -> None:
+    from sqlmodel import SQLModel
+
+    import backend_stub.domain.models  # noqa: F401  (the stub's own decision table)
+    from bench._limit_orm import OrmDecision
+
+    assert OrmDecision.metadata is not SQLModel.metadata
