@@ -206,12 +206,12 @@ def measure(work: Path) -> dict[str, Any]:
                               "decided_at": "2026-01-01T00:00:00Z", "device_id": "bench"}
                              for i, approval_id in enumerate(ids)]
                     body = json.dumps({"decisions": items}).encode()
-                    # The same body to both, back to back, alternating which goes first;
-                    # the last FULL_BATCHES without the preference (the limit is not timed).
+                    # The same body to each, back to back, alternating the order; the last
+                    # FULL_BATCHES without the preference (the two limits are not timed).
                     full = n >= BATCHES
-                    pair = [(stub, full_ms if full else batch_ms), (limit, limit_ms),
-                            (orm, orm_ms)]
-                    for client, samples in (pair if n % 2 else pair[::-1]):
+                    sides = [(stub, full_ms if full else batch_ms), (limit, limit_ms),
+                             (orm, orm_ms)]
+                    for client, samples in (sides if n % 2 else sides[::-1]):
                         started = time.perf_counter()
                         response = client.post(
                             "/v1/mobile/decisions", content=body,

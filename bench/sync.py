@@ -304,6 +304,18 @@ async def post_to_limit(url: str, batches: list[bytes], *, depth: int) -> tuple[
         return seconds, await _limit_cpu(client) - cpu
 
 
+async def limit_run(limit_dir: Path, batches: list[bytes], decisions: int, *,
+                    orm: bool = False) -> tuple[float, float]:
+    """``post_to_limit`` on a fresh limit app (``orm``: the usual-FastAPI one) over
+    ``limit_dir``, which must then hold every one of the ``decisions``."""
+    with running_limit(limit_dir, orm=orm) as url:
+        wall, cpu = await post_to_limit(url, batches, depth=DEPTH)
+    if _limit_rows(limit_dir) != decisions:
+        raise RuntimeError(f"the limit app stored {_limit_rows(limit_dir)} of {decisions} "
+                           "decisions")
+    return wall, cpu
+
+
 def _limit_rows(limit_dir: Path) -> int:
     with sqlite3.connect(limit_dir / "limit.db") as db:
         return int(db.execute("SELECT count(*) FROM decision").fetchone()[0])
@@ -398,16 +410,11 @@ async def decisions_run(work: Path, figures: dict[str, float], notes: list[str])
         orm_walls: list[float] = []
         orm_cpus: list[float] = []
         for run in range(LIMIT_RUNS):
-            limit_dir = work / f"limit-{run}"
-            with running_limit(limit_dir) as limit_url:
-                wall, limit_cpu = await post_to_limit(limit_url, batches, depth=DEPTH)
-            if _limit_rows(limit_dir) != len(drain_ids):
-                raise RuntimeError(f"the limit app stored {_limit_rows(limit_dir)} of "
-                                   f"{len(drain_ids)} decisions")
+            wall, limit_cpu = await limit_run(work / f"limit-{run}", batches, len(drain_ids))
             limit_walls.append(wall)
             limit_cpus.append(limit_cpu)
-            with running_limit(work / f"orm-{run}", orm=True) as orm_url:
-                wall, orm_cpu = await post_to_limit(orm_url, batches, depth=DEPTH)
+            wall, orm_cpu = await limit_run(work / f"orm-{run}", batches, len(drain_ids),
+                                            orm=True)
             orm_walls.append(wall)
             orm_cpus.append(orm_cpu)
         limit_seconds = statistics.median(limit_walls)

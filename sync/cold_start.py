@@ -268,9 +268,10 @@ class StartingClient:
         """The first screen is on view: build the engine now (the fallback timer of the
         dashboard read is then moot). Safe from any thread: the UI may call it from a
         handler's worker thread."""
-        if self._first is not None and self._loop is not None \
-                and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._begin_build)
+        loop = self._loop
+        if self._first is not None and loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopped
+                loop.call_soon_threadsafe(self._begin_build)
 
     @property
     def starting(self) -> bool:
