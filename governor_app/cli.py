@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from governor_app.errors import GovernorAppError, StubStartError
 from governor_app.preferences import PreferenceStore
 from governor_app.profile import AppProfile, load_profile
+from sync.errors import ServerUnreachable, SyncError
 from sync.facade import (
     GovernorClient,
     check_server,
@@ -163,18 +164,54 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+# The demo stub has only just said it listens: a sign-in it leaves unanswered is tried
+# again (twice, a pause between), as a person would press the button again.
+DEMO_SIGN_IN_TRIES = 3
+DEMO_SIGN_IN_PAUSE_S = 2.0
+
+
+async def demo_sign_in(client: GovernorClient, *, say: Callable[[str], None] = _say,
+                       stub_output: Callable[[], Sequence[str]] = tuple,
+                       tries: int = DEMO_SIGN_IN_TRIES,
+                       pause: float = DEMO_SIGN_IN_PAUSE_S) -> bool:
+    """Sign in as the demo governor and sync once; True when signed in.
+
+    A failed sign-in never stops the demo: the app opens on its sign-in screen (a
+    blank page was all a failure left before, the client having failed to start), and the
+    console says why, with the stub's last lines. A sync that fails is shown by the app."""
+    for attempt in range(1, tries + 1):
+        try:
+            await client.sign_in_with_password(*DEMO_USER)
+            break
+        except ServerUnreachable as exc:
+            if attempt < tries:
+                say(f"demo sign-in: the stub did not answer ({exc}); trying again "
+                    f"({attempt + 1} of {tries})")
+                await asyncio.sleep(pause)
+                continue
+            failure: SyncError = exc
+        except SyncError as exc:
+            failure = exc
+        say(f"demo sign-in failed: {failure}\nThe app opens on its sign-in screen: sign in "
+            f"there as {DEMO_USER[0]!r} with the password {DEMO_USER[1]!r}. The stub's "
+            "last lines:\n" + "".join(f"  {line.rstrip()}\n" for line in stub_output()[-15:]))
+        return False
+    try:
+        await client.sync_now()
+    except Exception as exc:  # the app shows sync errors itself
+        say(f"first sync failed: {exc}")
+    return True
+
+
 def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
-            auto_login: bool = False, fake: int | None = None) -> None:
+            auto_login: bool = False, fake: int | None = None,
+            stub_output: Callable[[], Sequence[str]] = tuple) -> None:
     from governor_app.app import serve
     from governor_app.startup import prewarm
 
     async def before_serve(client: GovernorClient) -> None:
         if auto_login and client.account() is None:
-            await client.sign_in_with_password(*DEMO_USER)
-            try:
-                await client.sync_now()
-            except Exception as exc:  # the app shows sync errors itself
-                _say(f"first sync failed: {exc}")
+            await demo_sign_in(client, stub_output=stub_output)
 
     @functools.cache
     def step_up() -> bool:
@@ -283,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"governance stub: {stub.url}")
             profile = load_profile(profile_path, server_url=stub.url, port=args.port)
             run_app(profile, web=wants_web(profile, args.web), data_dir=data_dir,
-                    auto_login=not args.no_auto_login, fake=args.fake_client)
+                    auto_login=not args.no_auto_login, fake=args.fake_client,
+                    stub_output=functools.partial(list, stub.output))
         else:
             profile = app_profile(profile_path, preference_store(args.data_dir),
                                   server=args.server, port=args.port)

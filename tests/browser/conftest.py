@@ -83,8 +83,18 @@ def app_against(tmp_path: Path) -> Iterator[object]:
     yield start
     for proc in started:
         proc.stop()
-        # Shown by pytest only when the test failed.
-        print(f"--- app output ({proc.url}) ---\n" + "".join(proc.output[-60:]))
+
+
+@pytest.fixture(autouse=True)
+def _app_output() -> Iterator[None]:
+    """The output of every app a test started, printed after it (pytest shows it only when
+    the test failed): why a screen never came is often said there (a refused sign-in, a
+    traceback), and without it a failure in CI says only what the test waited for."""
+    AppProcess.forget_made()
+    yield
+    for proc in AppProcess.forget_made():
+        print(f"--- app output ({proc.url}, {' '.join(proc.args[3:])}) ---\n"
+              + "".join(proc.output[-80:]))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, Playwright
@@ -55,7 +55,17 @@ def chromium_missing_reason() -> str | None:
 
 
 class AppProcess:
-    """``governor app|demo ... --web`` in its own process group."""
+    """``governor app|demo ... --web`` in its own process group.
+
+    Every instance is kept in ``AppProcess.made`` until ``forget_made()``: the browser
+    tests' conftest prints each one's output when a test fails, whoever started it."""
+
+    made: ClassVar[list[AppProcess]] = []
+
+    @classmethod
+    def forget_made(cls) -> list[AppProcess]:
+        made, cls.made = cls.made, []
+        return made
 
     def __init__(self, args: Sequence[str], *, data_dir: Path, port: int | None = None,
                  env: dict[str, str] | None = None) -> None:
@@ -68,6 +78,7 @@ class AppProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.started_at = 0.0
         self._ready = threading.Event()
+        AppProcess.made.append(self)
 
     def start(self, wait: bool = True, timeout: float = 90.0) -> AppProcess:
         self.started_at = time.perf_counter()

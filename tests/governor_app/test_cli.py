@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -16,6 +17,9 @@ import pytest
 
 from governor_app import cli
 from governor_app.profile import AppProfile, load_profile
+from sync.errors import AuthFlowError, ServerUnreachable, SyncError
+from sync.fakes import FakeGovernorClient
+from sync.models import Account
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,6 +114,7 @@ class _RecordingStub:
     def __init__(self, data_dir: Path, port: int, activity: float | None = None) -> None:
         self.made.append((data_dir, port, activity))
         self.url = f"http://127.0.0.1:{port}"
+        self.output: list[str] = []
 
     def start(self) -> None:
         pass
@@ -162,3 +167,75 @@ def test_receipts_verify_checks_what_the_local_database_keeps(tmp_path: Path) ->
     assert verify_receipts(tmp_path, out.append, err.append) == 0
     assert out == ["0 receipt(s) verified, 0 invalid, 0 awaiting the server, against 0 "
                    "cached signing key(s)."]
+
+
+class _SilentAtFirst(FakeGovernorClient):
+    """A stub that has just started: the first ``silent`` sign-ins go unanswered."""
+
+    def __init__(self, silent: int, refusal: SyncError | None = None) -> None:
+        super().__init__(signed_in_as=None)
+        self.silent = silent
+        self.refusal = refusal
+        self.tries = 0
+        self.synced = 0
+
+    async def sign_in_with_password(self, username: str, password: str) -> Account:
+        self.tries += 1
+        if self.refusal is not None:
+            raise self.refusal
+        if self.tries <= self.silent:
+            raise ServerUnreachable("Cannot reach http://127.0.0.1:9 to finish signing in "
+                                    "(ReadTimeout)")
+        return await super().sign_in_with_password(username, password)
+
+    async def sync_now(self) -> None:
+        self.synced += 1
+        await super().sync_now()
+
+
+def test_the_demo_sign_in_unanswered_at_first_is_tried_again() -> None:
+    client, said = _SilentAtFirst(silent=2), list[str]()
+    assert asyncio.run(cli.demo_sign_in(client, say=said.append, pause=0))
+    account = client.account()
+    assert account is not None and account.sub == "governor"
+    assert client.tries == 3 and client.synced == 1
+    assert said == [
+        "demo sign-in: the stub did not answer (Cannot reach http://127.0.0.1:9 to finish "
+        "signing in (ReadTimeout)); trying again (2 of 3)",
+        "demo sign-in: the stub did not answer (Cannot reach http://127.0.0.1:9 to finish "
+        "signing in (ReadTimeout)); trying again (3 of 3)"]
+
+
+def test_a_stub_that_never_answers_leaves_the_demo_on_its_sign_in_screen() -> None:
+    """Not a client that failed to start (every page blank): signed out, the app shows its
+    sign-in screen, and the console says why with the stub's last lines."""
+    client, said = _SilentAtFirst(silent=99), list[str]()
+    signed_in = asyncio.run(cli.demo_sign_in(
+        client, say=said.append, pause=0,
+        stub_output=lambda: ["starting\n", "governance stub listening on http://x\n"]))
+    assert not signed_in and client.account() is None and client.synced == 0
+    assert client.tries == cli.DEMO_SIGN_IN_TRIES
+    assert said[-1] == (
+        "demo sign-in failed: Cannot reach http://127.0.0.1:9 to finish signing in "
+        "(ReadTimeout)\nThe app opens on its sign-in screen: sign in there as 'governor' "
+        "with the password 'governor'. The stub's last lines:\n"
+        "  starting\n  governance stub listening on http://x\n")
+
+
+def test_a_refused_demo_sign_in_is_not_tried_again() -> None:
+    client, said = _SilentAtFirst(0, AuthFlowError("The server refused the password for "
+                                                   "'governor'")), list[str]()
+    assert not asyncio.run(cli.demo_sign_in(client, say=said.append, pause=0))
+    assert client.tries == 1 and len(said) == 1
+    assert said[0].startswith("demo sign-in failed: The server refused the password")
+
+
+def test_a_failed_first_sync_is_said_and_the_demo_stays_signed_in() -> None:
+    class Offline(_SilentAtFirst):
+        async def sync_now(self) -> None:
+            raise ServerUnreachable("The server is unreachable; decisions stay queued.")
+
+    client, said = Offline(silent=0), list[str]()
+    assert asyncio.run(cli.demo_sign_in(client, say=said.append, pause=0))
+    assert client.account() is not None
+    assert said == ["first sync failed: The server is unreachable; decisions stay queued."]
