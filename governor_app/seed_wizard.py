@@ -13,14 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from governor_app import format as fmt
 from governor_app.form_errors import ShownErrors
 from sync.models import SeedDraft, SeedSchema
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 # Capability patterns are offered as choices: the server also parses them by a grammar no
 # JSON Schema can say, and each of these is one it accepts.
@@ -202,6 +202,11 @@ class SeedWizard:
 
     def _issues(self) -> Iterator[tuple[str, str]]:
         assert self.schema is not None
+        # Imported here, not with the module: the shell imports this module (the seeds
+        # list describes conditions with it) before the first screen, and jsonschema took
+        # ~40 ms of that; only the wizard validates.
+        from jsonschema import Draft202012Validator
+
         labels = {**FIELD_LABELS, **{f.name: f.label for f in self.fields()}}
         validator = Draft202012Validator(self.schema.body)
         for error in validator.iter_errors(self.body()):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -432,6 +434,16 @@ def test_prewarm_names_come_from_the_first_screen() -> None:
     names = flet_names_used()
     assert {"NavigationRail", "Card", "ResponsiveRow", "Semantics", "TextField"} <= names
     assert "SegmentedButton" not in names  # the approvals list: imported when opened
+
+
+def test_what_prewarm_imports_leaves_the_wizards_validator_for_the_wizard() -> None:
+    """jsonschema (~40 ms of imports) is the seed wizard's alone: the frame and the first
+    screen, which prewarm imports while the browser loads, must not pull it in."""
+    code = ("import sys; from governor_app.startup import prewarm; prewarm(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'jsonschema'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 def test_server_time_is_the_device_clock_until_the_engine_answers_it(tmp_path: Path) -> None:
