@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from platformdirs import user_data_dir
 from pydantic import Field
@@ -40,15 +39,9 @@ class GovernorSettings(BaseSettings):
     allow_insecure_http: bool = False
     ca_bundle: Path | None = None
 
-    # Notification preferences
-    notifications_enabled: bool = True
-    quiet_hours_start: str | None = None  # "22:00", local time
-    quiet_hours_end: str | None = None  # "07:00"
-    quiet_hours_allow_urgent: bool = True  # veto deadlines still break through
-    notify_budget_alerts: bool = True
-    notify_violations: bool = True
-
-    theme: Literal["system", "light", "dark"] = "system"
+    # The governor's own choices (theme, notifications, quiet hours) are not settings of
+    # the engine: the app keeps them (governor_app.preferences) and hands the engine what
+    # it needs (``AlertPreferences``). Fields for them here were read by nothing.
 
     # While the event stream is live it tells of every change: the periodic sync then only
     # runs this often, as a safety net (seconds).
