@@ -243,21 +243,30 @@ class DesktopBackend(Protocol):
     async def clear(self, identifier: str) -> None: ...
 
 
+# How long the OS notification service may take to answer one call. A D-Bus service that
+# takes the call and never answers would otherwise hold the app's start (push starts
+# before the first screen) and every alert after it, for ever.
+OS_SERVICE_TIMEOUT_S = 3.0
+
+
 class DesktopNotifier:
     """OS notifications with action buttons, or a no-op saying why not.
 
     ``probe()`` must run once (``start``) before ``show``: it opens the platform's
     notification service (D-Bus on Linux, Notification Center on macOS, WinRT on
     Windows) and records whether it answered. Pressing a button calls the action handler,
-    exactly as a banner button does.
+    exactly as a banner button does. A service silent for ``timeout`` seconds counts as
+    failed: in-app banners only.
     """
 
     name = "desktop notification"
 
     def __init__(self, app_name: str = "WAOOAW Governor",
-                 backend_factory: Callable[[str], DesktopBackend] | None = None) -> None:
+                 backend_factory: Callable[[str], DesktopBackend] | None = None,
+                 timeout: float = OS_SERVICE_TIMEOUT_S) -> None:
         self._app_name = app_name
         self._factory = backend_factory
+        self._timeout = timeout
         self._backend: DesktopBackend | None = None
         self._buttons = False
         self.active = False
@@ -278,7 +287,12 @@ class DesktopNotifier:
         try:
             factory = self._factory or _default_desktop_backend
             backend = factory(self._app_name)
-            capabilities = await backend.get_capabilities()
+            capabilities = await asyncio.wait_for(backend.get_capabilities(), self._timeout)
+        except TimeoutError:
+            self.active = False
+            self.reason = (f"the OS notification service did not answer in "
+                           f"{self._timeout:g} s; in-app banners only")
+            return False
         except Exception as exc:
             self.active = False
             self.reason = (f"no OS notification service answered ({exc.__class__.__name__}: "
@@ -307,7 +321,8 @@ class DesktopNotifier:
                 [(a.label, self._callback(alert, a.id)) for a in alert.actions
                  if a.id != ActionId.OPEN])
         try:
-            self._shown[alert.id] = await self._backend.send(alert.title, alert.body, **kwargs)
+            self._shown[alert.id] = await asyncio.wait_for(
+                self._backend.send(alert.title, alert.body, **kwargs), self._timeout)
         except Exception as exc:
             # A notification server that vanished must not stop the banners.
             self.active = False
@@ -317,8 +332,8 @@ class DesktopNotifier:
     async def withdraw(self, alert_id: str) -> None:
         identifier = self._shown.pop(alert_id, None)
         if identifier is not None and self._backend is not None:
-            with contextlib.suppress(Exception):
-                await self._backend.clear(identifier)
+            with contextlib.suppress(Exception):  # a timeout too: the OS may keep it
+                await asyncio.wait_for(self._backend.clear(identifier), self._timeout)
 
     def _callback(self, alert: Alert, action_id: str) -> Callable[[], None]:
         def pressed() -> None:

@@ -493,6 +493,65 @@ def test_desktop_notifier_that_fails_to_send_turns_itself_off() -> None:
     asyncio.run(main())
 
 
+class SilentBackend(FakeBackend):
+    """A service that takes each call and never answers (``silent``: which calls)."""
+
+    def __init__(self, silent: set[str]) -> None:
+        super().__init__(["TITLE", "BUTTONS"])
+        self.silent = silent
+
+    async def _maybe_hang(self, call: str) -> None:
+        if call in self.silent:
+            await asyncio.Event().wait()
+
+    async def get_capabilities(self) -> Any:
+        await self._maybe_hang("get_capabilities")
+        return await super().get_capabilities()
+
+    async def send(self, title: str, message: str, **kwargs: Any) -> str:
+        await self._maybe_hang("send")
+        return await super().send(title, message, **kwargs)
+
+    async def clear(self, identifier: str) -> None:
+        await self._maybe_hang("clear")
+        await super().clear(identifier)
+
+
+def test_a_notification_service_that_never_answers_does_not_hold_the_app() -> None:
+    """Push starts before the first screen: a silent D-Bus service must not hold it."""
+    async def main() -> None:
+        desktop = DesktopNotifier(backend_factory=lambda name: SilentBackend(
+            {"get_capabilities"}), timeout=0.05)
+        assert await asyncio.wait_for(desktop.probe(), 5) is False
+        info = desktop.info()[0]
+        assert not info.active
+        assert info.reason == ("the OS notification service did not answer in 0.05 s; "
+                               "in-app banners only")
+
+    asyncio.run(main())
+
+
+def test_a_notification_service_silent_on_send_turns_itself_off_and_clear_returns() -> None:
+    async def main() -> None:
+        backend = SilentBackend({"send"})
+        desktop = DesktopNotifier(backend_factory=lambda name: backend, timeout=0.05)
+        assert await desktop.probe()
+        await asyncio.wait_for(desktop.show(alert_for(PENDING)), 5)
+        info = desktop.info()[0]
+        assert not info.active
+        assert info.reason == "the OS notification service failed (TimeoutError)"
+
+        backend = SilentBackend({"clear"})
+        desktop = DesktopNotifier(backend_factory=lambda name: backend, timeout=0.05)
+        assert await desktop.probe()
+        await desktop.show(alert_for(PENDING))
+        assert backend.sent and desktop.info()[0].active
+        await asyncio.wait_for(desktop.withdraw("1"), 5)  # the OS may keep it; we go on
+        assert backend.cleared == []
+
+    asyncio.run(main())
+
+
 def test_desktop_notifier_with_an_empty_service_is_inactive() -> None:
     async def main() -> None:
         desktop = DesktopNotifier(backend_factory=lambda name: FakeBackend([]))
