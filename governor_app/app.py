@@ -83,12 +83,11 @@ class GovernorApp:
 
     async def main(self, page: ft.Page) -> None:
         client = await self.client()
-        step_up = self.step_up_for_veto
         from governor_app.views.routes import resolve
         from governor_app.views.shell import Shell
 
         shell = Shell(page, client, routes=resolve, clock=self.clock,
-                      step_up_for_veto=step_up() if callable(step_up) else step_up,
+                      step_up_for_veto=self.step_up_for_veto,
                       undo_seconds=self.undo_seconds, preferences=self.preferences,
                       server_url=self.server_url, push=await self.start_push())
         await shell.mount()

@@ -220,8 +220,7 @@ def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
     def listening(url: str) -> None:
         _say(f"governor app: {url}")
         # While the browser loads Flutter, import what the first screen needs.
-        threading.Thread(target=prewarm, args=(step_up,), name="prewarm",
-                         daemon=True).start()
+        threading.Thread(target=prewarm, name="prewarm", daemon=True).start()
 
     def make_client() -> GovernorClient:
         if fake is not None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 VIEWS_DIR = Path(__file__).resolve().parent / "views"
@@ -29,11 +28,13 @@ def flet_names_used(views_dir: Path = VIEWS_DIR, files: tuple[str, ...] = FIRST_
     return names
 
 
-def prewarm(*extra: Callable[[], object]) -> None:
-    """Import what the first screen needs, then run ``extra`` (facts the first screen
-    asks for, cached by their owner). Meant for a thread started once the server
+def prewarm() -> None:
+    """Import what the first screen needs. Meant for a thread started once the server
     listens: Flet imports a control's module on its first use, which would otherwise
-    happen while the first screen is built, after the browser has connected."""
+    happen while the first screen is built, after the browser has connected. Only that:
+    this thread takes the CPU from the browser loading Flutter (2 cores), so what the
+    first screen does not draw (the engine's settings, the other screens' validators)
+    waits for its first use."""
     import flet as ft
 
     # Every screen (the route table) and the frame it is handed to.
@@ -42,5 +43,3 @@ def prewarm(*extra: Callable[[], object]) -> None:
     for name in sorted(flet_names_used()):
         with contextlib.suppress(AttributeError):
             getattr(ft, name)
-    for fn in extra:
-        fn()

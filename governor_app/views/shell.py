@@ -42,7 +42,8 @@ class Shell:
     builder draws it."""
 
     def __init__(self, page: ft.Page, client: GovernorClient, *, routes: Routes,
-                 clock: Callable[[], datetime], step_up_for_veto: bool = False,
+                 clock: Callable[[], datetime],
+                 step_up_for_veto: bool | Callable[[], bool] = False,
                  undo_seconds: float = rules.UNDO_SECONDS,
                  preferences: PreferenceStore | None = None,
                  server_url: str = "", push: PushService | None = None) -> None:
@@ -55,7 +56,7 @@ class Shell:
         self.server_url = server_url
         self.client = client
         self.clock = clock
-        self.step_up_for_veto = step_up_for_veto
+        self._step_up_for_veto = step_up_for_veto
         self.undo_seconds = undo_seconds
         self.route = addresses.HOME
         # The address opened while signed out: shown once signed in.
@@ -109,6 +110,18 @@ class Shell:
         self._away = False
         self.typing = False  # a text field has focus: shortcuts are off
         self.file_picker: ft.FilePicker | None = None
+
+    @property
+    def step_up_for_veto(self) -> bool:
+        """A veto asks for the password first. Read when a veto is made, not when the
+        session starts: the launcher's answer reads the engine's settings (~45 ms the first
+        time), which the first screen need not wait for."""
+        value = self._step_up_for_veto
+        return value() if callable(value) else value
+
+    @step_up_for_veto.setter
+    def step_up_for_veto(self, value: bool) -> None:
+        self._step_up_for_veto = value
 
     # --- lifecycle ---------------------------------------------------------------------
     async def mount(self) -> None:

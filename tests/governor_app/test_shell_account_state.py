@@ -85,3 +85,22 @@ def test_a_tab_opened_signed_in_knows_whose_state_it_holds() -> None:
         await shell._changed("auth")
         assert shell.state.veto_forms == {}
     asyncio.run(scenario())
+
+
+def test_the_step_up_is_asked_of_the_launcher_when_a_veto_needs_it_not_at_the_start(
+        ) -> None:
+    """The launcher's answer reads the engine's settings: the first screen must not wait
+    for it (``Shell.step_up_for_veto``)."""
+    asked: list[bool] = []
+
+    def step_up() -> bool:
+        asked.append(True)
+        return True
+
+    client = FakeGovernorClient(now=lambda: NOW)
+    shell = Shell(RenderingPage(), client, routes=routes,  # type: ignore[arg-type]
+                  clock=lambda: NOW, step_up_for_veto=step_up)
+    assert asked == []
+    assert shell.step_up_for_veto is True and asked == [True]
+    shell.step_up_for_veto = False  # a plain answer, as the view tests give
+    assert shell.step_up_for_veto is False and asked == [True]
