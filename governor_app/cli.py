@@ -184,23 +184,26 @@ async def demo_sign_in(client: GovernorClient, *, say: Callable[[str], None] = _
             await client.sign_in_with_password(*DEMO_USER)
             break
         except ServerUnreachable as exc:
-            if attempt < tries:
-                say(f"demo sign-in: the stub did not answer ({exc}); trying again "
-                    f"({attempt + 1} of {tries})")
-                await asyncio.sleep(pause)
-                continue
-            failure: SyncError = exc
-        except SyncError as exc:
-            failure = exc
-        say(f"demo sign-in failed: {failure}\nThe app opens on its sign-in screen: sign in "
-            f"there as {DEMO_USER[0]!r} with the password {DEMO_USER[1]!r}. The stub's "
-            "last lines:\n" + "".join(f"  {line.rstrip()}\n" for line in stub_output()[-15:]))
-        return False
+            if attempt == tries:
+                return _demo_sign_in_failed(exc, say, stub_output())
+            say(f"demo sign-in: the stub did not answer ({exc}); trying again "
+                f"({attempt + 1} of {tries})")
+            await asyncio.sleep(pause)
+        except SyncError as exc:  # refused: asking again would be refused again
+            return _demo_sign_in_failed(exc, say, stub_output())
     try:
         await client.sync_now()
     except Exception as exc:  # the app shows sync errors itself
         say(f"first sync failed: {exc}")
     return True
+
+
+def _demo_sign_in_failed(failure: SyncError, say: Callable[[str], None],
+                         stub_lines: Sequence[str]) -> bool:
+    say(f"demo sign-in failed: {failure}\nThe app opens on its sign-in screen: sign in "
+        f"there as {DEMO_USER[0]!r} with the password {DEMO_USER[1]!r}. The stub's last "
+        "lines:\n" + "".join(f"  {line.rstrip()}\n" for line in stub_lines[-15:]))
+    return False
 
 
 def run_app(profile: AppProfile, *, web: bool, data_dir: Path | None,
