@@ -454,15 +454,19 @@ def nav(page: Page, label: str) -> None:
     on_bar = label in ("Dashboard", "Approvals", "Seeds", "Notifications", "More")
     if viewport["width"] < 720 and not on_bar:
         nav(page, "More")
-        _tap_until_at(page, button(page, label), label)
+        tap_until_at(page, button(page, label), label)
         return
     name = re.compile(rf"(^|\s){label}(\s|$)")
     target = page.get_by_role("tab", name=name).or_(page.get_by_role("button", name=name)).first
-    _tap_until_at(page, target, label)
+    tap_until_at(page, target, label)
 
 
-def _tap_until_at(page: Page, target: Locator, label: str) -> None:
-    paths = _NAV_PATHS[label]
+def tap_until_at(page: Page, target: Locator, label: str,
+                 paths: Sequence[str] | None = None) -> None:
+    """Tap ``target`` until the address bar shows one of ``paths`` (by default the
+    destination ``label``'s): a tap Flutter drops while it redraws the control (a sync
+    refreshing the screen under the finger) is tapped again, as a governor would."""
+    paths = paths or _NAV_PATHS[label]
     for _ in range(6):
         try:
             target.click()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from playwright.sync_api import Browser, Page
 
+from governor_app import addresses
 from tests.browser.harness import (
     PHONE,
     SMALL_PHONE,
@@ -20,6 +21,7 @@ from tests.browser.harness import (
     open_app,
     scroll_to_id,
     sign_in,
+    tap_until_at,
     wait_for_text,
 )
 from tests.support.stub_process import StubProcess
@@ -35,9 +37,16 @@ EVERY_ROW_SAYS = """(needle) => {
     return t.includes(needle); }); }"""
 
 
+# Where each figure leads (its list, filtered).
+FIGURE_PATHS = {"pending-approvals": "/approvals", "in-veto-window": "/approvals",
+                "active-agents": "/agents"}
+
+
 def open_figure(page: Page, key: str) -> None:
+    """Tap a dashboard figure until its list opens (a CI run lost the one tap while the
+    first sync redrew the dashboard under it, then waited 60 s on the dashboard)."""
     nav(page, "Dashboard")
-    by_id(page, f"figure-{key}").click()
+    tap_until_at(page, by_id(page, f"figure-{key}"), f"figure {key}", (FIGURE_PATHS[key],))
 
 
 @PHONES
@@ -62,7 +71,8 @@ def test_figures_deadline_and_recent_vetoes_open_what_they_stand_for(
     nearest = label_of(page, "nearest-deadline")
     match = re.search(r"REQ-\d+", nearest + " " + by_id(page, "nearest-deadline").inner_text())
     assert match, nearest
-    by_id(page, "nearest-deadline").click()
+    tap_until_at(page, by_id(page, "nearest-deadline"), "nearest deadline",
+                 (addresses.approval(match.group(0)),))
     wait_for_text(page, "approval-detail", f"Request {match.group(0)}")
 
     nav(page, "Dashboard")
@@ -71,7 +81,8 @@ def test_figures_deadline_and_recent_vetoes_open_what_they_stand_for(
     # Who vetoed, which agent, when: in words, not a raw timestamp.
     assert re.match(r"REQ-\d+ · [^·]+ · vetoed by \w+ .*ago", veto), veto
     assert not re.search(r"\d{4}-\d\d-\d\dT", veto), veto
-    by_id(page, "recent-veto-0").click()
+    tap_until_at(page, by_id(page, "recent-veto-0"), "recent veto",
+                 (addresses.approval(veto.split(" · ")[0]),))
     wait_for_text(page, "approval-detail", f"Request {veto.split(' · ')[0]}")
 
 
