@@ -6,6 +6,7 @@ the steps the app can take; the outbox badge counts the refusal until it is disc
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -13,6 +14,7 @@ from playwright.sync_api import Browser, Page
 
 from tests.browser.harness import (
     DESKTOP,
+    FOCUS_MS,
     RECONNECT_MS,
     AppProcess,
     by_id,
@@ -70,7 +72,16 @@ def test_a_refused_veto_raises_an_urgent_banner_and_the_request_says_what_happen
     wait_for_text(page, "approval-refused", "veto window closed before the veto reached")
     refused = by_id(page, "approval-refused")
     assert refused.get_by_role("button", name="Decide again", exact=True).count() == 0
-    refused.get_by_role("button", name="Discard", exact=True).click()
+    # Tapped again if the tap is lost while a sync redraws the card (seen once under load).
+    for _ in range(6):
+        if refused.count() == 0:
+            break
+        refused.get_by_role("button", name="Discard", exact=True).click()
+        try:
+            refused.wait_for(state="detached", timeout=FOCUS_MS)
+            break
+        except Exception:  # Playwright's TimeoutError: the tap was dropped
+            print("the tap on 'Discard' was dropped; tapping again", file=sys.stderr)
     by_id(page, "approval-refused").wait_for(state="detached")
     wait_for_no_banner(page, "Veto refused")  # discarded: it no longer holds
     page.wait_for_function(
